@@ -1,0 +1,29 @@
+from setuptools import setup
+
+setup(
+    name="vivit",
+    version="0.1.0",
+    description="Triton-accelerated ViViT (Video Vision Transformer): all four variants, Hugging Face compatible",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=["vivit", "kernels"],
+    install_requires=[
+        "torch>=2.5",
+        # Triton ships wheels for Linux x86_64/aarch64 only; elsewhere the eager paths still run.
+        "triton>=3.2; platform_system == 'Linux' and (platform_machine == 'x86_64' or platform_machine == 'aarch64')",
+        "einops>=0.7",
+        "safetensors>=0.4",
+        "numpy>=1.24",
+        "pillow>=10",
+        "av>=12",
+        "tqdm>=4.60",
+        # Scenic (Flax) checkpoints are msgpack files: read them without installing JAX.
+        "msgpack>=1.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-benchmark>=4", "transformers>=4.57", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["vivit=vivit.cli:main"]},
+)

@@ -1,0 +1,5 @@
+import sys
+
+from vivit.cli import main
+
+sys.exit(main())
