@@ -1,0 +1,828 @@
+"""Tubelet patch embedding (ViViT's Conv3d with kernel == stride) as one fused GEMM.
+
+Work in progress: the eager path and the reference are final; the Triton kernels follow.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+
+if HAS_TRITON:
+    import triton
+    import triton.language as tl
+
+    _jit = triton.jit
+else:  # pragma: no cover - the eager path still works; annotations stay unevaluated strings
+
+    def _jit(fn):
+        return fn
+
+
+BACKENDS = ("eager", "triton")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Shapes and argument checks
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
+    """Validate the arguments and return (B, F, C, H, W, D, t, h, w, Tp, Hp, Wp)."""
+    if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 5:
+        got = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+        raise ValueError(f"patch_embed: pixel_values must be 5-D (batch, frames, channels, height, width), got {got}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 5:
+        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        raise ValueError(f"patch_embed: weight must be 5-D (hidden, channels, t, h, w) like Conv3d, got {got}")
+    if not pixel_values.is_floating_point():
+        raise TypeError(f"patch_embed: pixel_values must be a floating tensor, got dtype {pixel_values.dtype}")
+    B, nF, C, H, W = pixel_values.shape
+    D, Cw, t, h, w = weight.shape
+    if Cw != C:
+        raise ValueError(
+            f"patch_embed: pixel_values has {C} channels (dim 2 of (B, F, C, H, W), shape {tuple(pixel_values.shape)})"
+            f" but weight expects {Cw} (dim 1 of {tuple(weight.shape)})"
+        )
+    if nF < t or H < h or W < w:
+        raise ValueError(
+            f"patch_embed: pixel_values (frames, height, width) = {(nF, H, W)} is smaller than one tubelet "
+            f"(t, h, w) = {(t, h, w)} from weight {tuple(weight.shape)}"
+        )
+    if B == 0 or D == 0:
+        raise ValueError(
+            f"patch_embed: empty batch or hidden size (pixel_values {tuple(pixel_values.shape)}, "
+            f"weight {tuple(weight.shape)})"
+        )
+    Tp, Hp, Wp = nF // t, H // h, W // w
+    S = Hp * Wp
+    N = Tp * S
+    for name, tensor in (("weight", weight), ("bias", bias), ("pos_embed", pos_embed), ("cls_token", cls_token)):
+        if tensor is None:
+            continue
+        if tensor.dtype != pixel_values.dtype:
+            raise TypeError(
+                f"patch_embed: {name} has dtype {tensor.dtype}, expected pixel_values' dtype {pixel_values.dtype}"
+            )
+        if tensor.device != pixel_values.device:
+            raise ValueError(
+                f"patch_embed: {name} is on {tensor.device}, expected pixel_values' device {pixel_values.device}"
+            )
+    if bias is not None and tuple(bias.shape) != (D,):
+        raise ValueError(f"patch_embed: bias must have shape (hidden,) = {(D,)}, got {tuple(bias.shape)}")
+    if cls_token is not None and tuple(cls_token.shape) != (D,):
+        raise ValueError(f"patch_embed: cls_token must have shape (hidden,) = {(D,)}, got {tuple(cls_token.shape)}")
+    if per_frame_cls and cls_token is None:
+        raise ValueError("patch_embed: per_frame_cls=True needs a cls_token of shape (hidden,), got None")
+    if pos_embed is not None:
+        if cls_token is None:
+            allowed = [(N, D), (S, D)]
+            what = "(tokens, hidden) or (tokens per frame, hidden)"
+        elif per_frame_cls:
+            allowed = [(1 + S, D)]
+            what = "(1 + tokens per frame, hidden)"
+        else:
+            allowed = [(1 + N, D)]
+            what = "(1 + tokens, hidden)"
+        if tuple(pos_embed.shape) not in allowed:
+            raise ValueError(
+                f"patch_embed: pos_embed must have shape {what} = {' or '.join(map(str, dict.fromkeys(allowed)))} "
+                f"for this layout (tokens = {N}, tokens per frame = {S}), got {tuple(pos_embed.shape)}"
+            )
+    return B, nF, C, H, W, D, t, h, w, Tp, Hp, Wp
+
+
+def _output_shape(B, Tp, S, D, has_cls, per_frame_cls):
+    if not has_cls:
+        return (B, Tp * S, D)
+    if per_frame_cls:
+        return (B, Tp, 1 + S, D)
+    return (B, 1 + Tp * S, D)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Eager path and reference
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _tubelet_rows(pixel_values: torch.Tensor, t: int, h: int, w: int) -> torch.Tensor:
+    """(B, F, C, H, W) -> (B, N, C*t*h*w): one row per tubelet, time-major token order, (C, t, h, w) within a row."""
+    B, nF, C, H, W = pixel_values.shape
+    Tp, Hp, Wp = nF // t, H // h, W // w
+    x = pixel_values[:, : Tp * t, :, : Hp * h, : Wp * w]
+    x = x.reshape(B, Tp, t, C, Hp, h, Wp, w).permute(0, 1, 4, 6, 3, 2, 5, 7)
+    return x.reshape(B, Tp * Hp * Wp, C * t * h * w)
+
+
+def _place_tokens(tokens, pos_embed, cls_token, per_frame_cls, Tp, S):
+    """Add the position embedding to (B, N, D) tokens and put the CLS row(s) in place."""
+    B, N, D = tokens.shape
+    if cls_token is None:
+        if pos_embed is None:
+            return tokens
+        if pos_embed.shape[0] == N:
+            return tokens + pos_embed
+        return (tokens.view(B, Tp, S, D) + pos_embed).view(B, N, D)
+    if per_frame_cls:
+        tokens = tokens.view(B, Tp, S, D)
+        out = torch.cat([cls_token.view(1, 1, 1, D).expand(B, Tp, 1, D), tokens], dim=2)
+    else:
+        out = torch.cat([cls_token.view(1, 1, D).expand(B, 1, D), tokens], dim=1)
+    return out if pos_embed is None else out + pos_embed
+
+
+def _patch_embed_eager(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
+    D, C, t, h, w = weight.shape
+    Tp, S = pixel_values.shape[1] // t, (pixel_values.shape[3] // h) * (pixel_values.shape[4] // w)
+    tokens = F.linear(_tubelet_rows(pixel_values, t, h, w), weight.reshape(D, C * t * h * w), bias)
+    return _place_tokens(tokens, pos_embed, cls_token, per_frame_cls, Tp, S)
+
+
+def patch_embed_reference(pixel_values, weight, bias=None, pos_embed=None, cls_token=None, *, per_frame_cls=False):
+    """The definition: nn.functional.conv3d with stride == kernel on (B, C, F, H, W), in fp32 or wider (test oracle)."""
+    _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+    dtype = torch.promote_types(pixel_values.dtype, torch.float32)
+    up = lambda x: None if x is None else x.to(dtype)
+    D, C, t, h, w = weight.shape
+    y = F.conv3d(up(pixel_values).transpose(1, 2), up(weight), up(bias), stride=(t, h, w))  # (B, D, Tp, Hp, Wp)
+    B, _, Tp, Hp, Wp = y.shape
+    tokens = y.flatten(2).transpose(1, 2)  # (B, N, D), (t, h, w) time-major
+    return _place_tokens(tokens, up(pos_embed), up(cls_token), per_frame_cls, Tp, Hp * Wp)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Triton kernels
+#
+# Shared indexing. Token row m of the GEMM is (b, tp, s) with m = b*N + tp*S + s and s = hp*Wp + wp; it reads the
+# tubelet at frames tp*T.., rows hp*PH.., columns wp*PW.. of batch item b. Column k is (c, dt, dh, dw) in Conv3d
+# weight order. A token tensor (output, its gradient) is addressed as b*stride_b + tp*stride_t + (CLS_OFF+s)*stride_r:
+# the launchers express every layout, (B, N, D), (B, 1+N, D) and (B, T', 1+S, D), through these three strides.
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@_jit
+def _tubelet_index(offs_m, N, S, Wp):
+    """Token rows -> (batch, frame, spatial index, patch row, patch column)."""
+    b = offs_m // N
+    n = offs_m % N
+    tp = n // S
+    s = n % S
+    return b, tp, s, s // Wp, s % Wp
+
+
+@_jit
+def _tubelet_col(
+    offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr
+):
+    """Columns k = (c, dt, dh, dw) -> offset of that pixel inside a tubelet (int32: the launcher checks the span)."""
+    c = offs_k // (T * PH * PW)
+    r = offs_k % (T * PH * PW)
+    dt = r // (PH * PW)
+    r = r % (PH * PW)
+    return c * stride_xc + dt * stride_xf + (r // PW) * stride_xh + (r % PW) * stride_xw
+
+
+@_jit
+def _patch_embed_fwd_kernel(
+    x_ptr, w_ptr, b_ptr, pos_ptr, out_ptr,
+    M, N, S, Wp, D, K,
+    stride_xb, stride_xf, stride_xc, stride_xh, stride_xw,
+    stride_wd, stride_wk,
+    stride_pt, stride_pr, stride_pd,
+    stride_ob, stride_ot, stride_or, stride_od,
+    T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, CLS_OFF: tl.constexpr,
+    HAS_BIAS: tl.constexpr, HAS_POS: tl.constexpr, DOT_F32: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    # N tiles vary fastest: the programs sharing one video tile run together and reuse it from L2.
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(D, BLOCK_N)
+    pid_m, pid_n = pid // num_n, pid % num_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m, mask_n = offs_m < M, offs_n < D
+    b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
+    b, tp = b.to(tl.int64), tp.to(tl.int64)
+    x_row = b * stride_xb + tp * T * stride_xf + (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        mask_k = offs_k < K
+        x_col = _tubelet_col(offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T, PH, PW)
+        x = tl.load(x_ptr + x_row[:, None] + x_col[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        w = tl.load(
+            w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wd,
+            mask=mask_k[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        if DOT_F32:  # the interpreter's bf16 dot is broken: multiply in fp32 there
+            x, w = x.to(tl.float32), w.to(tl.float32)
+        acc = tl.dot(x, w, acc, input_precision=PRECISION)
+
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if HAS_POS:
+        pos_row = tp * stride_pt + (s + CLS_OFF).to(tl.int64) * stride_pr
+        pos = tl.load(
+            pos_ptr + pos_row[:, None] + offs_n[None, :] * stride_pd,
+            mask=mask_m[:, None] & mask_n[None, :],
+            other=0.0,
+        )
+        acc += pos.to(tl.float32)
+    out_row = b * stride_ob + tp * stride_ot + (s + CLS_OFF).to(tl.int64) * stride_or
+    tl.store(
+        out_ptr + out_row[:, None] + offs_n[None, :] * stride_od,
+        acc.to(out_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_n[None, :],
+    )
+
+
+@_jit
+def _patch_embed_cls_kernel(
+    cls_ptr, pos_ptr, out_ptr,
+    R, RT, D,
+    stride_pd, stride_ob, stride_ot, stride_od,
+    HAS_POS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Writes cls_token + pos_embed[0] into the R = B*RT CLS rows (RT = 1, or T' with per-frame CLS)."""
+    offs_r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_r, mask_n = offs_r < R, offs_n < D
+    val = tl.load(cls_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)
+    if HAS_POS:
+        val += tl.load(pos_ptr + offs_n * stride_pd, mask=mask_n, other=0.0).to(tl.float32)
+    row = (offs_r // RT).to(tl.int64) * stride_ob + (offs_r % RT).to(tl.int64) * stride_ot
+    tile = tl.zeros((BLOCK_R, BLOCK_N), dtype=tl.float32) + val[None, :]
+    tl.store(
+        out_ptr + row[:, None] + offs_n[None, :] * stride_od,
+        tile.to(out_ptr.dtype.element_ty),
+        mask=mask_r[:, None] & mask_n[None, :],
+    )
+
+
+@_jit
+def _patch_embed_bwd_pos_kernel(
+    g_ptr, dpos_ptr,
+    R, RT, P, D,
+    stride_gb, stride_gt, stride_gr, stride_gd,
+    BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """dpos[p] = sum over the R = B*RT copies of position p of the output gradient (fp32, fixed order)."""
+    offs_p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = (offs_p < P)[:, None] & (offs_n < D)[None, :]
+    offs = offs_p.to(tl.int64)[:, None] * stride_gr + offs_n[None, :] * stride_gd
+    acc = tl.zeros((BLOCK_P, BLOCK_N), dtype=tl.float32)
+    for r in range(0, R):
+        base = (r // RT).to(tl.int64) * stride_gb + (r % RT).to(tl.int64) * stride_gt
+        acc += tl.load(g_ptr + base + offs, mask=mask, other=0.0).to(tl.float32)
+    tl.store(dpos_ptr + offs_p[:, None] * D + offs_n[None, :], acc, mask=mask)
+
+
+@_jit
+def _patch_embed_bwd_dw_kernel(
+    x_ptr, g_ptr, dw_ptr,
+    M, N, S, Wp, D, K, M_PER_SPLIT,
+    stride_xb, stride_xf, stride_xc, stride_xh, stride_xw,
+    stride_gb, stride_gt, stride_gr, stride_gd,
+    T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, CLS_OFF: tl.constexpr,
+    DOT_F32: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """Partial dW[split] = dY[rows of split]^T @ tubelets[rows of split]; the launcher sums the splits in order."""
+    pid = tl.program_id(0)
+    pid_split = tl.program_id(1)
+    num_k = tl.cdiv(K, BLOCK_K)
+    pid_n, pid_k = pid // num_k, pid % num_k
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask_n, mask_k = offs_n < D, offs_k < K
+    x_col = _tubelet_col(offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T, PH, PW)
+
+    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
+    m_start = pid_split * M_PER_SPLIT
+    m_end = tl.minimum(M, m_start + M_PER_SPLIT)
+    for m0 in range(m_start, m_end, BLOCK_M):
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        mask_m = offs_m < m_end
+        b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
+        b, tp = b.to(tl.int64), tp.to(tl.int64)
+        x_row = b * stride_xb + tp * T * stride_xf
+        x_row += (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+        g_row = b * stride_gb + tp * stride_gt + (s + CLS_OFF).to(tl.int64) * stride_gr
+        g = tl.load(
+            g_ptr + g_row[:, None] + offs_n[None, :] * stride_gd, mask=mask_m[:, None] & mask_n[None, :], other=0.0
+        )
+        x = tl.load(x_ptr + x_row[:, None] + x_col[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        if DOT_F32:
+            g, x = g.to(tl.float32), x.to(tl.float32)
+        acc = tl.dot(tl.trans(g), x, acc, input_precision=PRECISION)
+
+    dw_offs = pid_split.to(tl.int64) * D * K + offs_n[:, None] * K + offs_k[None, :]
+    tl.store(dw_ptr + dw_offs, acc, mask=mask_n[:, None] & mask_k[None, :])
+
+
+@_jit
+def _patch_embed_bwd_dx_kernel(
+    g_ptr, w_ptr, dx_ptr,
+    M, N, S, Wp, D, K,
+    stride_gb, stride_gt, stride_gr, stride_gd,
+    stride_wd, stride_wk,
+    stride_xb, stride_xf, stride_xc, stride_xh, stride_xw,
+    T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, CLS_OFF: tl.constexpr,
+    DOT_F32: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """dX tubelets = dY @ W, scattered back to pixels: kernel == stride, so every pixel is written by one program."""
+    pid = tl.program_id(0)
+    num_k = tl.cdiv(K, BLOCK_K)
+    pid_m, pid_k = pid // num_k, pid % num_k
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    mask_m, mask_k = offs_m < M, offs_k < K
+    b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
+    b, tp = b.to(tl.int64), tp.to(tl.int64)
+    g_row = b * stride_gb + tp * stride_gt + (s + CLS_OFF).to(tl.int64) * stride_gr
+
+    acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
+    for n0 in range(0, D, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < D
+        g = tl.load(
+            g_ptr + g_row[:, None] + offs_n[None, :] * stride_gd, mask=mask_m[:, None] & mask_n[None, :], other=0.0
+        )
+        w = tl.load(
+            w_ptr + offs_n[:, None] * stride_wd + offs_k[None, :] * stride_wk,
+            mask=mask_n[:, None] & mask_k[None, :],
+            other=0.0,
+        )
+        if DOT_F32:
+            g, w = g.to(tl.float32), w.to(tl.float32)
+        acc = tl.dot(g, w, acc, input_precision=PRECISION)
+
+    x_row = b * stride_xb + tp * T * stride_xf + (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+    x_col = _tubelet_col(offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T, PH, PW)
+    tl.store(
+        dx_ptr + x_row[:, None] + x_col[None, :],
+        acc.to(dx_ptr.dtype.element_ty),
+        mask=mask_m[:, None] & mask_k[None, :],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Launch configuration
+# ----------------------------------------------------------------------------------------------------------------------
+
+# Kept GPU configurations (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages); BLOCK_N tiles the hidden size D and
+# BLOCK_K the tubelet size K in every kernel. Checked ahead of time by aot_specs(); clamped down for small problems.
+_FWD_CONFIG = (128, 128, 64, 8, 3)
+_DW_CONFIG = (64, 128, 128, 8, 3)
+_DX_CONFIG = (128, 64, 128, 8, 3)
+_POS_CONFIG = (16, 128)  # BLOCK_P, BLOCK_N
+
+
+def _clamp(block: int, size: int) -> int:
+    """Shrink a tile to the problem (powers of two, at least 16 for tl.dot)."""
+    return max(16, min(block, triton.next_power_of_2(size)))
+
+
+def _dot_args(dtype: torch.dtype) -> dict:
+    precision = "ieee"
+    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
+        precision = "tf32"
+    return dict(DOT_F32=INTERPRET and dtype == torch.bfloat16, PRECISION=precision)
+
+
+def _new_empty(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
+    """Every buffer the kernels fully overwrite is allocated here (tests poison it to catch unwritten elements)."""
+    return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+
+
+def _token_strides(tokens: torch.Tensor, S: int) -> tuple[int, int, int, int]:
+    """(stride_b, stride_t, stride_r, stride_d) of a token tensor (B, R, D) or (B, T', 1+S, D), see the index note."""
+    if tokens.dim() == 3:
+        sb, sr, sd = tokens.stride()
+        return sb, S * sr, sr, sd
+    return tokens.stride()
+
+
+def _x_strides(pixel_values: torch.Tensor) -> dict:
+    sb, sf, sc, sh, sw = pixel_values.stride()
+    return dict(stride_xb=sb, stride_xf=sf, stride_xc=sc, stride_xh=sh, stride_xw=sw)
+
+
+def _geometry(pixel_values: torch.Tensor, weight: torch.Tensor) -> tuple:
+    B, nF, C, H, W = pixel_values.shape
+    D, _, t, h, w = weight.shape
+    Tp, Hp, Wp = nF // t, H // h, W // w
+    return B, D, t, h, w, Tp, Wp, Hp * Wp, Tp * Hp * Wp, C * t * h * w
+
+
+def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
+    B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
+    has_cls = cls_token is not None
+    out = _new_empty(_output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values)
+    stride_ob, stride_ot, stride_or, stride_od = _token_strides(out, S)
+    w2 = weight.reshape(D, K)
+    if pos_embed is not None:
+        stride_pr, stride_pd = pos_embed.stride()
+        stride_pt = S * stride_pr if pos_embed.shape[0] in (N, 1 + N) and not per_frame_cls else 0
+    else:
+        stride_pt = stride_pr = stride_pd = 0
+    M = B * N
+    block_m, block_n, block_k, num_warps, num_stages = _FWD_CONFIG
+    block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+    grid = (triton.cdiv(M, block_m) * triton.cdiv(D, block_n),)
+    _patch_embed_fwd_kernel[grid](
+        x_ptr=pixel_values, w_ptr=w2, b_ptr=bias if bias is not None else w2, out_ptr=out,
+        pos_ptr=pos_embed if pos_embed is not None else w2,
+        M=M, N=N, S=S, Wp=Wp, D=D, K=K,
+        **_x_strides(pixel_values),
+        stride_wd=w2.stride(0), stride_wk=w2.stride(1),
+        stride_pt=stride_pt, stride_pr=stride_pr, stride_pd=stride_pd,
+        stride_ob=stride_ob, stride_ot=stride_ot, stride_or=stride_or, stride_od=stride_od,
+        T=t, PH=h, PW=w, CLS_OFF=int(has_cls),
+        HAS_BIAS=bias is not None, HAS_POS=pos_embed is not None, **_dot_args(pixel_values.dtype),
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=num_warps, num_stages=num_stages,
+    )  # fmt: skip
+    if has_cls:
+        RT = Tp if per_frame_cls else 1
+        block_r, block_n = 16, _clamp(128, D)
+        grid = (triton.cdiv(B * RT, block_r), triton.cdiv(D, block_n))
+        _patch_embed_cls_kernel[grid](
+            cls_ptr=cls_token, pos_ptr=pos_embed if pos_embed is not None else cls_token, out_ptr=out,
+            R=B * RT, RT=RT, D=D,
+            stride_pd=pos_embed.stride(1) if pos_embed is not None else 0,
+            stride_ob=stride_ob, stride_ot=stride_ot, stride_od=stride_od,
+            HAS_POS=pos_embed is not None, BLOCK_R=block_r, BLOCK_N=block_n,
+        )  # fmt: skip
+    return out
+
+
+def _dw_splits(M: int, tiles: int, block_m: int, device: torch.device) -> int:
+    """How many row chunks dW is split into so that the GPU is filled; partials are summed in a fixed order."""
+    if device.type == "cuda":
+        target, min_steps = 2 * torch.cuda.get_device_properties(device).multi_processor_count, 8
+    else:  # interpreter: a few chunks, so the split path is what the tests exercise
+        target, min_steps = 4, 2
+    return max(1, min(triton.cdiv(target, tiles), M // (block_m * min_steps)))
+
+
+def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx):
+    B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
+    M = B * N
+    cls_off = int(has_cls)
+    stride_gb, stride_gt, stride_gr, stride_gd = _token_strides(grad_out, S)
+    g_strides = dict(stride_gb=stride_gb, stride_gt=stride_gt, stride_gr=stride_gr, stride_gd=stride_gd)
+    dot = _dot_args(pixel_values.dtype)
+
+    # Per-position sums of dY: dpos, and from them dcls (position 0 with a CLS token) and db (all other positions).
+    if per_frame_cls or (not has_cls and pos_per_frame):
+        RT, P, stride_t = Tp, cls_off + S, stride_gt
+    else:
+        RT, P, stride_t = 1, cls_off + N, 0
+    dpos = _new_empty((P, D), grad_out, torch.float32)
+    block_p, block_n = _POS_CONFIG
+    block_p, block_n = _clamp(block_p, P), _clamp(block_n, D)
+    _patch_embed_bwd_pos_kernel[(triton.cdiv(P, block_p), triton.cdiv(D, block_n))](
+        g_ptr=grad_out, dpos_ptr=dpos, R=B * RT, RT=RT, P=P, D=D,
+        stride_gb=stride_gb, stride_gt=stride_t, stride_gr=stride_gr, stride_gd=stride_gd,
+        BLOCK_P=block_p, BLOCK_N=block_n,
+    )  # fmt: skip
+    db = dpos[cls_off:].sum(0)
+
+    block_m, block_n, block_k, num_warps, num_stages = _DW_CONFIG
+    block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+    tiles = triton.cdiv(D, block_n) * triton.cdiv(K, block_k)
+    splits = _dw_splits(M, tiles, block_m, grad_out.device)
+    m_per_split = triton.cdiv(triton.cdiv(M, splits), block_m) * block_m
+    splits = triton.cdiv(M, m_per_split)
+    dw = _new_empty((splits, D, K), grad_out, torch.float32)
+    _patch_embed_bwd_dw_kernel[(tiles, splits)](
+        x_ptr=pixel_values, g_ptr=grad_out, dw_ptr=dw,
+        M=M, N=N, S=S, Wp=Wp, D=D, K=K, M_PER_SPLIT=m_per_split,
+        **_x_strides(pixel_values), **g_strides,
+        T=t, PH=h, PW=w, CLS_OFF=cls_off, **dot,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=num_warps, num_stages=num_stages,
+    )  # fmt: skip
+    dw = dw.sum(0) if splits > 1 else dw[0]
+
+    if need_dx:
+        B_, nF, C, H, W = pixel_values.shape
+        exact = nF == Tp * t and H % h == 0 and W % w == 0
+        # Pixels of a dropped remainder get no tubelet, hence zeros; all others are written exactly once.
+        dx = _new_empty(pixel_values.shape, pixel_values) if exact else pixel_values.new_zeros(pixel_values.shape)
+        w2 = weight.reshape(D, K)
+        block_m, block_n, block_k, num_warps, num_stages = _DX_CONFIG
+        block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+        grid = (triton.cdiv(M, block_m) * triton.cdiv(K, block_k),)
+        _patch_embed_bwd_dx_kernel[grid](
+            g_ptr=grad_out, w_ptr=w2, dx_ptr=dx,
+            M=M, N=N, S=S, Wp=Wp, D=D, K=K, **g_strides,
+            stride_wd=w2.stride(0), stride_wk=w2.stride(1), **_x_strides(dx),
+            T=t, PH=h, PW=w, CLS_OFF=cls_off, **dot,
+            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=num_warps, num_stages=num_stages,
+        )  # fmt: skip
+    else:
+        dx = pixel_values.new_empty((0,))
+    dtype = weight.dtype
+    return dx, dw.to(dtype).view(weight.shape), db.to(dtype), dpos.to(dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Custom ops and autograd
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@torch.library.custom_op("vivit_kernels::patch_embed_fwd", mutates_args=())
+def _patch_embed_fwd_op(
+    pixel_values: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    pos_embed: torch.Tensor | None,
+    cls_token: torch.Tensor | None,
+    per_frame_cls: bool,
+) -> torch.Tensor:
+    return _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+
+
+@_patch_embed_fwd_op.register_fake
+def _(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
+    B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
+    return pixel_values.new_empty(_output_shape(B, Tp, S, D, cls_token is not None, per_frame_cls))
+
+
+@torch.library.custom_op("vivit_kernels::patch_embed_bwd", mutates_args=())
+def _patch_embed_bwd_op(
+    grad_out: torch.Tensor,
+    pixel_values: torch.Tensor,
+    weight: torch.Tensor,
+    has_cls: bool,
+    per_frame_cls: bool,
+    pos_per_frame: bool,
+    need_dx: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Returns (dpixel_values or an empty tensor, dweight, dbias, per-position sums of grad_out: dpos / dcls)."""
+    return _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx)
+
+
+@_patch_embed_bwd_op.register_fake
+def _(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx):
+    B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
+    P = int(has_cls) + (S if per_frame_cls or (not has_cls and pos_per_frame) else N)
+    dx = pixel_values.new_empty(pixel_values.shape if need_dx else (0,))
+    return dx, weight.new_empty(weight.shape), weight.new_empty((D,)), weight.new_empty((P, D))
+
+
+class PatchEmbedFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
+        out = torch.ops.vivit_kernels.patch_embed_fwd(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+        ctx.save_for_backward(pixel_values, weight)
+        ctx.has = (bias is not None, pos_embed is not None, cls_token is not None)
+        ctx.per_frame_cls = per_frame_cls
+        S = (pixel_values.shape[3] // weight.shape[3]) * (pixel_values.shape[4] // weight.shape[4])
+        ctx.pos_per_frame = pos_embed is not None and cls_token is None and pos_embed.shape[0] == S
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        pixel_values, weight = ctx.saved_tensors
+        has_bias, has_pos, has_cls = ctx.has
+        need_dx = ctx.needs_input_grad[0]
+        dx, dw, db, dpos = torch.ops.vivit_kernels.patch_embed_bwd(
+            grad_out, pixel_values, weight, has_cls, ctx.per_frame_cls, ctx.pos_per_frame, need_dx
+        )
+        return (
+            dx if need_dx else None,
+            dw,
+            db if has_bias else None,
+            dpos if has_pos else None,
+            dpos[0] if has_cls else None,
+            None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ahead-of-time specs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def aot_specs() -> list:
+    """Every kept kernel configuration at ViViT-B shapes (D=768, tubelet 2x16x16x3 so K=1536, M = B*3136)."""
+    from kernels.aot import KernelSpec
+
+    M, t, h, w = 32 * 3136, 2, 16, 16
+    x_strides = ("stride_xb", "stride_xf", "stride_xc", "stride_xh")
+    g_strides = ("stride_gb", "stride_gt", "stride_gr")
+    tile = dict(T=t, PH=h, PW=w)
+    specs = []
+    for dtype in ("bf16", "fp16"):
+        ptr = f"*{dtype}"
+        block_m, block_n, block_k, num_warps, num_stages = _FWD_CONFIG
+        specs.append(
+            KernelSpec(
+                name="patch_embed_fwd",
+                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                fn=_patch_embed_fwd_kernel,
+                signature={
+                    "x_ptr": ptr,
+                    "w_ptr": ptr,
+                    "b_ptr": ptr,
+                    "pos_ptr": ptr,
+                    "out_ptr": ptr,
+                    "M": "i32",
+                    "N": "i32",
+                    "S": "i32",
+                    "Wp": "i32",
+                    "D": "i32",
+                    "K": "i32",
+                    **dict.fromkeys(x_strides, "i32"),
+                    "stride_xw": "constexpr",
+                    "stride_wd": "i32",
+                    "stride_wk": "constexpr",
+                    "stride_pt": "i32",
+                    "stride_pr": "i32",
+                    "stride_pd": "constexpr",
+                    "stride_ob": "i32",
+                    "stride_ot": "i32",
+                    "stride_or": "i32",
+                    "stride_od": "constexpr",
+                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "HAS_BIAS", "HAS_POS"), "constexpr"),
+                    **dict.fromkeys(("DOT_F32", "PRECISION", "BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
+                },  # fmt: skip
+                constexprs=dict(
+                    stride_xw=1,
+                    stride_wk=1,
+                    stride_pd=1,
+                    stride_od=1,
+                    **tile,
+                    CLS_OFF=1,
+                    HAS_BIAS=True,
+                    HAS_POS=True,
+                    DOT_F32=False,
+                    PRECISION="ieee",
+                    BLOCK_M=block_m,
+                    BLOCK_N=block_n,
+                    BLOCK_K=block_k,
+                ),
+                num_warps=num_warps,
+                num_stages=num_stages,
+                divisible=(
+                    "x_ptr",
+                    "w_ptr",
+                    "b_ptr",
+                    "pos_ptr",
+                    "out_ptr",
+                    "D",
+                    "K",
+                    *x_strides,
+                    "stride_wd",
+                    "stride_pt",
+                    "stride_pr",
+                    "stride_ob",
+                    "stride_ot",
+                    "stride_or",
+                ),  # fmt: skip
+                extra=dict(M=M),
+            )
+        )
+        block_m, block_n, block_k, num_warps, num_stages = _DW_CONFIG
+        specs.append(
+            KernelSpec(
+                name="patch_embed_bwd_dw",
+                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                fn=_patch_embed_bwd_dw_kernel,
+                signature={
+                    "x_ptr": ptr,
+                    "g_ptr": ptr,
+                    "dw_ptr": "*fp32",
+                    "M": "i32",
+                    "N": "i32",
+                    "S": "i32",
+                    "Wp": "i32",
+                    "D": "i32",
+                    "K": "i32",
+                    "M_PER_SPLIT": "i32",
+                    **dict.fromkeys(x_strides, "i32"),
+                    "stride_xw": "constexpr",
+                    **dict.fromkeys(g_strides, "i32"),
+                    "stride_gd": "constexpr",
+                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "DOT_F32", "PRECISION"), "constexpr"),
+                    **dict.fromkeys(("BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
+                },  # fmt: skip
+                constexprs=dict(
+                    stride_xw=1,
+                    stride_gd=1,
+                    **tile,
+                    CLS_OFF=1,
+                    DOT_F32=False,
+                    PRECISION="ieee",
+                    BLOCK_M=block_m,
+                    BLOCK_N=block_n,
+                    BLOCK_K=block_k,
+                ),  # fmt: skip
+                num_warps=num_warps,
+                num_stages=num_stages,
+                divisible=("x_ptr", "g_ptr", "dw_ptr", "D", "K", "M_PER_SPLIT", *x_strides, *g_strides),
+                extra=dict(M=M),
+            )
+        )
+        block_m, block_n, block_k, num_warps, num_stages = _DX_CONFIG
+        specs.append(
+            KernelSpec(
+                name="patch_embed_bwd_dx",
+                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                fn=_patch_embed_bwd_dx_kernel,
+                signature={
+                    "g_ptr": ptr,
+                    "w_ptr": ptr,
+                    "dx_ptr": ptr,
+                    "M": "i32",
+                    "N": "i32",
+                    "S": "i32",
+                    "Wp": "i32",
+                    "D": "i32",
+                    "K": "i32",
+                    **dict.fromkeys(g_strides, "i32"),
+                    "stride_gd": "constexpr",
+                    "stride_wd": "i32",
+                    "stride_wk": "constexpr",
+                    **dict.fromkeys(x_strides, "i32"),
+                    "stride_xw": "constexpr",
+                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "DOT_F32", "PRECISION"), "constexpr"),
+                    **dict.fromkeys(("BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
+                },  # fmt: skip
+                constexprs=dict(
+                    stride_gd=1,
+                    stride_wk=1,
+                    stride_xw=1,
+                    **tile,
+                    CLS_OFF=1,
+                    DOT_F32=False,
+                    PRECISION="ieee",
+                    BLOCK_M=block_m,
+                    BLOCK_N=block_n,
+                    BLOCK_K=block_k,
+                ),  # fmt: skip
+                num_warps=num_warps,
+                num_stages=num_stages,
+                divisible=("g_ptr", "w_ptr", "dx_ptr", "D", "K", *g_strides, "stride_wd", *x_strides),
+                extra=dict(M=M),
+            )
+        )
+    return specs
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Public entry point
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
+    """None when backend="triton" can run on these tensors, else why not (for the model's "auto" mode)."""
+    tensors = [x for x in (pixel_values, weight, bias, pos_embed, cls_token) if x is not None]
+    reason = triton_unavailable_reason(*tensors)
+    if reason is not None:
+        return reason
+    if pixel_values.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return f"dtype {pixel_values.dtype} is not supported (float32, float16, bfloat16)"
+    if pixel_values.dim() == 5 and weight.dim() == 5:
+        # In-tubelet offsets and token indices are 32-bit inside the kernels (row bases are 64-bit).
+        _, C, t, h, w = weight.shape
+        _, stride_f, stride_c, stride_h, stride_w = pixel_values.stride()
+        span = (C - 1) * stride_c + (t - 1) * stride_f + (h - 1) * stride_h + (w - 1) * stride_w
+        if span >= 2**31:
+            return f"a tubelet spans {span} elements of pixel_values' storage (the kernels index it with int32)"
+        if pixel_values.numel() >= 2**31:
+            return f"pixel_values has {pixel_values.numel()} elements (the kernels count tokens with int32)"
+    return None
+
+
+def patch_embed(
+    pixel_values: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    pos_embed: torch.Tensor | None = None,
+    cls_token: torch.Tensor | None = None,
+    *,
+    per_frame_cls: bool = False,
+    backend: str = "eager",
+) -> torch.Tensor:
+    """Tubelet embedding of a video: Conv3d(kernel == stride) + bias, position embedding and CLS token(s).
+
+    pixel_values (B, F, C, H, W) any strides; weight (D, C, t, h, w); remainders of F, H, W are dropped like Conv3d.
+    Returns (B, N, D) without cls_token, (B, 1+N, D) with it, (B, T', 1+S, D) with per_frame_cls.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"patch_embed: backend must be one of {BACKENDS}, got {backend!r}")
+    _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+    if backend == "eager":
+        return _patch_embed_eager(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+    reason = triton_unsupported_reason(pixel_values, weight, bias, pos_embed, cls_token)
+    if reason is not None:
+        raise NotImplementedError(f"patch_embed: {reason}")
+    return PatchEmbedFunction.apply(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)

@@ -1,0 +1,416 @@
+"""What our Triton kernels would cost on real GPUs, measured by compiling them here, without a GPU.
+
+    python -m kernels.report            # tables: compiled resources per kernel, then the modeled roofline
+    python -m kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
+
+Part 1 (compiled, real): every kernel module's `aot_specs()` (each kept configuration at realistic ViViT shapes) is
+compiled for sm_80 (A100) and sm_90 (H100) by Triton's own compiler and `ptxas`; each row gives registers per thread,
+spill bytes, shared memory, whether tensor-core instructions were emitted, and resident programs per SM.
+
+Part 2 (modeled, not measured): a roofline for ViViT-B/16x2 shapes on H100 and A100 from spec-sheet peaks: FLOPs,
+the fewest bytes each op must move, the floor time max(FLOPs / peak, bytes / bandwidth), and the same for the unfused
+PyTorch sequence the op replaces, so the bytes fusion saves are explicit.
+
+Compiling needs a process without TRITON_INTERPRET (interpreted kernels have no compile path): when the variable is
+set, this module re-executes itself without it. Nothing is cached in the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+# The kernel modules, each owning one op and its kernels (kernels/<name>.py with `aot_specs()`).
+KERNEL_MODULES = ("attention", "patch_embed", "ln_mlp")
+TARGETS = (80, 90)
+COMPILED_KEYS = (
+    "kernel",
+    "config",
+    "target",
+    "registers",
+    "spill_bytes",
+    "shared_bytes",
+    "tensor_cores",
+    "programs_per_sm",
+)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Part 1: compiled resources
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def triton_kernels(module) -> list[str]:
+    """Names of the Triton kernels (jitted, autotuned or heuristics-wrapped) defined in `module`."""
+    try:
+        from triton.runtime.jit import KernelInterface
+    except ImportError:  # pragma: no cover - no triton, no kernels
+        return []
+    return sorted(n for n, obj in vars(module).items() if isinstance(obj, KernelInterface))
+
+
+def module_status(name: str):
+    """(module or None, specs, problem or None, note or None) for kernels/<name>.py.
+
+    A missing file, or a module that defines no Triton kernel yet, is a note; a module with kernels but without
+    `aot_specs()` (or with an empty one) is a problem.
+    """
+    if importlib.util.find_spec(f"kernels.{name}") is None:
+        return None, [], None, f"kernels/{name}.py is not written yet"
+    module = importlib.import_module(f"kernels.{name}")
+    kernels = triton_kernels(module)
+    if not hasattr(module, "aot_specs"):
+        if not kernels:
+            return module, [], None, f"kernels/{name}.py defines no Triton kernel yet"
+        return module, [], f"kernels/{name}.py defines Triton kernels {kernels} but no aot_specs()", None
+    specs = list(module.aot_specs())
+    if not specs:
+        return module, [], f"kernels/{name}.py: aot_specs() returned no KernelSpec", None
+    return module, specs, None, None
+
+
+def collect_specs(modules=KERNEL_MODULES):
+    """[(module name, spec)], [problems], [notes]."""
+    specs, problems, notes = [], [], []
+    for name in modules:
+        _, found, problem, note = module_status(name)
+        problems += [problem] if problem else []
+        notes += [note] if note else []
+        specs += [(name, spec) for spec in found]
+    return specs, problems, notes
+
+
+_JOBS: list = []  # (module name, spec, arch), read by forked workers by index
+
+
+def _compile_one(index: int) -> dict:
+    from kernels.aot import compile_spec
+
+    name, spec, arch = _JOBS[index]
+    start = time.perf_counter()
+    try:
+        row = compile_spec(spec, arch)
+    except Exception as exc:  # a failing configuration is a row with an error, never a crash of the whole report
+        row = {
+            "kernel": spec.name,
+            "config": spec.config,
+            "target": f"sm_{arch}",
+            "registers": None,
+            "spill_bytes": None,
+            "shared_bytes": None,
+            "tensor_cores": None,
+            "programs_per_sm": None,
+            "error": f"{type(exc).__name__}: {str(exc).strip()[-600:]}",
+        }
+    row["module"] = name
+    row["compile_s"] = round(time.perf_counter() - start, 2)
+    return row
+
+
+def compile_all(specs, targets=TARGETS, jobs: int = 1) -> list[dict]:
+    """Compile every (spec, target); rows keep the order of `specs` then `targets`."""
+    _JOBS[:] = [(name, spec, arch) for name, spec in specs for arch in targets]
+    indices = range(len(_JOBS))
+    if jobs > 1 and len(_JOBS) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            rows = pool.map(_compile_one, indices, chunksize=1)
+    else:
+        rows = [_compile_one(i) for i in indices]
+    for row in rows:
+        status = row.get("error") or f"{row['registers']} regs, {row['spill_bytes']} B spilled"
+        _log(f"compiled {row['kernel']} [{row['config']}] {row['target']} in {row['compile_s']} s: {status}")
+    return rows
+
+
+def row_failures(row: dict) -> list[str]:
+    """Why a compiled row is not acceptable (empty when it is)."""
+    if row.get("error"):
+        return [f"does not compile: {row['error']}"]
+    out = []
+    if row["spill_bytes"]:
+        out.append(f"spills {row['spill_bytes']} bytes")
+    if row["registers"] > 255:
+        out.append(f"uses {row['registers']} registers > 255")
+    if row["shared_bytes"] > row["shared_limit"]:
+        out.append(f"needs {row['shared_bytes']} B shared memory > limit {row['shared_limit']}")
+    if not row["tensor_cores"]:
+        out.append("emits no tensor-core instruction (mma/wgmma)")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Part 2: modeled roofline
+# ----------------------------------------------------------------------------------------------------------------------
+
+# Spec-sheet peaks (SXM parts): dense bf16 tensor-core FLOP/s and HBM bytes/s.
+GPUS = {"H100": (989e12, 3.35e12), "A100": (312e12, 2.039e12)}
+
+
+@dataclass
+class Shape:
+    """ViViT-B/16x2 on 32x224x224 clips, bf16, batch 8."""
+
+    batch: int = 8
+    frames: int = 32
+    channels: int = 3
+    image: int = 224
+    tubelet: tuple = (2, 16, 16)
+    hidden: int = 768
+    heads: int = 12
+    mlp: int = 3072
+    elem: int = 2  # bytes per bf16 element
+
+    @property
+    def t_tokens(self) -> int:
+        return self.frames // self.tubelet[0]
+
+    @property
+    def s_tokens(self) -> int:
+        return (self.image // self.tubelet[1]) * (self.image // self.tubelet[2])
+
+    @property
+    def tokens(self) -> int:
+        return self.t_tokens * self.s_tokens
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+
+def roofline_ops(shape: Shape | None = None) -> list[dict]:
+    """FLOPs, fewest bytes (fused) and bytes of the unfused PyTorch sequence for each op, at ViViT-B/16x2 shapes."""
+    s = shape or Shape()
+    e, B, D, I, H, hd = s.elem, s.batch, s.hidden, s.mlp, s.heads, s.head_dim
+    T, S, N = s.t_tokens, s.s_tokens, s.tokens
+    L1 = N + 1  # Model 1: CLS + N tokens
+    K = s.channels * s.tubelet[0] * s.tubelet[1] * s.tubelet[2]
+    video = B * s.frames * s.channels * s.image * s.image
+    ops = []
+
+    # Tubelet embedding with CLS and position embedding (Model 1).
+    fused = e * (video + D * K + D + D + L1 * D + B * L1 * D)
+    unfused = e * (
+        video
+        + B * N * K  # rearrange + contiguous: read the video, write the tubelet rows
+        + B * N * K
+        + D * K
+        + D
+        + B * N * D  # F.linear: read the rows and the weight, write the tokens
+        + B * N * D
+        + B * L1 * D  # torch.cat with the CLS token
+        + B * L1 * D
+        + L1 * D
+        + B * L1 * D
+    )  # + position embedding
+    ops.append(
+        dict(
+            op="patch_embed_fwd",
+            shape=f"B={B} video {s.frames}x{s.image}^2 -> {L1}x{D}",
+            flops=2 * B * N * K * D,
+            fused_bytes=fused,
+            unfused_bytes=unfused,
+            replaces="rearrange+contiguous, F.linear, cat CLS, add pos",
+        )
+    )
+
+    # LayerNorm + fused QKV projection.
+    M = B * L1
+    fused = e * (M * D + 3 * D * D + 3 * D + 2 * D + M * 3 * D)
+    unfused = fused + e * 2 * M * D  # the normalised activations written and read back
+    ops.append(
+        dict(
+            op="ln_linear_fwd (QKV)",
+            shape=f"M={M} D={D} N={3 * D}",
+            flops=2 * M * D * 3 * D,
+            fused_bytes=fused,
+            unfused_bytes=unfused,
+            replaces="F.layer_norm, F.linear",
+        )
+    )
+
+    # Attention over the three axes. Fused: read Q, K, V (strided views of the QKV output), write O once.
+    # Unfused: what eager code does around SDPA (itself fused): layout copies in and out.
+    for axis, seqs, length, extra_copies in (
+        ("joint", B * H, L1, 1),  # q/k/v views are SDPA-ready; the (B, H, L, hd) output is transposed back (1 copy)
+        ("spatial", B * T * H, S, 1),  # (B*T', S, H, hd) views; output transposed back
+        ("temporal", B * S * H, T, 4),  # q, k, v gathered to (B*S, H, T', hd) and the output scattered back
+    ):
+        tokens = seqs * length * hd  # elements of one of Q/K/V/O
+        flops = 4 * seqs * length * length * hd
+        fused = e * 4 * tokens
+        ops.append(
+            dict(
+                op=f"attention_fwd ({axis})",
+                shape=f"{seqs} seqs x {length} tokens, hd {hd}",
+                flops=flops,
+                fused_bytes=fused,
+                unfused_bytes=fused + e * 2 * extra_copies * tokens,
+                replaces="layout copies + SDPA (flash)",
+            )
+        )
+        # Backward: read Q, K, V, O, dO and the fp32 log-sum-exp, write dQ, dK, dV; 2.5x the forward FLOPs
+        # (five GEMMs, one of them recomputing the scores). Unfused adds the copy of dO into SDPA's layout and the
+        # gather of dQ/dK/dV back into the fused QKV gradient.
+        fused = e * 8 * tokens + 4 * seqs * length
+        ops.append(
+            dict(
+                op=f"attention_bwd ({axis})",
+                shape=f"{seqs} seqs x {length} tokens, hd {hd}",
+                flops=int(2.5 * flops),
+                fused_bytes=fused,
+                unfused_bytes=fused + e * 2 * 4 * tokens,
+                replaces="layout copies + SDPA backward",
+            )
+        )
+
+    # LayerNorm + MLP + residual. Fewest bytes: x in, weights, out (the intermediate need never reach memory).
+    fused = e * (2 * M * D + 2 * D * I + I + D + 2 * D)
+    unfused = e * (
+        M * D
+        + M * D  # LN: read x, write x_norm
+        + M * D
+        + D * I
+        + I
+        + M * I  # fc1: read x_norm and W1, write h
+        + 2 * M * I  # GELU: read h, write g
+        + M * I
+        + I * D
+        + D
+        + M * D  # fc2: read g and W2, write y
+        + 3 * M * D  # residual add: read x and y, write out
+        + 2 * D
+    )
+    ops.append(
+        dict(
+            op="ln_mlp_fwd",
+            shape=f"M={M} D={D} I={I}",
+            flops=2 * 2 * M * D * I,
+            fused_bytes=fused,
+            unfused_bytes=unfused,
+            replaces="LN, fc1, GELU, fc2, residual add",
+        )
+    )
+
+    for op in ops:
+        op["bytes_saved"] = op["unfused_bytes"] - op["fused_bytes"]
+        for gpu, (peak, bandwidth) in GPUS.items():
+            op[f"{gpu}_floor_us"] = 1e6 * max(op["flops"] / peak, op["fused_bytes"] / bandwidth)
+            op[f"{gpu}_unfused_floor_us"] = 1e6 * max(op["flops"] / peak, op["unfused_bytes"] / bandwidth)
+            op[f"{gpu}_bound"] = "compute" if op["flops"] / peak >= op["fused_bytes"] / bandwidth else "memory"
+    return ops
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _table(headers, rows) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def format_compiled(rows: list[dict]) -> str:
+    headers = ["kernel", "config", "target", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM", "status"]
+    body = []
+    for r in rows:
+        if r.get("error"):
+            body.append([r["kernel"], r["config"], r["target"], "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
+            continue
+        tc = ("wgmma" if r.get("wgmma") else "mma") if r["tensor_cores"] else "no"
+        status = "; ".join(row_failures(r)) or "ok"
+        body.append(
+            [
+                r["kernel"],
+                r["config"],
+                r["target"],
+                r["registers"],
+                r["spill_bytes"],
+                f"{r['shared_bytes'] / 1024:.1f}",
+                tc,
+                r["programs_per_sm"],
+                status,
+            ]
+        )
+    return _table(headers, body)
+
+
+def format_roofline(ops: list[dict]) -> str:
+    headers = ["op", "shape", "GFLOP", "fewest MB", "unfused MB", "saved MB"]
+    for gpu in GPUS:
+        headers += [f"{gpu} floor us", f"{gpu} unfused us"]
+    body = []
+    for op in ops:
+        row = [
+            op["op"],
+            op["shape"],
+            f"{op['flops'] / 1e9:.1f}",
+            f"{op['fused_bytes'] / 1e6:.1f}",
+            f"{op['unfused_bytes'] / 1e6:.1f}",
+            f"{op['bytes_saved'] / 1e6:.1f}",
+        ]
+        for gpu in GPUS:
+            row += [f"{op[f'{gpu}_floor_us']:.1f} ({op[f'{gpu}_bound'][0]})", f"{op[f'{gpu}_unfused_floor_us']:.1f}"]
+        body.append(row)
+    peaks = ", ".join(f"{g} {p / 1e12:.0f} TFLOP/s bf16 dense, {b / 1e12:.2f} TB/s" for g, (p, b) in GPUS.items())
+    return (
+        "MODELED, NOT MEASURED: roofline floors for ViViT-B/16x2 (32x224^2, tubelet 2x16x16, batch 8, bf16).\n"
+        f"Spec-sheet peaks: {peaks}. Floor = max(FLOPs / peak, bytes / bandwidth); (c) compute-, (m) memory-bound.\n"
+        "'fewest MB' is what the op must move at least; 'unfused MB' is the PyTorch sequence it replaces.\n\n"
+        + _table(headers, body)
+    )
+
+
+def _reexec_without_interpreter() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    os.execve(sys.executable, [sys.executable, "-m", "kernels.report", *sys.argv[1:]], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kernels.report", description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print only the compiled rows as a JSON list on stdout")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel compiles")
+    parser.add_argument("--no-roofline", action="store_true", help="skip the modeled roofline tables")
+    args = parser.parse_args(argv)
+
+    specs, problems, notes = collect_specs()
+    for note in notes:
+        _log(f"note: {note}: no rows for it")
+    start = time.perf_counter()
+    rows = compile_all(specs, jobs=args.jobs)
+    _log(f"compiled {len(rows)} kernel configurations in {time.perf_counter() - start:.1f} s")
+    for row in rows:
+        for failure in row_failures(row):
+            problems.append(f"{row['kernel']} [{row['config']}] {row['target']}: {failure}")
+    for problem in problems:
+        _log(f"PROBLEM: {problem}")
+
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print("COMPILED (ahead of time, Triton + ptxas; no GPU used)\n")
+        print(format_compiled(rows) if rows else "(no kernel module provides aot_specs() yet)")
+        if not args.no_roofline:
+            print("\n" + format_roofline(roofline_ops()))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        _reexec_without_interpreter()
+    sys.exit(main())

@@ -1,0 +1,323 @@
+"""kernels.attention: the Triton kernel (through the interpreter) and the eager path against an fp64 reference.
+
+Error rule (FlashAttention's): for the output and each gradient, the kernel's max error against the fp64 reference is
+at most twice PyTorch's own error in the same dtype (eager SDPA, also against fp64), plus a floor of one unit of
+rounding of the dtype at the reference's typical magnitude; the mean error obeys the same rule.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels import attention as attn_mod
+from kernels.attention import attention, attention_reference, triton_unsupported_reason
+
+EPS = {torch.float32: torch.finfo(torch.float32).eps, torch.float16: torch.finfo(torch.float16).eps}
+
+
+def _inputs(shape, dtype, layout="contiguous"):
+    """Fresh leaves and a function making q, k, v of `shape` from them: contiguous tensors or strided views."""
+    lead, (H, D) = shape[:-2], shape[-2:]
+    if layout == "contiguous":
+        return [torch.randn(shape, dtype=dtype) for _ in range(3)], lambda t: t
+    if layout == "fused":  # sliced out of one fused QKV projection output (..., 3, H, D)
+        return [torch.randn(*lead, 3, H, D, dtype=dtype)], lambda t: t[0].unbind(-3)
+    if layout == "heads_first":  # stored with tokens and heads swapped: (..., H, L, D).transpose
+        return [torch.randn(*lead[:-1], H, lead[-1], D, dtype=dtype) for _ in range(3)], lambda t: [
+            x.transpose(-2, -3) for x in t
+        ]
+    if layout == "half_heads":  # Model 4: the second half of the heads of wider tensors
+        return [torch.randn(*lead, 2 * H, D, dtype=dtype) for _ in range(3)], lambda t: [x[..., H:, :] for x in t]
+    raise ValueError(layout)
+
+
+def _run(leaves, make, axis, key_mask, grad, backend=None):
+    """Output and gradients of the leaves; backend None = the fp64 reference."""
+    leaves = [x.detach().requires_grad_() for x in leaves]
+    q, k, v = make(leaves)
+    if backend is None:
+        out = attention_reference(q, k, v, axis=axis, key_mask=key_mask)
+    else:
+        out = attention(q, k, v, axis=axis, key_mask=key_mask, backend=backend)
+    return out, torch.autograd.grad(out, leaves, grad.to(out.dtype))
+
+
+def _assert_close(name, got, torch_low, ref):
+    """Max and mean error of the kernel <= 2 x PyTorch's error in the same dtype + one ulp at the typical magnitude."""
+    floor = EPS[got.dtype] * ref.abs().mean().item()
+    err, err_torch = (got.double() - ref).abs(), (torch_low.double() - ref).abs()
+    for stat in ("max", "mean"):
+        e, e_torch = getattr(err, stat)().item(), getattr(err_torch, stat)().item()
+        assert e <= 2 * e_torch + floor, f"{name}: {stat} error {e:.3e} > 2 x torch {e_torch:.3e} + floor {floor:.3e}"
+
+
+def _check_triton(shape, axis, dtype, key_mask=None, layout="contiguous"):
+    leaves, make = _inputs(shape, dtype, layout)
+    grad = torch.randn(shape, dtype=torch.float64)
+    out, grads = _run(leaves, make, axis, key_mask, grad, "triton")
+    out_eager, grads_eager = _run(leaves, make, axis, key_mask, grad, "eager")
+    out_ref, grads_ref = _run([x.double() for x in leaves], make, axis, key_mask, grad)
+    assert out.shape == shape and out.dtype == dtype and out.is_contiguous()
+    _assert_close("out", out, out_eager, out_ref)
+    for i, (g, ge, gr) in enumerate(zip(grads, grads_eager, grads_ref)):
+        assert torch.isfinite(g).all(), f"grad {i}"
+        _assert_close(f"grad {i}", g, ge, gr)
+    return out, grads
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Triton kernel (interpreter) against fp64
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "S, D, dtype",
+    [
+        (1, 32, torch.float32),
+        (49, 64, torch.float16),
+        (49, 80, torch.float32),
+        (196, 64, torch.float32),
+        (197, 80, torch.float16),
+        (257, 32, torch.float32),
+    ],
+)
+def test_spatial(S, D, dtype):
+    _check_triton((1, 2, S, 2, D), "spatial", dtype)
+
+
+@pytest.mark.parametrize("T", [1, 2, 8, 16, 17])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_temporal(T, dtype):
+    D = {1: 32, 2: 80, 8: 64, 16: 64, 17: 80}[T]
+    _check_triton((2, T, 3, 2, D), "temporal", dtype)
+
+
+@pytest.mark.parametrize("cls", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_joint(cls, dtype):
+    L = 2 * 9 + int(cls)  # T'=2 frames of 3x3 patches, plus a CLS token
+    _check_triton((2, L, 3, 64), "joint", dtype)
+
+
+def test_joint_long_multi_tile():
+    """Several query and key tiles: the online-softmax loop and the tiled dq / dkdv backward."""
+    _check_triton((1, 300, 1, 64), "joint", torch.float32)
+
+
+@pytest.mark.parametrize(
+    "axis, shape, layout",
+    [
+        ("joint", (2, 19, 2, 32), "fused"),
+        ("spatial", (1, 2, 49, 2, 64), "fused"),
+        ("temporal", (1, 8, 5, 2, 64), "fused"),
+        ("spatial", (1, 2, 13, 3, 32), "heads_first"),
+        ("temporal", (1, 16, 3, 3, 32), "heads_first"),
+        ("spatial", (1, 2, 197, 2, 64), "half_heads"),
+        ("temporal", (2, 5, 7, 2, 80), "half_heads"),
+    ],
+)
+def test_strided_views(axis, shape, layout):
+    _check_triton(shape, axis, torch.float32, layout=layout)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_temporal_key_mask_padding_frames(dtype):
+    # Clip 0 is full length, clip 1 has 9 real frames of 17, clip 2 has none (a fully padded clip: defined zeros).
+    mask = torch.ones(3, 17, dtype=torch.bool)
+    mask[1, 9:] = False
+    mask[2] = False
+    out, grads = _check_triton((3, 17, 4, 2, 64), "temporal", dtype, key_mask=mask)
+    assert (out[2] == 0).all()
+    assert all((g[2] == 0).all() for g in grads)
+
+
+def test_spatial_key_mask_masked_frame():
+    mask = torch.tensor([[True, False, True], [False, False, True]])
+    out, grads = _check_triton((2, 3, 49, 2, 32), "spatial", torch.float32, key_mask=mask)
+    assert (out[~mask] == 0).all()
+    assert all((g[~mask] == 0).all() for g in grads)
+
+
+def test_joint_key_mask_random_and_empty():
+    mask = torch.rand(3, 37) > 0.4
+    mask[2] = False
+    out, _ = _check_triton((3, 37, 2, 32), "joint", torch.float16, key_mask=mask)
+    assert (out[2] == 0).all()
+
+
+def test_joint_key_mask_long_with_empty_tile():
+    # Keys 64..191 masked: a whole key tile is skipped inside the online-softmax loop.
+    mask = torch.ones(1, 200, dtype=torch.bool)
+    mask[0, 64:192] = False
+    _check_triton((1, 200, 1, 32), "joint", torch.float32, key_mask=mask)
+
+
+@pytest.mark.parametrize(
+    "axis, shape, mask",
+    [
+        ("temporal", (2, 17, 3, 2, 80), [[True] * 17, [True] * 5 + [False] * 12]),
+        ("spatial", (1, 2, 197, 2, 64), [[True, False]]),
+        ("joint", (1, 150, 1, 32), None),
+    ],
+)
+def test_poisoned_buffers_every_element_written(monkeypatch, axis, shape, mask):
+    """Launcher buffers start as NaN: every output, gradient and log-sum-exp element must be written."""
+    allocated = []
+
+    def poisoned(shape_, dtype, device):
+        t = torch.full(shape_, float("nan"), dtype=dtype, device=device)
+        allocated.append(t)
+        return t
+
+    monkeypatch.setattr(attn_mod, "_empty", poisoned)
+    key_mask = None if mask is None else torch.tensor(mask)
+    _check_triton(shape, axis, torch.float32, key_mask=key_mask)
+    assert len(allocated) >= 5  # out, lse, dq, dk, dv (+ delta on the tiled path)
+    for t in allocated:
+        assert not torch.isnan(t).any()
+
+
+def test_bf16_runs_with_upcast_dot():
+    """bf16 under the interpreter takes the constexpr upcast for tl.dot; loads, stores and casts are exact."""
+    q, k, v = (torch.randn(1, 8, 3, 2, 64, dtype=torch.bfloat16) for _ in range(3))
+    out = attention(q, k, v, axis="temporal", backend="triton")
+    ref = attention_reference(q.double(), k.double(), v.double(), axis="temporal")
+    eager = attention(q, k, v, axis="temporal", backend="eager")
+    assert out.dtype == torch.bfloat16
+    err, err_torch = (out.double() - ref).abs().max().item(), (eager.double() - ref).abs().max().item()
+    assert err <= 2 * err_torch + 4 * torch.finfo(torch.bfloat16).eps
+
+
+def test_backward_deterministic():
+    for shape, axis in (((1, 130, 2, 32), "joint"), ((2, 8, 3, 2, 32), "temporal")):
+        leaves, make = _inputs(shape, torch.float32)
+        grad = torch.randn(shape, dtype=torch.float64)
+        first = _run(leaves, make, axis, None, grad, "triton")[1]
+        second = _run(leaves, make, axis, None, grad, "triton")[1]
+        for a, b in zip(first, second):
+            assert torch.equal(a, b)
+
+
+def test_custom_scale():
+    q, k, v = (torch.randn(1, 2, 9, 2, 32) for _ in range(3))
+    out = attention(q, k, v, axis="spatial", scale=0.3, backend="triton")
+    ref = attention_reference(q.double(), k.double(), v.double(), axis="spatial", scale=0.3)
+    torch.testing.assert_close(out.double(), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_dot_precision_follows_matmul_precision():
+    previous = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert attn_mod._dot_precision(torch.float32) == "ieee"
+        torch.set_float32_matmul_precision("high")
+        assert attn_mod._dot_precision(torch.float32) == "tf32"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def test_block_heuristics_bounded():
+    """Tile configurations come from a handful of length buckets, not from every length."""
+    fwd = {tuple(sorted(attn_mod._fwd_config(L, 24, 64).items())) for L in range(1, 4000)}
+    bwd = {tuple(sorted(attn_mod._bwd_config(L, 24, 64).items())) for L in range(1, 4000)}
+    assert len(fwd) <= 6 and len(bwd) <= 4
+    assert attn_mod._fwd_config(16, 24, 64)["PACK"] == 4  # temporal T'=16: four sequences per 64-row tile
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Eager path
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", ["joint", "spatial", "temporal"])
+def test_eager_matches_reference(axis):
+    shape = (3, 23, 2, 16) if axis == "joint" else (3, 4, 7, 2, 16)
+    mask = torch.rand(shape[:2]) > 0.4
+    mask[1] = False
+    for key_mask in (None, mask):
+        q, k, v = (torch.randn(shape, dtype=torch.float64, requires_grad=True) for _ in range(3))
+        out = attention(q, k, v, axis=axis, key_mask=key_mask)
+        ref = attention_reference(q, k, v, axis=axis, key_mask=key_mask)
+        torch.testing.assert_close(out, ref)
+        grad = torch.randn_like(out)
+        got = torch.autograd.grad(out, (q, k, v), grad)
+        want = torch.autograd.grad(ref, (q, k, v), grad)
+        for a, b in zip(got, want):
+            assert torch.isfinite(a).all()
+            torch.testing.assert_close(a, b)
+
+
+def test_eager_fused_views_no_nan_on_empty_rows():
+    fused = torch.randn(2, 4, 5, 3, 2, 16, requires_grad=True)
+    q, k, v = fused.unbind(3)
+    mask = torch.tensor([[True, True, False, False], [False] * 4])
+    out = attention(q, k, v, axis="temporal", key_mask=mask)
+    out.sum().backward()
+    assert (out[1] == 0).all() and torch.isfinite(fused.grad).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["eager", "triton"])
+def test_bad_inputs(backend):
+    x4 = torch.randn(2, 5, 2, 8)
+    x5 = torch.randn(2, 3, 5, 2, 8)
+    with pytest.raises(ValueError, match="axis"):
+        attention(x4, x4, x4, axis="frames", backend=backend)
+    with pytest.raises(ValueError, match=r"q must be 5-D \(B, T, S, H, D\).*got shape \(2, 5, 2, 8\)"):
+        attention(x4, x4, x4, axis="spatial", backend=backend)
+    with pytest.raises(ValueError, match=r"q must be 4-D"):
+        attention(x5, x5, x5, axis="joint", backend=backend)
+    with pytest.raises(ValueError, match="same shape"):
+        attention(x4, x4[:, :4], x4, backend=backend)
+    with pytest.raises(ValueError, match=r"key_mask must have shape \(B, T\) = \(2, 3\).*got \(2, 5\)"):
+        attention(x5, x5, x5, axis="temporal", key_mask=torch.ones(2, 5, dtype=torch.bool), backend=backend)
+    with pytest.raises(TypeError, match="key_mask must be a bool tensor"):
+        attention(x4, x4, x4, key_mask=torch.ones(2, 5), backend=backend)
+    with pytest.raises(TypeError, match="share a dtype"):
+        attention(x4, x4.double(), x4, backend=backend)
+    with pytest.raises(ValueError, match="dropout_p"):
+        attention(x4, x4, x4, dropout_p=1.5, backend=backend)
+    with pytest.raises(ValueError, match="backend"):
+        attention(x4, x4, x4, backend="cuda")
+
+
+def test_triton_dropout_not_implemented():
+    x = torch.randn(1, 4, 1, 16)
+    assert triton_unsupported_reason(x, x, x, dropout_p=0.1) is not None
+    with pytest.raises(NotImplementedError, match=r"^attention: .*dropout"):
+        attention(x, x, x, dropout_p=0.1, backend="triton")
+    assert triton_unsupported_reason(x, x, x) is None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Custom ops: opcheck and torch.compile
+# ----------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("axis", ["joint", "temporal"])
+def test_opcheck(axis):
+    shape = (2, 9, 2, 32) if axis == "joint" else (2, 5, 3, 2, 32)
+    q, k, v = (torch.randn(shape, requires_grad=True) for _ in range(3))
+    mask = torch.ones(shape[:2], dtype=torch.bool)
+    mask[1, -2:] = False
+    torch.library.opcheck(torch.ops.vivit_kernels.attention_fwd.default, (q, k, v, mask, axis, 0.25))
+    out, lse = attn_mod.attention_fwd(q.detach(), k.detach(), v.detach(), None, axis, 0.25)
+    args = (torch.randn_like(out), q.detach(), k.detach(), v.detach(), out, lse, None, axis, 0.25)
+    torch.library.opcheck(torch.ops.vivit_kernels.attention_bwd.default, args)
+
+
+def test_torch_compile_aot_eager():
+    torch._dynamo.reset()
+
+    def block(x, w):
+        qkv = (x @ w).unflatten(-1, (3, 2, 16))  # (B, T, S, 3, H, D)
+        q, k, v = qkv.unbind(-3)
+        return attention(q, k, v, axis="temporal", backend="triton").flatten(-2).sum()
+
+    x = torch.randn(1, 6, 3, 24, requires_grad=True)
+    w = torch.randn(24, 96, requires_grad=True)
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+    got = compiled(x, w)
+    (gx, gw) = torch.autograd.grad(got, (x, w))
+    want = block(x, w)
+    (wx, ww) = torch.autograd.grad(want, (x, w))
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(gx, wx)
+    torch.testing.assert_close(gw, ww)

@@ -1,0 +1,177 @@
+"""The one place vivit calls kernels: picks the Triton kernel or the eager PyTorch path for every op.
+
+Backends (config.backend, or the `backend=` argument of every function here):
+  "eager"  - plain differentiable PyTorch (scaled_dot_product_attention, one GEMM per projection).
+  "triton" - strict: run the op's Triton kernel or raise NotImplementedError("<op>: <reason>"). With TRITON_INTERPRET=1
+             set before `kernels` is imported, CPU tensors run the real kernels through Triton's interpreter.
+  "auto"   - the environment variable VIVIT_BACKEND ("eager" or "triton") decides when set; otherwise Triton for CUDA
+             tensors where the op's kernel supports the call, eager everywhere else.
+fp32 matmuls inside kernels follow torch.get_float32_matmul_precision() (ieee at "highest", tf32 otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from kernels import attention as _attention
+from kernels import ln_mlp as _ln_mlp
+from kernels import patch_embed as _patch_embed
+
+BACKENDS = ("auto", "triton", "eager")
+
+
+def resolve_backend(backend: str) -> str:
+    """"auto" as VIVIT_BACKEND defines it ("auto" when unset); an explicit "triton" or "eager" wins."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        env = os.environ.get("VIVIT_BACKEND", "auto") or "auto"
+        if env not in BACKENDS:
+            raise ValueError(f"environment variable VIVIT_BACKEND must be one of {list(BACKENDS)}, got {env!r}")
+        return env
+    return backend
+
+
+def _choose(op: str, backend: str, reason_fn, *tensors: torch.Tensor | None) -> str:
+    """The path an op takes: "triton" or "eager". Strict "triton" raises when the kernel cannot run."""
+    backend = resolve_backend(backend)
+    if backend == "eager":
+        return "eager"
+    if backend == "auto":
+        if not all(t is None or t.is_cuda for t in tensors):
+            return "eager"
+        return "triton" if reason_fn() is None else "eager"
+    reason = reason_fn()
+    if reason is not None:
+        raise NotImplementedError(f"{op}: {reason}")
+    return "triton"
+
+
+def patch_embed(
+    pixel_values: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    pos_embed: torch.Tensor | None = None,
+    cls_token: torch.Tensor | None = None,
+    *,
+    per_frame_cls: bool = False,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """Tubelet embedding + position embedding + CLS token(s); see kernels.patch_embed.patch_embed."""
+    tensors = (pixel_values, weight, bias, pos_embed, cls_token)
+    path = _choose("patch_embed", backend, lambda: _patch_embed.triton_unsupported_reason(*tensors), *tensors)
+    return _patch_embed.patch_embed(*tensors, per_frame_cls=per_frame_cls, backend=path)
+
+
+def ln_linear(
+    x: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    *,
+    eps: float,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """LayerNorm(x) @ weight.T + bias: the fused QKV projection."""
+    tensors = (x, ln_weight, ln_bias, weight, bias)
+    path = _choose("ln_linear", backend, lambda: _ln_mlp.triton_unsupported_reason(*tensors), *tensors)
+    return _ln_mlp.ln_linear(*tensors, eps=eps, backend=path)
+
+
+def ln_mlp(
+    x: torch.Tensor,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    fc1_weight: torch.Tensor,
+    fc1_bias: torch.Tensor,
+    fc2_weight: torch.Tensor,
+    fc2_bias: torch.Tensor,
+    *,
+    eps: float,
+    activation: str = "gelu_tanh",
+    dropout_p: float = 0.0,
+    training: bool = False,
+    drop_path_scale: torch.Tensor | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """x + drop_path_scale * MLP(LayerNorm(x)), the whole residual MLP branch of a block."""
+    tensors = (x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale)
+    dropout_p = dropout_p if training else 0.0
+    path = _choose("ln_mlp", backend, lambda: _ln_mlp.triton_unsupported_reason(*tensors), *tensors)
+    return _ln_mlp.ln_mlp(
+        *tensors[:7],
+        eps=eps,
+        activation=activation,
+        dropout_p=dropout_p,
+        training=training,
+        drop_path_scale=drop_path_scale,
+        backend=path,
+    )
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    axis: str = "joint",
+    key_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q k^T / sqrt(D)) v along `axis`; returns (output shaped like q, probabilities or None).
+
+    q, k, v: (B, L, H, D) for axis="joint"; (B, T, S, H, D) for "spatial" (over S) and "temporal" (over T).
+    key_mask: bool, True = real key; (B, L) for joint, (B, T) frames for spatial/temporal.
+    need_weights=True returns the probabilities, (B, H, L, L) for joint, (B, T, H, S, S) spatial, (B, S, H, T, T)
+    temporal: they exist only on the eager path (strict "triton" raises NotImplementedError).
+    """
+    if need_weights:
+        if resolve_backend(backend) == "triton":
+            raise NotImplementedError(
+                "attention: output_attentions=True needs the attention probabilities, which the Triton kernel never "
+                "materialises; use backend='eager' (or 'auto') to get them"
+            )
+        return _attention_with_probs(q, k, v, axis, key_mask, dropout_p)
+
+    def reason():
+        return _attention.triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
+
+    path = _choose("attention", backend, reason, q, k, v, key_mask)
+    out = _attention.attention(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, backend=path)
+    return out, None
+
+
+def _attention_with_probs(q, k, v, axis, key_mask, dropout_p):
+    """Materialised attention (the eager path of output_attentions=True); a row with no real key gives zeros."""
+    if axis == "joint":
+        qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+    elif axis == "spatial":
+        qh, kh, vh = (t.transpose(2, 3) for t in (q, k, v))  # (B, T, H, S, D)
+        mask = None if key_mask is None else key_mask[:, :, None, None, None]
+    elif axis == "temporal":
+        qh, kh, vh = (t.permute(0, 2, 3, 1, 4) for t in (q, k, v))  # (B, S, H, T, D)
+        mask = None if key_mask is None else key_mask[:, None, None, None, :]
+    else:
+        raise ValueError(f"attention: axis must be 'joint', 'spatial' or 'temporal', got {axis!r}")
+    scores = torch.matmul(qh, kh.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    if mask is not None:
+        probs = probs.nan_to_num(0.0)  # rows whose keys are all masked
+    probs = probs.to(q.dtype)
+    dropped = torch.nn.functional.dropout(probs, dropout_p) if dropout_p > 0 else probs
+    out = torch.matmul(dropped, vh)
+    if axis == "joint":
+        out = out.transpose(1, 2)
+    elif axis == "spatial":
+        out = out.transpose(2, 3)
+    else:
+        out = out.permute(0, 3, 1, 2, 4)
+    return out.contiguous(), probs

@@ -1,0 +1,133 @@
+"""Top-1/top-5 accuracy: `evaluate(model, loader)` for training loops and `vivit eval` for saved models.
+
+    vivit eval --model DIR --data (FOLDER|LIST.csv) [--views 4x3] [--batch-size 2] [--workers 2] [--json]
+
+FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
+annotation list (path label [start end]; text labels are looked up in the model's `label2id`). Each video's logits
+are averaged over its views (temporal clips x spatial crops) before ranking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+from tqdm import tqdm
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    *,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict:
+    """Top-1 and top-5 accuracy of `model` over `loader`'s (pixel_values, labels) batches.
+
+    pixel_values: (B, F, C, H, W), or (B, V, F, C, H, W) with V views per video whose logits are averaged.
+    Returns {"top1": float, "top5": float, "num_samples": int}; top-5 is top-k with k = min(5, classes).
+    The model is put in eval mode for the loop and restored afterwards.
+    """
+    if device is None:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    top1 = top5 = count = 0
+    try:
+        for pixel_values, labels in tqdm(loader, desc="eval", unit="batch", disable=not progress, file=sys.stderr):
+            if pixel_values.dim() not in (5, 6):
+                raise ValueError(
+                    "pixel_values: expected (B, F, C, H, W) or multi-view (B, V, F, C, H, W), got shape "
+                    f"{tuple(pixel_values.shape)}"
+                )
+            batch = pixel_values.shape[0]
+            views = pixel_values.shape[1] if pixel_values.dim() == 6 else 1
+            clips = pixel_values.flatten(0, 1) if pixel_values.dim() == 6 else pixel_values
+            clips = clips.to(device, non_blocking=True)
+            labels = torch.as_tensor(labels).to(device).view(-1)
+            if labels.shape[0] != batch:
+                raise ValueError(f"labels: expected {batch} labels for the batch, got {labels.shape[0]}")
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = model(pixel_values=clips).logits
+            logits = logits.float().view(batch, views, -1).mean(1)
+            best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+            top1 += (best[:, 0] == labels).sum().item()
+            top5 += (best == labels[:, None]).any(-1).sum().item()
+            count += batch
+    finally:
+        model.train(was_training)
+    return {"top1": top1 / max(count, 1), "top5": top5 / max(count, 1), "num_samples": count}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# `vivit eval`
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vivit eval", description="Top-1/top-5 accuracy of a saved model.")
+    parser.add_argument("--model", required=True, help="model directory (HF or vivit: config.json + weights)")
+    parser.add_argument("--data", required=True, help="a class-per-folder directory or an annotation list (CSV/TXT)")
+    parser.add_argument("--root", default=None, help="base folder of the list's relative paths (default: its folder)")
+    parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
+    parser.add_argument("--stride", type=int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)")
+    parser.add_argument("--sampling", choices=("strided", "uniform"), default="strided")
+    parser.add_argument("--batch-size", type=int, default=2, help="videos per batch")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
+    return parser
+
+
+def _dataset(args, model, processor, num_frames):
+    from vivit.data import VideoCSV, VideoFolder
+
+    common = dict(
+        num_frames=num_frames, stride=args.stride, sampling=args.sampling, views=args.views, processor=processor
+    )
+    label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
+    if os.path.isdir(args.data):
+        folders = sorted(e.name for e in os.scandir(args.data) if e.is_dir() and not e.name.startswith("."))
+        unknown = [name for name in folders if name not in label2id]
+        if unknown:
+            raise ValueError(
+                f"{args.data}: class folder(s) {unknown[:5]} are not labels of the model (its labels: "
+                f"{sorted(label2id)[:5]}...)"
+            )
+        return VideoFolder(args.data, class_to_idx=label2id, **common)
+    if os.path.isfile(args.data):
+        return VideoCSV(args.data, args.root, class_to_idx=label2id, **common)
+    raise FileNotFoundError(f"{args.data}: no such dataset folder or annotation list")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from vivit.predict import fail, load_model_and_processor, pick_device
+
+    try:
+        device = pick_device(args.device)
+        model, processor = load_model_and_processor(args.model, device)
+        num_frames = args.num_frames or model.config.num_frames
+        dataset = _dataset(args, model, processor, num_frames)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
+        )
+        result = evaluate(model, loader, device=device, progress=not args.no_progress)
+    except Exception as e:  # one line, no traceback: this is a command-line tool
+        return fail("eval", e)
+    result = {"model": args.model, "data": args.data, "views": args.views, **result}
+    print(f"top1 {result['top1']:.4f}  top5 {result['top5']:.4f}  ({result['num_samples']} videos, views {args.views})")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+__all__ = ["evaluate", "main"]

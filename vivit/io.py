@@ -1,0 +1,416 @@
+"""Video decoding with PyAV and temporal sampling.
+
+`read_video(path, num_frames, stride=2)` returns one uint8 (T, H, W, C) RGB clip; `read_clips` returns the n temporal
+views of multi-view evaluation, (n, T, H, W, C). Only the frames the sampled indices need are decoded: the reader
+seeks to the key frame before the first one (in MP4/MOV, Matroska/WebM, AVI and NUT files, whose timestamps
+place frames exactly; other containers are decoded from their start) and stops after the last one.
+
+Sampling (`sample_indices`):
+- "strided": T frames `stride` apart (span (T - 1) * stride + 1). One clip is centred (or placed at random with
+  `random_offset`); n clips are spread evenly from the first possible start to the last.
+- "uniform": the video (or the [start_sec, end_sec) segment) cut into T equal segments, one frame from each: the
+  middle one, or a random one with `random_offset`; clip k of n takes the frame at fraction (k + 0.5) / n of every
+  segment. A video with fewer than T frames has frames repeated evenly.
+
+Short-clip policy (strided sampling when the video has fewer frames than the span): `short_clip="loop"` (default)
+wraps the indices around to the start of the video; "repeat_last" repeats the last frame; "error" raises. Either way
+the result has exactly T frames: nothing is silently truncated.
+
+Frame counts come from the container header, or from counting packets when the header has none (Matroska/WebM).
+When a file decodes a frame or two fewer than its header declares (common, harmless header slop), the clip is
+re-sampled over the frames that do decode and a warning names the file; a larger gap (a truncated file) and any
+missing, unreadable or corrupt file raise `VideoReadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+SAMPLING_MODES = ("strided", "uniform")
+SHORT_CLIP_POLICIES = ("loop", "repeat_last", "error")
+# Containers whose seeking and timestamps place frames exactly. Others (MPEG-PS/TS, raw streams) rebuild
+# timestamps after a seek, so they are decoded from the start (still stopping after the last needed frame).
+_SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm", "avi", "nut")
+# Headers are often off by a frame or two; a larger gap between declared and decodable frames means a damaged file.
+_SHORTFALL_TOLERANCE = lambda declared: max(2, declared // 100)
+
+
+class VideoReadError(OSError):
+    """A video file is missing, unreadable or corrupt. The message starts with the file's path."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = os.fspath(path)
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+    codec: str
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sampling (pure functions on frame counts).
+
+
+def sample_indices(
+    num_available: int,
+    num_frames: int,
+    *,
+    stride: int = 1,
+    sampling: str = "strided",
+    num_clips: int = 1,
+    random_offset: bool = False,
+    short_clip: str = "loop",
+    generator: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Indices of `num_clips` clips of `num_frames` frames out of `num_available`: int64 (num_clips, num_frames)."""
+    if num_available < 1:
+        raise ValueError(f"num_available: expected a video with at least 1 frame, got {num_available}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames: expected >= 1, got {num_frames}")
+    if stride < 1:
+        raise ValueError(f"stride: expected >= 1, got {stride}")
+    if num_clips < 1:
+        raise ValueError(f"num_clips: expected >= 1, got {num_clips}")
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"sampling: expected one of {SAMPLING_MODES}, got {sampling!r}")
+    if short_clip not in SHORT_CLIP_POLICIES:
+        raise ValueError(f"short_clip: expected one of {SHORT_CLIP_POLICIES}, got {short_clip!r}")
+    rng = generator if generator is not None else np.random.default_rng()
+    steps = np.arange(num_frames, dtype=np.int64)
+
+    if sampling == "uniform":
+        segment = num_available / num_frames
+        if random_offset:
+            fractions = rng.random((num_clips, num_frames))
+        else:
+            fractions = np.broadcast_to(((np.arange(num_clips) + 0.5) / num_clips)[:, None], (num_clips, num_frames))
+        indices = np.floor((steps[None] + fractions) * segment).astype(np.int64)
+        return np.minimum(indices, num_available - 1)
+
+    span = (num_frames - 1) * stride + 1
+    if num_available < span:
+        if short_clip == "error":
+            raise ValueError(
+                f"the video has {num_available} frames, fewer than the {span} that {num_frames} frames at stride "
+                f"{stride} span (short_clip='error')"
+            )
+        offsets = steps * stride
+        clip = offsets % num_available if short_clip == "loop" else np.minimum(offsets, num_available - 1)
+        return np.broadcast_to(clip, (num_clips, num_frames)).copy()
+    room = num_available - span
+    if random_offset:
+        starts = rng.integers(0, room + 1, size=num_clips)
+    elif num_clips == 1:
+        starts = np.array([room // 2])
+    else:
+        starts = np.round(np.linspace(0, room, num_clips)).astype(np.int64)
+    return starts[:, None].astype(np.int64) + steps[None] * stride
+
+
+def segment_frames(num_available: int, fps: float, start_sec: float | None, end_sec: float | None) -> tuple[int, int]:
+    """[first, last) frame range of the [start_sec, end_sec) segment, clipped to the video."""
+    first = 0 if start_sec is None else max(0, int(round(start_sec * fps)))
+    last = num_available if end_sec is None else min(num_available, int(round(end_sec * fps)))
+    return first, last
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Decoding.
+
+
+def _open(path: str):
+    import av
+
+    if not os.path.exists(path):
+        raise VideoReadError(path, "no such file")
+    if os.path.isdir(path):
+        raise VideoReadError(path, "is a directory, not a video file")
+    try:
+        container = av.open(path)
+    except Exception as e:  # PyAV raises a family of FFmpegError/OSError subclasses
+        raise VideoReadError(path, f"cannot open as a video ({type(e).__name__}: {e})") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(path, "has no video stream")
+    return container
+
+
+def _frame_rate(stream) -> Fraction | None:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate else None
+
+
+def _count_frames(path: str, container, stream) -> int:
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    try:  # no count in the header: demux (no decoding) and count the video packets
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+    except Exception as e:
+        raise VideoReadError(path, f"corrupt video stream ({type(e).__name__}: {e})") from e
+    return count
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate, size and codec of a video file."""
+    path = os.fspath(path)
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        rate = _frame_rate(stream)
+        num_frames = _count_frames(path, container, stream)
+        return VideoInfo(
+            path=path,
+            num_frames=num_frames,
+            fps=float(rate) if rate else 0.0,
+            height=stream.codec_context.height,
+            width=stream.codec_context.width,
+            codec=stream.codec_context.name,
+        )
+    finally:
+        container.close()
+
+
+class _Shortfall(Exception):
+    def __init__(self, decoded: int):
+        self.decoded = decoded
+
+
+def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> np.ndarray:
+    """The frames at `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3).
+
+    Seeks to the key frame before the smallest index and stops decoding after the largest one.
+    """
+    path = os.fspath(path)
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size == 0:
+        raise ValueError("indices: expected at least one frame index")
+    if indices.min() < 0:
+        raise ValueError(f"indices: frame indices must be >= 0, got {int(indices.min())}")
+    wanted = np.unique(indices)
+    try:
+        frames = _decode_wanted(path, wanted, seek=True)
+    except (_SeekMissed, _Shortfall):  # a seek that misplaced us or ran out early: decode from the start instead
+        frames = _decode_wanted(path, wanted, seek=False)
+    return np.stack([frames[int(i)] for i in indices])
+
+
+class _SeekMissed(Exception):
+    pass
+
+
+def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool) -> dict[int, np.ndarray]:
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate, time_base = _frame_rate(stream), stream.time_base
+        start_pts = stream.start_time or 0
+        use_pts = rate is not None and time_base is not None
+
+        seeked = False
+
+        def index_of(frame, counter: int) -> int:
+            # From the start, a frame's index is its decoding ordinal; after a seek it can only come from its timestamp.
+            if seeked and frame.pts is not None:
+                return int(round(float((frame.pts - start_pts) * time_base * rate)))
+            return counter
+
+        seekable = any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
+        if seek and seekable and use_pts and wanted[0] > 0:
+            target = start_pts + int(Fraction(int(wanted[0])) / rate / time_base)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            seeked = True
+
+        out: dict[int, np.ndarray] = {}
+        pos, last_index = 0, -1
+        try:
+            for counter, frame in enumerate(container.decode(stream)):
+                if seeked and (frame.pts is None or (counter == 0 and index_of(frame, 0) > wanted[0])):
+                    raise _SeekMissed  # landed past the first wanted frame, or no timestamps to place frames by
+                index = index_of(frame, counter)
+                last_index = max(last_index, index)
+                if index < wanted[pos]:
+                    continue
+                image = frame.to_ndarray(format="rgb24")
+                while pos < len(wanted) and wanted[pos] <= index:
+                    out[int(wanted[pos])] = image
+                    pos += 1
+                if pos == len(wanted):
+                    return out
+        except _SeekMissed:
+            raise
+        except Exception as e:
+            raise VideoReadError(path, f"corrupt video data ({type(e).__name__}: {e})") from e
+        raise _Shortfall(last_index + 1)
+    finally:
+        container.close()
+
+
+def _read(
+    path: str | os.PathLike,
+    num_frames: int | None,
+    *,
+    stride: int,
+    sampling: str,
+    num_clips: int,
+    random_offset: bool,
+    short_clip: str,
+    start_sec: float | None,
+    end_sec: float | None,
+    generator: np.random.Generator | None,
+) -> np.ndarray:
+    path = os.fspath(path)
+    info = video_info(path)
+    available = info.num_frames
+    for _ in range(2):  # a second pass only when the file decodes fewer frames than its header says
+        if available < 1:
+            raise VideoReadError(path, "contains no decodable video frames")
+        first, last = segment_frames(available, info.fps or 1.0, start_sec, end_sec)
+        if last <= first:
+            raise ValueError(
+                f"{path}: the segment [{start_sec}, {end_sec}) s holds no frames (the video has {available} frames "
+                f"at {info.fps:g} fps)"
+            )
+        if num_frames is None:
+            indices = np.arange(first, last)[None].repeat(num_clips, 0)
+        else:
+            indices = first + sample_indices(
+                last - first,
+                num_frames,
+                stride=stride,
+                sampling=sampling,
+                num_clips=num_clips,
+                random_offset=random_offset,
+                short_clip=short_clip,
+                generator=generator,
+            )
+        try:
+            frames = decode_frames(path, indices)
+        except _Shortfall as e:
+            if e.decoded < 1 or e.decoded >= available or available - e.decoded > _SHORTFALL_TOLERANCE(available):
+                raise VideoReadError(
+                    path,
+                    f"truncated or corrupt: the header declares {available} frames but decoding ends after {e.decoded}",
+                ) from None
+            warnings.warn(
+                f"{path}: header declares {available} frames but only {e.decoded} decode (truncated file?); "
+                "sampling over the frames that decode",
+                stacklevel=3,
+            )
+            available = e.decoded
+            continue
+        return frames.reshape(indices.shape + frames.shape[1:])
+    raise VideoReadError(path, "the number of decodable frames keeps changing between reads")
+
+
+def read_video(
+    path: str | os.PathLike,
+    num_frames: int | None = None,
+    *,
+    stride: int = 1,
+    sampling: str = "strided",
+    random_offset: bool = False,
+    short_clip: str = "loop",
+    start_sec: float | None = None,
+    end_sec: float | None = None,
+    generator: np.random.Generator | None = None,
+) -> np.ndarray:
+    """One clip of a video file as uint8 RGB (T, H, W, 3).
+
+    Args:
+        path: the video file (anything FFmpeg reads).
+        num_frames: frames to sample; None decodes every frame (of the segment).
+        stride: frame step of "strided" sampling (ViViT-B/16x2: 32 frames at stride 2).
+        sampling: "strided" or "uniform" (see the module docstring).
+        random_offset: random clip position / random frame per segment (training) instead of the centred one.
+        short_clip: policy when a strided clip spans more frames than the video holds: "loop", "repeat_last", "error".
+        start_sec, end_sec: restrict sampling to this segment (Kinetics-style annotations).
+        generator: numpy Generator for the random choices.
+    """
+    clips = _read(
+        path,
+        num_frames,
+        stride=stride,
+        sampling=sampling,
+        num_clips=1,
+        random_offset=random_offset,
+        short_clip=short_clip,
+        start_sec=start_sec,
+        end_sec=end_sec,
+        generator=generator,
+    )
+    return clips[0]
+
+
+def read_clips(
+    path: str | os.PathLike,
+    num_frames: int,
+    num_clips: int,
+    *,
+    stride: int = 1,
+    sampling: str = "strided",
+    short_clip: str = "loop",
+    start_sec: float | None = None,
+    end_sec: float | None = None,
+) -> np.ndarray:
+    """`num_clips` evenly spread temporal views of a video as uint8 (num_clips, T, H, W, 3) (one decoding pass)."""
+    return _read(
+        path,
+        num_frames,
+        stride=stride,
+        sampling=sampling,
+        num_clips=num_clips,
+        random_offset=False,
+        short_clip=short_clip,
+        start_sec=start_sec,
+        end_sec=end_sec,
+        generator=None,
+    )
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, *, fps: int = 25, codec: str = "libx264") -> None:
+    """Encode uint8 RGB frames (T, H, W, 3) to a file (even H and W for 4:2:0 codecs). For tests and examples."""
+    import av
+
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {frames.dtype} {tuple(frames.shape)}")
+    with av.open(os.fspath(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p" if codec not in ("ffv1", "png", "rawvideo") else "rgb24"
+        if codec == "ffv1":
+            stream.pix_fmt = "bgr0"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+__all__ = [
+    "VideoInfo",
+    "VideoReadError",
+    "decode_frames",
+    "read_clips",
+    "read_video",
+    "sample_indices",
+    "segment_frames",
+    "video_info",
+    "write_video",
+]

@@ -1,0 +1,480 @@
+"""ViViT models: VivitModel and VivitForVideoClassification, all four variants of the paper.
+
+Model 1 ("spatiotemporal") is Hugging Face's model, with the same state_dict names and outputs. The layout of each
+variant, with T' x S tubelet tokens (T' temporal indices, S = H' * W' spatial positions):
+  1 spatiotemporal            [CLS] + T'*S tokens, one encoder of joint-attention blocks.
+  2 factorized_encoder        per temporal index [CLS] + S tokens through a spatial encoder (weights shared over
+                              time, spatial position embedding shared over time); the T' per-index vectors, with a
+                              temporal [CLS] and temporal position embedding, through a temporal encoder.
+  3 factorized_self_attention T'*S tokens; blocks of spatial attention, temporal attention, MLP. Mean pooling.
+  4 factorized_dot_product    T'*S tokens; half of each block's heads attend over space, half over time. Mean pooling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vivit import dispatch
+from vivit.checkpoint import PretrainedMixin
+from vivit.configuration import VivitConfig
+from vivit.layers import Encoder
+
+
+# ---------------------------------------------------------------------------------------------------------- outputs
+class _Output:
+    """Outputs read by name (`out.logits`, `out["logits"]`) or by position over the fields that are set, like HF."""
+
+    def to_tuple(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
+
+    def __getitem__(self, key):
+        return getattr(self, key) if isinstance(key, str) else self.to_tuple()[key]
+
+    def __iter__(self):
+        return iter(self.to_tuple())
+
+    def keys(self):
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+
+@dataclass
+class VivitModelOutput(_Output):
+    """HF's BaseModelOutputWithPooling names. hidden_states: embeddings output then every block's output (before
+    the final LayerNorm). attentions: the probabilities of every attention of every block (see dispatch.attention)."""
+
+    last_hidden_state: torch.Tensor | None = None
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class VivitClassifierOutput(_Output):
+    """HF's ImageClassifierOutput names."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+for _cls in (VivitModelOutput, VivitClassifierOutput):  # lets torch.export return them
+    torch.utils._pytree.register_dataclass(_cls)
+
+
+# ---------------------------------------------------------------------------------------------------------- embeddings
+def resize_grid(pos: torch.Tensor, old: tuple[int, int, int], new: tuple[int, int, int]) -> torch.Tensor:
+    """Position embeddings (T*H*W, D) on a (T, H, W) grid resized to `new`: bicubic in space, linear in time."""
+    if tuple(old) == tuple(new):
+        return pos
+    (t, h, w), (t2, h2, w2) = old, new
+    D = pos.shape[-1]
+    x = pos.float().reshape(t, h, w, D)
+    if (h, w) != (h2, w2):
+        x = F.interpolate(x.permute(0, 3, 1, 2), size=(h2, w2), mode="bicubic", align_corners=False)
+        x = x.permute(0, 2, 3, 1)  # (t, h2, w2, D)
+    if t != t2:
+        x = x.permute(1, 2, 3, 0).reshape(1, h2 * w2 * D, t)
+        x = F.interpolate(x, size=t2, mode="linear", align_corners=False)
+        x = x.reshape(h2, w2, D, t2).permute(3, 0, 1, 2)
+    return x.reshape(t2 * h2 * w2, D).to(pos.dtype)
+
+
+class TubeletEmbeddings(nn.Module):
+    """Holds the Conv3d-layout tubelet weights (HF's `projection`); dispatch.patch_embed runs them as one GEMM."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        self.projection = nn.Conv3d(
+            config.num_channels, config.hidden_size, kernel_size=config.tubelet_size, stride=config.tubelet_size
+        )
+
+
+class VivitEmbeddings(nn.Module):
+    """Tubelet embedding, CLS token and position embedding of the first encoder.
+
+    position_embeddings (1, [1 +] n, D) with n = T'*S (Models 1, 3, 4) or n = S shared over time (Model 2).
+    """
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        T, Hp, Wp = config.grid
+        self.per_frame = config.variant == "factorized_encoder"
+        self.grid = (1, Hp, Wp) if self.per_frame else (T, Hp, Wp)
+        self.num_prefix = 1 if config.use_cls_token else 0
+        n = self.grid[0] * Hp * Wp
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix else None
+        self.position_embeddings = nn.Parameter(torch.zeros(1, self.num_prefix + n, config.hidden_size))
+        self.patch_embeddings = TubeletEmbeddings(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.backend = config.backend
+
+    def position_table(self, grid: tuple[int, int, int]) -> torch.Tensor:
+        """The (prefix + n, D) position table for an input of `grid` = (T', H', W') tubelets, resized if needed."""
+        pos = self.position_embeddings[0]
+        new = (1, grid[1], grid[2]) if self.per_frame else grid
+        if tuple(new) == self.grid:
+            return pos
+        return torch.cat([pos[: self.num_prefix], resize_grid(pos[self.num_prefix :], self.grid, new)])
+
+    def forward(self, pixel_values: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        proj = self.patch_embeddings.projection
+        cls = None if self.cls_token is None else self.cls_token.view(-1)
+        x = dispatch.patch_embed(
+            pixel_values,
+            proj.weight,
+            proj.bias,
+            self.position_table(grid),
+            cls,
+            per_frame_cls=self.per_frame and cls is not None,
+            backend=self.backend,
+        )
+        return self.dropout(x)
+
+
+class TemporalEmbeddings(nn.Module):
+    """Model 2: the temporal encoder's CLS token and 1-D position embedding over the T' per-frame vectors."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        self.num_prefix = 1 if config.use_cls_token else 0
+        self.num_frames = config.grid[0]
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix else None
+        self.position_embeddings = nn.Parameter(torch.zeros(1, self.num_prefix + self.num_frames, config.hidden_size))
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        pos = self.position_embeddings[0]
+        if T != self.num_frames:
+            pos = torch.cat([pos[: self.num_prefix], resize_grid(pos[self.num_prefix :], (self.num_frames, 1, 1),
+                                                                 (T, 1, 1))])
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(B, 1, D), x], dim=1)
+        return self.dropout(x + pos)
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over dim 1 of (B, L, D), counting only rows where mask (B, L) is True."""
+    if mask is None:
+        return x.mean(dim=1)
+    weights = mask.to(x.dtype).unsqueeze(-1)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+
+class VivitPreTrainedModel(PretrainedMixin, nn.Module):
+    """Weight initialisation as Hugging Face: normal(0, initializer_range) weights, zero biases, CLS and positions 0."""
+
+    config_class = VivitConfig
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, (VivitEmbeddings, TemporalEmbeddings)):
+            nn.init.zeros_(module.position_embeddings)
+            if module.cls_token is not None:
+                nn.init.zeros_(module.cls_token)
+
+    def init_weights(self) -> None:
+        self.apply(self._init_weights)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Recompute every block in the backward pass instead of storing its activations."""
+        for module in self.modules():
+            if isinstance(module, Encoder):
+                module.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        for module in self.modules():
+            if isinstance(module, Encoder):
+                module.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return any(isinstance(m, Encoder) and m.gradient_checkpointing for m in self.modules())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+# ---------------------------------------------------------------------------------------------------------- models
+class VivitModel(VivitPreTrainedModel):
+    """The ViViT encoder: pixel_values (B, frames, channels, H, W) -> tokens, pooled vector (optional pooler)."""
+
+    def __init__(self, config: VivitConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        config.check_buildable()
+        self.config = config
+        self.embeddings = VivitEmbeddings(config)
+        if config.variant == "factorized_encoder":
+            self.encoder = Encoder(config, config.num_hidden_layers, "joint")
+            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            if config.num_temporal_layers > 0:
+                self.temporal_embeddings = TemporalEmbeddings(config)
+                self.temporal_encoder = Encoder(config, config.num_temporal_layers, "joint")
+                self.temporal_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        else:
+            kind = {"spatiotemporal": "joint", "factorized_self_attention": "factorized"}.get(
+                config.variant, "dot_product"
+            )
+            self.encoder = Encoder(config, config.num_hidden_layers, kind)
+            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pooler = VivitPooler(config) if add_pooling_layer else None
+        self.init_weights()
+        self._register_checkpoint_hooks()
+
+    # ------------------------------------------------------------------------------------------------ input checks
+    def _check_input(self, pixel_values, frame_mask, interpolate_pos_encoding) -> tuple[int, int, int]:
+        c = self.config
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+        if pixel_values.dim() != 5:
+            raise ValueError(
+                "pixel_values must be 5-D (batch, frames, channels, height, width), got shape "
+                f"{tuple(pixel_values.shape)}"
+            )
+        B, nF, C, H, W = pixel_values.shape
+        if C != c.num_channels:
+            raise ValueError(
+                f"pixel_values must have num_channels={c.num_channels} channels at dim 2 of (batch, frames, channels,"
+                f" height, width), got {C} (shape {tuple(pixel_values.shape)})"
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(f"pixel_values must be a floating-point tensor, got dtype {pixel_values.dtype}")
+        param_dtype = self.embeddings.position_embeddings.dtype
+        if pixel_values.dtype != param_dtype and not torch.is_autocast_enabled(pixel_values.device.type):
+            raise TypeError(
+                f"pixel_values has dtype {pixel_values.dtype} but the model's parameters are {param_dtype}: "
+                f"convert the input (pixel_values.to({param_dtype})) or the model"
+            )
+        expected = (c.num_frames, *c.image_hw)
+        if not interpolate_pos_encoding and (nF, H, W) != expected:
+            raise ValueError(
+                f"pixel_values has (frames, height, width) = {(nF, H, W)} but the model expects {expected}; pass "
+                "interpolate_pos_encoding=True to resize the position embeddings"
+            )
+        t, h, w = c.tubelet_size
+        if nF < t or H < h or W < w:
+            raise ValueError(
+                f"pixel_values (frames, height, width) = {(nF, H, W)} is smaller than one tubelet {(t, h, w)}"
+            )
+        if frame_mask is not None and tuple(frame_mask.shape) != (B, nF):
+            raise ValueError(
+                f"frame_mask must have shape (batch, frames) = {(B, nF)}, got {tuple(frame_mask.shape)}"
+            )
+        return nF // t, H // h, W // w
+
+    def tubelet_mask(self, frame_mask: torch.Tensor | None, num_tubelets: int) -> torch.Tensor | None:
+        """(B, frames) frame mask -> (B, T') mask of temporal indices: real when any of its frames is real."""
+        if frame_mask is None:
+            return None
+        t = self.config.tubelet_size[0]
+        return frame_mask[:, : num_tubelets * t].bool().reshape(frame_mask.shape[0], num_tubelets, t).any(-1)
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
+        return_dict: bool = True,
+        frame_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> VivitModelOutput | tuple:
+        """frame_mask (B, frames): True for real frames; padded frames are excluded as attention keys and from mean
+        pooling. attention_mask (B, 1 + tokens), Model 1 only (HF 5.x): 1/True for tokens that may be attended."""
+        grid = self._check_input(pixel_values, frame_mask, interpolate_pos_encoding)
+        tmask = self.tubelet_mask(frame_mask, grid[0])
+        if self.config.variant == "factorized_encoder":
+            if attention_mask is not None:
+                raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; "
+                                 "use frame_mask")
+            last, pooled, hidden_states, attentions = self._forward_factorized_encoder(
+                pixel_values, grid, tmask, output_hidden_states, output_attentions
+            )
+        else:
+            last, pooled, hidden_states, attentions = self._forward_single_encoder(
+                pixel_values, grid, tmask, attention_mask, output_hidden_states, output_attentions
+            )
+        out = VivitModelOutput(
+            last_hidden_state=last,
+            pooler_output=self.pooler(pooled) if self.pooler is not None else pooled,
+            hidden_states=hidden_states if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
+        )
+        return out if return_dict else out.to_tuple()
+
+    def _forward_single_encoder(self, pixel_values, grid, tmask, attention_mask, output_hidden_states,
+                                output_attentions):
+        """Models 1, 3, 4: one encoder over (CLS +) T'*S tokens."""
+        T, Hp, Wp = grid
+        S = Hp * Wp
+        x = self.embeddings(pixel_values, grid)
+        B = x.shape[0]
+        token_mask = None if tmask is None else tmask.repeat_interleave(S, dim=1)  # (B, T'*S)
+        key_mask = token_mask
+        if self.embeddings.num_prefix and token_mask is not None:
+            key_mask = torch.cat([token_mask.new_ones(B, 1), token_mask], dim=1)
+        if attention_mask is not None:
+            if self.config.variant != "spatiotemporal":
+                raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; "
+                                 "use frame_mask")
+            if tuple(attention_mask.shape) != (B, x.shape[1]):
+                raise ValueError(f"attention_mask must have shape (batch, tokens) = {(B, x.shape[1])}, "
+                                 f"got {tuple(attention_mask.shape)}")
+            key_mask = attention_mask.bool() if key_mask is None else key_mask & attention_mask.bool()
+        x, hidden_states, attentions = self.encoder(x, (T, S), key_mask, tmask, output_hidden_states,
+                                                    output_attentions)
+        last = self.layernorm(x)
+        return last, self.pool(last, tmask), hidden_states, attentions
+
+    def _forward_factorized_encoder(self, pixel_values, grid, tmask, output_hidden_states, output_attentions):
+        """Model 2: spatial encoder per temporal index, then a temporal encoder over the per-index vectors."""
+        T, Hp, Wp = grid
+        x = self.embeddings(pixel_values, grid)  # (B, T', 1 + S, D), or (B, T'*S, D) without CLS
+        B, D = x.shape[0], x.shape[-1]
+        x = x.reshape(B * T, -1, D)
+        x, hidden_states, attentions = self.encoder(x, (1, x.shape[1]), None, None, output_hidden_states,
+                                                    output_attentions)
+        hidden_states = tuple(h.view(B, T, -1, D) for h in hidden_states)
+        attentions = tuple(a.view(B, T, *a.shape[1:]) for a in attentions)
+        x = self.layernorm(x)
+        frames = (x[:, 0] if self.embeddings.num_prefix else x.mean(dim=1)).view(B, T, D)
+        if self.config.num_temporal_layers == 0:
+            return frames, masked_mean(frames, tmask), hidden_states, attentions
+        x = self.temporal_embeddings(frames)
+        key_mask = tmask
+        if tmask is not None and self.temporal_embeddings.num_prefix:
+            key_mask = torch.cat([tmask.new_ones(B, 1), tmask], dim=1)
+        x, t_hidden, t_attentions = self.temporal_encoder(x, (T, 1), key_mask, None, output_hidden_states,
+                                                          output_attentions)
+        last = self.temporal_layernorm(x)
+        return last, self.pool(last, tmask), hidden_states + t_hidden, attentions + t_attentions
+
+    def pool(self, last_hidden_state: torch.Tensor, tmask: torch.Tensor | None) -> torch.Tensor:
+        """The vector the classifier reads: the CLS token, or the mean of the real tokens (tmask (B, T') or None)."""
+        if self.config.use_cls_token:
+            return last_hidden_state[:, 0]
+        mask = None
+        if tmask is not None:
+            mask = tmask.repeat_interleave(last_hidden_state.shape[1] // tmask.shape[1], dim=1)
+        return masked_mean(last_hidden_state, mask)
+
+    def forward_features(self, pixel_values, frame_mask=None, interpolate_pos_encoding=False) -> torch.Tensor:
+        """timm-style: the final token representations (last_hidden_state)."""
+        return self.forward(pixel_values, frame_mask=frame_mask,
+                            interpolate_pos_encoding=interpolate_pos_encoding).last_hidden_state
+
+
+class VivitPooler(nn.Module):
+    """HF's pooler on the base model: tanh(Linear(pooled vector))."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        if config.pooler_act != "tanh":
+            raise ValueError(f"pooler_act must be 'tanh', got {config.pooler_act!r}")
+        self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x))
+
+
+class VivitForVideoClassification(VivitPreTrainedModel):
+    """ViViT with a linear classifier on the pooled vector (CLS token or mean of tokens)."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        config.check_buildable()
+        self.config = config
+        self.vivit = VivitModel(config, add_pooling_layer=False)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        self._init_weights(self.classifier)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+        interpolate_pos_encoding: bool = False,
+        return_dict: bool = True,
+        frame_mask: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> VivitClassifierOutput | tuple:
+        out = self.vivit(
+            pixel_values,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            interpolate_pos_encoding=interpolate_pos_encoding,
+            frame_mask=frame_mask,
+            attention_mask=attention_mask,
+        )
+        logits = self.classifier(out.pooler_output)
+        loss = self.loss(logits, labels) if labels is not None else None
+        result = VivitClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                       attentions=out.attentions)
+        return result if return_dict else result.to_tuple()
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """As HF: MSE when num_labels == 1, cross-entropy for integer labels, BCE-with-logits for multi-label."""
+        problem = self.config.problem_type
+        if problem is None:
+            if self.config.num_labels == 1:
+                problem = "regression"
+            elif labels.dtype in (torch.long, torch.int, torch.int16, torch.int8, torch.uint8):
+                problem = "single_label_classification"
+            else:
+                problem = "multi_label_classification"
+        if problem == "regression":
+            if self.config.num_labels == 1:
+                return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+            return F.mse_loss(logits, labels.to(logits.dtype))
+        if problem == "single_label_classification":
+            return F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+        if problem == "multi_label_classification":
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        raise ValueError(f"unknown problem_type {problem!r}")
+
+    def forward_features(self, pixel_values, frame_mask=None, interpolate_pos_encoding=False) -> torch.Tensor:
+        """timm-style: the final token representations (last_hidden_state)."""
+        return self.vivit.forward_features(pixel_values, frame_mask, interpolate_pos_encoding)
+
+    def forward_head(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None,
+                     pre_logits: bool = False) -> torch.Tensor:
+        """timm-style: pool `forward_features` output (frame_mask as given to forward) and classify."""
+        tmask = None
+        if frame_mask is not None:
+            num_tubelets = frame_mask.shape[1] // self.config.tubelet_size[0]
+            tmask = self.vivit.tubelet_mask(frame_mask, num_tubelets)
+        pooled = self.vivit.pool(features, tmask)
+        return pooled if pre_logits else self.classifier(pooled)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_labels: int) -> None:
+        """A fresh classifier head for `num_labels` classes (0 = no head: logits are the pooled features)."""
+        self.config.num_labels = num_labels
+        ref = self.vivit.layernorm.weight
+        if num_labels > 0:
+            self.classifier = nn.Linear(self.config.hidden_size, num_labels, device=ref.device, dtype=ref.dtype)
+            self._init_weights(self.classifier)
+        else:
+            self.classifier = nn.Identity()

@@ -1,0 +1,654 @@
+"""`vivit train`: a compact trainer for any ViViT variant, single process or `torchrun` (DDP or FSDP2).
+
+Run with no arguments it trains the default tiny model on the built-in synthetic task (vivit/synthetic.py) and
+prints, as its last stdout line, one JSON object with the validation accuracy, epochs, seconds and checkpoint path.
+
+Checkpoint layout (`OUTPUT_DIR/checkpoint/`, rewritten after every epoch):
+    config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
+    ema.safetensors                  the EMA weights (with --ema-decay)
+    trainer_state.pt                 optimizer, scheduler, EMA counter, epoch, step and every rank's RNG states
+Resuming from it (`--resume OUTPUT_DIR/checkpoint`) continues bit-identically to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from vivit.ema import ModelEMA
+from vivit.mixup import Mixup, soft_cross_entropy
+from vivit.synthetic import SyntheticMotion
+
+# The default tiny model: small enough to reach >= 90 % on the synthetic task within minutes on 2 CPU cores.
+TINY = dict(
+    image_size=32,
+    num_frames=8,
+    tubelet_size=[2, 8, 8],
+    num_channels=3,
+    hidden_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    intermediate_size=128,
+)
+
+
+def _model_classes():
+    try:  # TEMPORARY stand-in until vivit.modeling lands
+        from vivit.configuration import VivitConfig
+        from vivit.modeling import VivitForVideoClassification
+    except ImportError:
+        from transformers import VivitConfig, VivitForVideoClassification
+
+    return VivitConfig, VivitForVideoClassification
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="vivit train",
+        description="Train or fine-tune a ViViT. With no arguments: the tiny model on the built-in synthetic task.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    g = p.add_argument_group("model")
+    g.add_argument("--variant", default=None, help="ViViT variant (config `variant`); default: the config's own")
+    g.add_argument("--config", default=None, help="config.json to build the model from (else the tiny config)")
+    g.add_argument("--preset", default=None, help="VivitConfig.from_preset name (instead of --config)")
+    g.add_argument(
+        "--init",
+        default=None,
+        help="weights to start from: an HF ViViT directory (its head is replaced when --num-labels differs) or an "
+        "image ViT (HF ViT directory / .safetensors / .bin / timm vit_* state dict) inflated to video",
+    )
+    g.add_argument("--init-tubelet", default="central", choices=["central", "inflate", "rank_pool"])
+    g.add_argument("--init-pos", default="tile", choices=["tile", "resize"])
+    g.add_argument("--init-temporal-attention", action="store_true", help="Model 3: temporal MSA from the ViT too")
+    g.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (config drop_path_rate)")
+    g.add_argument("--gradient-checkpointing", action="store_true")
+    g.add_argument("--compile", default=None, metavar="BACKEND", help="torch.compile the model (e.g. inductor)")
+
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="synthetic", help="'synthetic' or a video folder (ROOT/split/class/*.mp4)")
+    g.add_argument("--num-labels", type=int, default=None, help="classes (default: from the data)")
+    g.add_argument("--train-samples", type=int, default=4096, help="synthetic: training clips")
+    g.add_argument("--val-samples", type=int, default=512, help="synthetic: validation clips")
+    g.add_argument("--eval-views", type=int, default=1, help="temporal views per validation clip (logits averaged)")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=6)
+    g.add_argument("--batch-size", type=int, default=32, help="per process, per micro-step")
+    g.add_argument("--accum-steps", type=int, default=1, help="micro-steps per optimizer step")
+    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    g.add_argument("--min-lr", type=float, default=1e-5)
+    g.add_argument("--weight-decay", type=float, default=0.05)
+    g.add_argument("--warmup-steps", type=int, default=None, help="default: 5 %% of all steps")
+    g.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--mixup", type=float, default=0.0, help="mixup Beta alpha (0: off)")
+    g.add_argument("--cutmix", type=float, default=0.0, help="cutmix Beta alpha (0: off)")
+    g.add_argument("--mixup-prob", type=float, default=1.0)
+    g.add_argument("--ema-decay", type=float, default=0.0, help="EMA of the weights (0: off), e.g. 0.999")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on GPU")
+    g.add_argument("--seed", type=int, default=0)
+
+    g = p.add_argument_group("run")
+    g.add_argument("--output-dir", default="runs/vivit-train")
+    g.add_argument("--resume", default=None, help="a checkpoint directory written by this trainer")
+    g.add_argument("--distributed", default="ddp", choices=["ddp", "fsdp"], help="strategy under torchrun")
+    g.add_argument("--device", default=None, help="default: cuda (this rank's GPU) if available, else cpu")
+    g.add_argument("--max-steps", type=int, default=None, help="stop each epoch after this many optimizer steps")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "accum_steps", "eval_views", "train_samples", "val_samples"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# distributed set-up
+
+
+def init_distributed(device: str | None = None) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device); joins the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return rank, (dist.get_world_size() if dist.is_initialized() else 1), dev
+
+
+def wrap_model(model: nn.Module, strategy: str, device: torch.device) -> nn.Module:
+    """DDP or FSDP2 (`fully_shard` on every block, then the root) when a process group is up; else the model."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return model
+    if strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if strategy == "fsdp":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+        # every element of every ModuleList is a transformer block: one all-gather unit each
+        for module in list(model.modules()):
+            if isinstance(module, nn.ModuleList):
+                for block in module:
+                    fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model
+    raise ValueError(f"strategy: expected 'ddp' or 'fsdp', got {strategy!r}")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") and isinstance(model.module, nn.Module) else model
+
+
+def is_sharded(model: nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+@contextlib.contextmanager
+def no_grad_sync(model: nn.Module, skip: bool):
+    """Skip the gradient all-reduce on accumulation micro-steps (DDP `no_sync`, FSDP2 requires_gradient_sync)."""
+    if not skip:
+        yield
+    elif hasattr(model, "no_sync"):
+        with model.no_sync():
+            yield
+    elif is_sharded(model):
+        model.set_requires_gradient_sync(False)
+        try:
+            yield
+        finally:
+            model.set_requires_gradient_sync(True)
+    else:
+        yield
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# model and data
+
+
+def build_config(args: argparse.Namespace, num_labels: int):
+    VivitConfig, _ = _model_classes()
+    if args.config:
+        config = VivitConfig.from_pretrained(args.config)
+    elif args.preset:
+        config = VivitConfig.from_preset(args.preset)
+    else:
+        config = VivitConfig(**TINY)
+    if args.variant is not None:
+        config.variant = args.variant
+    config.num_labels = num_labels
+    config.drop_path_rate = args.drop_path
+    return config
+
+
+def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
+    """The model, from scratch or from --init (HF ViViT directory or image ViT)."""
+    VivitConfig, VivitForVideoClassification = _model_classes()
+    init = Path(args.init) if args.init else None
+    if init is not None and init.is_dir() and _is_vivit_dir(init):
+        # fine-tuning: the body is reused, a head of a different size starts fresh
+        return VivitForVideoClassification.from_pretrained(
+            init, num_labels=num_labels, ignore_mismatched_sizes=True, drop_path_rate=args.drop_path
+        )
+    config = build_config(args, num_labels)
+    if init is None:
+        return VivitForVideoClassification(config)
+    from vivit.vit_init import init_from_vit, load_vit_state_dict
+
+    state, vit_settings = load_vit_state_dict(init)
+    for key, value in vit_settings.items():  # the image model's own eps and activation
+        setattr(config, key, value)
+    model = VivitForVideoClassification(config)
+    init_from_vit(
+        model,
+        state,
+        tubelet=args.init_tubelet,
+        position=args.init_pos,
+        temporal_attention=args.init_temporal_attention,
+    )
+    return model
+
+
+def _is_vivit_dir(path: Path) -> bool:
+    config = path / "config.json"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") == "vivit"
+
+
+def build_datasets(args: argparse.Namespace, config_like: dict):
+    frames, size, channels = config_like["num_frames"], config_like["image_size"], config_like["num_channels"]
+    if isinstance(size, (list, tuple)):
+        if size[0] != size[1]:
+            raise ValueError(f"--data synthetic: needs square frames, the config has image_size {size}")
+        size = size[0]
+    if args.data == "synthetic":
+        common = dict(num_frames=frames, image_size=size, num_channels=channels, seed=args.seed)
+        train = SyntheticMotion(args.train_samples, split="train", **common)
+        val = SyntheticMotion(args.val_samples, split="validation", num_views=args.eval_views, **common)
+        return train, val, train.num_classes
+    from vivit import data as video_data
+
+    train = video_data.VideoFolder(args.data, split="train", num_frames=frames, image_size=size, training=True)
+    val = video_data.VideoFolder(
+        args.data, split="val", num_frames=frames, image_size=size, training=False, num_views=args.eval_views
+    )
+    return train, val, len(train.classes)
+
+
+def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: int, rank: int, world: int):
+    # a DistributedSampler in every case (world 1 too) so the data order is one function of (seed, epoch)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=train)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        drop_last=train,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=workers > 0,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# optimisation
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms, CLS tokens and position embeddings (anything 1-D or an embedding)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or "embedding" in name or "cls" in name else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+
+
+def warmup_cosine(optimizer, *, total_steps: int, warmup_steps: int, lr: float, min_lr: float):
+    """Linear warm-up from 0 to lr, then cosine decay to min_lr at total_steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return (min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))) / lr
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def forward_backward(
+    model: nn.Module,
+    pixel_values: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    loss_scale: float = 1.0,
+    amp_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """One micro-step: soft-target cross-entropy (targets (B, num_labels)), backward of loss * loss_scale."""
+    with torch.autocast(pixel_values.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        logits = model(pixel_values=pixel_values).logits
+    loss = soft_cross_entropy(logits, targets)
+    (loss * loss_scale).backward()
+    return loss.detach()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def _evaluate_local(model, loader, *, device, amp_dtype, progress) -> dict:
+    """Top-1/top-5 over this rank's share of the loader; multi-view batches (B, V, F, C, H, W) average logits."""
+    try:
+        from vivit.evaluate import evaluate
+    except ImportError:
+        evaluate = None
+    if evaluate is not None:
+        return evaluate(model, loader, device=device, autocast_dtype=amp_dtype, progress=progress)
+    was_training = model.training
+    model.eval()
+    top1 = top5 = n = 0
+    for pixel_values, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        pixel_values, labels = pixel_values.to(device), labels.to(device)
+        views = pixel_values.shape[1] if pixel_values.dim() == 6 else 1
+        flat = pixel_values.flatten(0, 1) if views > 1 else pixel_values
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(pixel_values=flat).logits.float()
+        logits = logits.view(labels.shape[0], views, -1).mean(1)
+        best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+        top1 += (best[:, 0] == labels).sum().item()
+        top5 += (best == labels[:, None]).any(-1).sum().item()
+        n += labels.shape[0]
+    model.train(was_training)
+    return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "num_samples": n}
+
+
+def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
+    """Every rank evaluates its shard (all must call: FSDP forwards are collective); counts are summed."""
+    result = _evaluate_local(model, loader, device=device, amp_dtype=amp_dtype, progress=progress)
+    if not dist.is_initialized():
+        return result
+    n = result["num_samples"]
+    counts = torch.tensor([result["top1"] * n, result["top5"] * n, n], dtype=torch.float64)
+    dist.all_reduce(counts)
+    return {"top1": float(counts[0] / counts[2]), "top5": float(counts[1] / counts[2]), "num_samples": int(counts[2])}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Unsharded CPU state dict with the model's own key names (a collective under FSDP2)."""
+    if is_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_model_state_dict(model, options=opts)
+    return {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+
+
+def full_optimizer_state(model: nn.Module, optimizer) -> dict:
+    if is_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        return get_optimizer_state_dict(model, optimizer, options=opts)
+    return optimizer.state_dict()
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args) -> None:
+    """Gather on every rank, write on rank 0 into a temporary directory, then swap it in (never half-written)."""
+    state = full_model_state(model)
+    optim_state = full_optimizer_state(model, optimizer)
+    ema_state = ema.full_state_dict() if ema is not None else None
+    rngs = [rng_state()]
+    if dist.is_initialized():
+        rngs = [None] * dist.get_world_size()
+        dist.all_gather_object(rngs, rng_state())
+    if rank == 0:
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        unwrap(model).config.save_pretrained(tmp)
+        save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors", metadata={"format": "pt"})
+        if ema_state is not None:
+            save_file(ema_state, tmp / "ema.safetensors", metadata={"format": "pt"})
+        trainer_state = {
+            "optimizer": optim_state,
+            "scheduler": scheduler.state_dict(),
+            "ema_updates": ema.num_updates if ema is not None else None,
+            "epoch": epoch,
+            "step": step,
+            "rng": rngs,
+            "args": vars(args),
+        }
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """model.safetensors of a checkpoint into an unwrapped, unsharded model (strict)."""
+    state = load_file(path / "model.safetensors")
+    model.load_state_dict(state, strict=True)
+
+
+def load_trainer_state(path: Path, *, model, optimizer, scheduler, ema, rank: int) -> tuple[int, int]:
+    """Restore optimizer, scheduler, EMA and this rank's RNG; returns (next epoch, step)."""
+    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+    if is_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        opts = StateDictOptions(full_state_dict=True)
+        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=opts)
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if ema is not None:
+        if not (path / "ema.safetensors").is_file():
+            raise FileNotFoundError(f"--resume {path}: --ema-decay is set but the checkpoint has no ema.safetensors")
+        ema.load_full_state_dict(load_file(path / "ema.safetensors"), state["ema_updates"])
+    rngs = state["rng"]
+    if len(rngs) != (dist.get_world_size() if dist.is_initialized() else 1):
+        raise ValueError(f"--resume {path}: saved by {len(rngs)} processes, resumed with a different number")
+    set_rng_state(rngs[rank])
+    return state["epoch"] + 1, state["step"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the loop
+
+
+def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, device, amp_dtype, epoch, progress):
+    model.train()
+    loader.sampler.set_epoch(epoch)
+    mixup.generator.manual_seed(args.seed * 100_003 + epoch)  # mixing is a function of (seed, epoch)
+    steps_per_epoch = len(loader) // args.accum_steps
+    if args.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    total_loss, n_loss, step = 0.0, 0, 0
+    bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
+    batches = iter(loader)
+    for step in range(steps_per_epoch):
+        for micro in range(args.accum_steps):
+            pixel_values, labels = next(batches)
+            pixel_values, labels = pixel_values.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            pixel_values, targets = mixup(pixel_values, labels)
+            with no_grad_sync(model, skip=micro < args.accum_steps - 1):
+                loss = forward_backward(
+                    model, pixel_values, targets, loss_scale=1.0 / args.accum_steps, amp_dtype=amp_dtype
+                )
+            total_loss += loss.item()
+            n_loss += 1
+        if args.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        if ema is not None:
+            ema.update()
+        bar.set_postfix(loss=f"{total_loss / n_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.update()
+    bar.close()
+    mean = torch.tensor([total_loss, n_loss], dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(mean)
+    return float(mean[0] / max(mean[1], 1)), steps_per_epoch
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    start = time.perf_counter()
+    rank, world, device = init_distributed(args.device)
+    progress = rank == 0 and not args.no_progress
+    out = Path(args.output_dir)
+    ckpt_dir = out / "checkpoint"
+
+    # the datasets first: the number of classes sizes the head
+    torch.manual_seed(args.seed)
+    if args.init and Path(args.init).is_dir() and _is_vivit_dir(Path(args.init)):
+        shape = json.loads((Path(args.init) / "config.json").read_text())
+    elif args.config:
+        shape = json.loads(Path(args.config).read_text())
+    elif args.preset:
+        shape = build_config(args, 2).to_dict()
+    else:
+        shape = dict(TINY)
+    train_set, val_set, num_classes = build_datasets(args, shape)
+    num_labels = args.num_labels or num_classes
+
+    torch.manual_seed(args.seed)  # identical initial weights on every rank
+    model = build_model(args, num_labels)
+    if args.resume:
+        load_weights(model, Path(args.resume))
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.to(device)
+    if args.compile:
+        model.compile(backend=args.compile)  # in place: state-dict keys keep their names
+    model = wrap_model(model, args.distributed, device)
+
+    train_loader = make_loader(
+        train_set, batch_size=args.batch_size, train=True, seed=args.seed, workers=args.workers, rank=rank, world=world
+    )
+    val_loader = make_loader(
+        val_set, batch_size=args.batch_size, train=False, seed=args.seed, workers=args.workers, rank=rank, world=world
+    )
+    steps_per_epoch = len(train_loader) // args.accum_steps
+    if args.max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"--batch-size {args.batch_size} x --accum-steps {args.accum_steps} x {world} processes is more than the "
+            f"{len(train_set)} training clips: no optimizer step would run"
+        )
+    total_steps = steps_per_epoch * args.epochs
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, total_steps // 20)
+    optimizer = build_optimizer(model, args.lr, args.weight_decay)
+    scheduler = warmup_cosine(optimizer, total_steps=total_steps, warmup_steps=warmup, lr=args.lr, min_lr=args.min_lr)
+    ema = ModelEMA(model, args.ema_decay) if args.ema_decay > 0 else None
+    mixup = Mixup(
+        num_labels,
+        mixup_alpha=args.mixup,
+        cutmix_alpha=args.cutmix,
+        prob=args.mixup_prob,
+        label_smoothing=args.label_smoothing,
+    )
+    amp_dtype = autocast_dtype(args.precision, device)
+
+    first_epoch, step = 0, 0
+    torch.manual_seed(args.seed + rank)  # dropout / stochastic depth differ per rank
+    if args.resume:
+        first_epoch, step = load_trainer_state(
+            Path(args.resume), model=model, optimizer=optimizer, scheduler=scheduler, ema=ema, rank=rank
+        )
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+
+    val = {"top1": float("nan"), "top5": float("nan")}
+    ema_val = None
+    for epoch in range(first_epoch, args.epochs):
+        train_loss, steps = train_one_epoch(
+            model,
+            train_loader,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            mixup=mixup,
+            ema=ema,
+            args=args,
+            device=device,
+            amp_dtype=amp_dtype,
+            epoch=epoch,
+            progress=progress,
+        )
+        step += steps
+        val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=progress)
+        if ema is not None:
+            with ema.swapped_in():
+                ema_val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=False)
+        save_checkpoint(
+            ckpt_dir,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema=ema,
+            epoch=epoch,
+            step=step,
+            rank=rank,
+            args=args,
+        )
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": round(train_loss, 6),
+            "lr": scheduler.get_last_lr()[0],
+            "val_top1": val["top1"],
+            "val_top5": val["top5"],
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        if ema_val is not None:
+            record.update(ema_val_top1=ema_val["top1"], ema_val_top5=ema_val["top5"])
+        if rank == 0:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()}
+            print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+
+    summary = {
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+        "epochs": args.epochs,
+        "steps": step,
+        "seconds": round(time.perf_counter() - start, 2),
+        "checkpoint": str(ckpt_dir),
+        "metrics": str(metrics_path),
+        "world_size": world,
+    }
+    if ema_val is not None:
+        summary["ema_val_top1"] = ema_val["top1"]
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    if rank == 0:
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
