@@ -19,6 +19,7 @@ import torch
 RESULTS: list[Row] = []
 CEILINGS: dict = {}
 NOTES: list[str] = []
+MEMORY: list[dict] = []  # {op, peaks: {impl: bytes}, ours, method}
 OPTIONS = {"disabled": False, "seconds": float(os.environ.get("VIVIT_BENCH_SECONDS", "2"))}
 
 
@@ -291,3 +292,15 @@ def markdown_table(headers, rows) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def memory_lines() -> list[str]:
+    out = []
+    for m in MEMORY:
+        ours = m["peaks"][m["ours"]]
+        parts = [
+            f"{name} {b / 2**20:.1f} MiB" + ("" if name == m["ours"] else f" ({b / ours:.2f}x ours)")
+            for name, b in m["peaks"].items()
+        ]
+        out.append(f"peak memory, {m['op']} ({m['method']}): " + ", ".join(parts))
+    return out

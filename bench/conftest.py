@@ -60,6 +60,8 @@ def pytest_terminal_summary(terminalreporter):
     rows = H.summary_rows()  # fills H.NOTES
     for line in H.text_table(H.HEADERS, rows).splitlines():
         tr.write_line(line)
+    for line in H.memory_lines():
+        tr.write_line(line)
     for i, note in enumerate(H.NOTES, 1):
         tr.write_line(f"note {i}: {note}")
     path = tr.config.getoption("bench_report")
@@ -69,7 +71,9 @@ def pytest_terminal_summary(terminalreporter):
         with open(path, "w") as f:
             f.write(f"Measured {now} with `pytest {args}` on {H.machine()}.\n\n")
             f.write(_summary_text().replace("\n", "\n\n") + "\n\n")
-            f.write(H.markdown_table(H.HEADERS, H.summary_rows()) + "\n")
+            f.write(H.markdown_table(H.HEADERS, H.summary_rows()) + "\n\n")
+            for line in H.memory_lines():
+                f.write(line + "\n\n")
             for i, note in enumerate(H.NOTES, 1):
                 f.write(f"\nnote {i}: {note}\n")
             f.write("\n")

@@ -263,42 +263,6 @@ if HAS_TRITON:
         tl.store(LSE + (pid_b * n_seq + z_m) * seq_len + pos_m, lse, mask=ok_m)
 
     @triton.jit
-    def _attention_bwd_delta_kernel(
-        O, DO, DELTA,
-        stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
-        stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
-        n_seq, n_heads, seq_len, head_dim,
-        BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
-    ):  # fmt: skip
-        """delta = rowsum(dO * O) in fp32, laid out like the log-sum-exp."""
-        pid_b = tl.program_id(1).to(tl.int64)
-        n_m = tl.cdiv(seq_len, BLOCK_M)
-        start_m = (tl.program_id(0) % n_m) * BLOCK_M
-        z0 = tl.program_id(0) // n_m
-        z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
-        offs_d = tl.arange(0, BLOCK_D)
-        mask = ok_m[:, None] & (offs_d < head_dim)[None, :]
-        tok = pos_m.to(tl.int64)
-        o = tl.load(
-            O
-            + pid_b * stride_ob
-            + (o_m * stride_oo + h_m * stride_oh + tok * stride_ol)[:, None]
-            + offs_d[None, :] * stride_od,
-            mask=mask,
-            other=0.0,
-        )
-        do = tl.load(
-            DO
-            + pid_b * stride_gb
-            + (o_m * stride_go + h_m * stride_gh + tok * stride_gl)[:, None]
-            + offs_d[None, :] * stride_gd,
-            mask=mask,
-            other=0.0,
-        )
-        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-        tl.store(DELTA + (pid_b * n_seq + z_m) * seq_len + pos_m, delta, mask=ok_m)
-
-    @triton.jit
     def _attention_bwd_dkdv_kernel(
         Q, K, V, DO, DK, DV, LSE, DELTA, MASK,
         stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -387,10 +351,11 @@ if HAS_TRITON:
 
     @triton.jit
     def _attention_bwd_dq_kernel(
-        Q, K, V, DO, DQ, LSE, DELTA, MASK,
+        Q, K, V, O, DO, DQ, LSE, DELTA, MASK,
         stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
         stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
         stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
+        stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
         stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
         stride_db, stride_do, stride_dh, stride_dl, stride_dd,
         stride_mb, stride_mo, stride_ml,
@@ -398,7 +363,7 @@ if HAS_TRITON:
         HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
         DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     ):  # fmt: skip
-        """dQ of one query tile, looping over every key tile of its sequence: no atomics, deterministic."""
+        """dQ (and delta) of one query tile, looping over every key tile of its sequence: no atomics, deterministic."""
         pid_b = tl.program_id(1).to(tl.int64)
         n_m = tl.cdiv(seq_len, BLOCK_M)
         start_m = (tl.program_id(0) % n_m) * BLOCK_M
@@ -427,9 +392,19 @@ if HAS_TRITON:
         if UPCAST:
             q = q.to(tl.float32)
             do = do.to(tl.float32)
+        o = tl.load(
+            O
+            + pid_b * stride_ob
+            + (o_m * stride_oo + h_m * stride_oh + tok_m * stride_ol)[:, None]
+            + offs_d[None, :] * stride_od,
+            mask=mask_m,
+            other=0.0,
+        )
+        # delta = rowsum(dO * O) is computed here once per query row and stored for the dK/dV kernel launched next.
+        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
         row = (pid_b * n_seq + z_m) * seq_len + pos_m
+        tl.store(DELTA + row, delta, mask=ok_m)
         lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
-        delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
 
         dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
         for start_n in range(0, seq_len, BLOCK_N):
@@ -710,18 +685,14 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         )  # fmt: skip
         return dq, dk, dv
     delta = _empty(lse.shape, torch.float32, q.device)
-    _attention_bwd_delta_kernel[(triton.cdiv(L, cfg["BLOCK_M"]) * n_seq, B)](
-        O=out, DO=do, DELTA=delta,
+    # dQ first: it also writes delta = rowsum(dO * O), which the dK/dV kernel reads.
+    _attention_bwd_dq_kernel[(triton.cdiv(L, cfg["BLOCK_M"]) * n_seq, B)](
+        Q=q, K=k, V=v, O=out, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask,
         stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
-        stride_gb=sg[0], stride_go=sg[1], stride_gh=sg[2], stride_gl=sg[3], stride_gd=sg[4],
-        n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"],
-        num_warps=4, num_stages=1,
+        **common, **cfg, **meta,
     )  # fmt: skip
     _attention_bwd_dkdv_kernel[(triton.cdiv(L, cfg["BLOCK_N"]) * n_seq, B)](
         Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask, **common, **cfg, **meta
-    )
-    _attention_bwd_dq_kernel[(triton.cdiv(L, cfg["BLOCK_M"]) * n_seq, B)](
-        Q=q, K=k, V=v, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask, **common, **cfg, **meta
     )
     return dq, dk, dv
 
@@ -786,6 +757,97 @@ def _backward(ctx, grad_out, _grad_lse):
 
 
 torch.library.register_autograd("vivit_kernels::attention_fwd", _backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ahead-of-time compile specs
+# ----------------------------------------------------------------------------------------------------------------------
+# ViViT-B/16x2 (T'=16 frames of S=196 patches, 12 heads) and ViViT-H-like head dim 80; one representative length per
+# kept configuration: the configuration `_fwd_config` / `_bwd_config` picks for it.
+_AOT_LENGTHS = {
+    "fwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=100", 100),
+            ("spatial S=197 / joint", 197)),
+    "bwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
+}  # fmt: skip
+_AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
+
+
+def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
+    """(signature, divisible) for `kernel` as the runtime would see it with inputs straight out of the fused QKV
+    projection: 16-byte aligned pointers, strides that are multiples of 16, unit stride along the head dim."""
+    import inspect
+
+    names = list(inspect.signature(getattr(kernel, "fn", kernel)).parameters)
+    signature, divisible = {}, []
+    for name in names:
+        if name in constexprs or name.endswith("d") and name.startswith("stride_") and len(name) == 9:
+            signature[name] = "constexpr"
+        elif name in ("LSE", "DELTA"):
+            signature[name] = "*fp32"
+        elif name == "MASK":
+            signature[name] = "*u8"
+        elif name.isupper():
+            signature[name] = f"*{dtype}"
+        elif name.startswith("stride_"):
+            signature[name] = "i32"
+        elif name in ("qk_scale", "sm_scale"):
+            signature[name] = "fp32"
+        else:
+            signature[name] = "i32"
+        if signature[name].startswith("*") or (signature[name] == "i32" and name.startswith("stride_")):
+            divisible.append(name)
+        elif name == "head_dim":
+            divisible.append(name)
+    return signature, tuple(divisible)
+
+
+def aot_specs() -> list:
+    """Every kept kernel configuration (forward, backward) for head dims 64 and 80, bf16 and fp16."""
+    from kernels.aot import KernelSpec
+
+    specs = []
+
+    def add(name, kernel, dtype, label, cfg, num_warps, num_stages):
+        constexprs = dict(cfg, HAS_MASK=True, DOT_PRECISION="ieee", UPCAST=False)
+        constexprs.update({n: 1 for n in _unit_strides(kernel)})
+        signature, divisible = _aot_signature(kernel, dtype, constexprs)
+        constexprs = {k: v for k, v in constexprs.items() if k in signature}
+        specs.append(
+            KernelSpec(
+                name=name,
+                config=f"{dtype} {label} " + " ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
+                fn=kernel,
+                signature=signature,
+                constexprs=constexprs,
+                num_warps=num_warps,
+                num_stages=num_stages,
+                divisible=divisible,
+            )
+        )
+
+    for dtype in ("bf16", "fp16"):
+        for head_dim in (64, 80):
+            for label, seq_len in _AOT_LENGTHS["fwd"]:
+                cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim)
+                meta = (cfg.pop("num_warps"), cfg.pop("num_stages"))
+                add("attention_fwd", _attention_fwd_kernel, dtype, f"D{head_dim} {label}", cfg, *meta)
+            for label, seq_len in _AOT_LENGTHS["bwd"]:
+                cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim)
+                meta = (cfg.pop("num_warps"), cfg.pop("num_stages"))
+                if "PACK" in cfg:
+                    add("attention_bwd", _attention_bwd_tile_kernel, dtype, f"D{head_dim} {label} tile", cfg, *meta)
+                else:
+                    add("attention_bwd", _attention_bwd_dq_kernel, dtype, f"D{head_dim} {label} dq", cfg, *meta)
+                    add("attention_bwd", _attention_bwd_dkdv_kernel, dtype, f"D{head_dim} {label} dkdv", cfg, *meta)
+    return specs
+
+
+def _unit_strides(kernel) -> list[str]:
+    """Head-dim strides (stride_?d): 1 for every tensor the runtime sees, so specialised as constants."""
+    import inspect
+
+    names = inspect.signature(getattr(kernel, "fn", kernel)).parameters
+    return [n for n in names if n.startswith("stride_") and len(n) == 9 and n.endswith("d")]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

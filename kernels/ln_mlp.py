@@ -55,8 +55,8 @@ if HAS_TRITON:
 
     @triton.jit
     def _gelu(z, ACT: tl.constexpr):
-        if ACT == 1:  # tanh form; tanh(u) = 1 - 2 / (exp(2u) + 1) is exact at both infinities
-            u = 0.7978845608028654 * (z + 0.044715 * z * z * z)
+        if ACT == 1:  # tanh form; tanh(u) = 1 - 2 / (exp(2u) + 1), u clamped where tanh is +-1 in fp32
+            u = tl.minimum(tl.maximum(0.7978845608028654 * (z + 0.044715 * z * z * z), -15.0), 15.0)
             y = 0.5 * z * (2.0 - 2.0 / (tl.exp(2.0 * u) + 1.0))
         else:
             y = 0.5 * z * (1.0 + tl.math.erf(z * 0.7071067811865476))
@@ -65,7 +65,7 @@ if HAS_TRITON:
     @triton.jit
     def _gelu_grad(z, ACT: tl.constexpr):
         if ACT == 1:
-            u = 0.7978845608028654 * (z + 0.044715 * z * z * z)
+            u = tl.minimum(tl.maximum(0.7978845608028654 * (z + 0.044715 * z * z * z), -15.0), 15.0)
             t = 1.0 - 2.0 / (tl.exp(2.0 * u) + 1.0)
             du = 0.7978845608028654 * (1.0 + 0.134145 * z * z)
             g = 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
@@ -175,33 +175,39 @@ if HAS_TRITON:
     @triton.jit(do_not_specialize=["seed_a"])
     def _gemm_tn_kernel(
         a_ptr, b_ptr, c_ptr, db_ptr, scale_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr,
-        M, N, K, rows_per_sample,
-        stride_am, stride_an, stride_bm, stride_bk, stride_cn, stride_ck,
+        M, N, K, rows_per_sample, rows_per_split,
+        stride_am, stride_an, stride_bm, stride_bk, stride_cs, stride_cn, stride_ck, stride_dbs,
         seed_a, p_drop, drop_scale,
         A_SCALE: tl.constexpr, A_DROPOUT: tl.constexpr, B_LAYERNORM: tl.constexpr, HAS_DB: tl.constexpr,
         DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr,
     ):  # fmt: skip
         """Weight gradients: C[N, K] = prologue(A)[M, N]^T @ prologue(B)[M, K], reduced over the M rows in order;
-        db[N] = column sums of prologue(A), written by the programs of the first K tile (no atomics)."""
+        db[N] = column sums of prologue(A), written by the programs of the first K tile (no atomics).
+        Split-M: program (n, k, s) reduces rows [s * rows_per_split, (s + 1) * rows_per_split) into its own slice s
+        of C and db (fp32 partials summed afterwards in a fixed order), so that a few hundred output tiles fill the GPU.
+        """
         pid_n = tl.program_id(0)
         pid_k = tl.program_id(1)
+        pid_s = tl.program_id(2)
         offs_n = pid_n.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
         offs_k = pid_k.to(tl.int64) * BLOCK_K + tl.arange(0, BLOCK_K)
+        m_start = pid_s * rows_per_split
+        m_end = tl.minimum(M, m_start + rows_per_split)
         offs_m = tl.arange(0, BLOCK_M)
         mask_n = offs_n < N
         mask_k = offs_k < K
-        a_ptrs = a_ptr + offs_m[:, None] * stride_am + offs_n[None, :] * stride_an
-        b_ptrs = b_ptr + offs_m[:, None] * stride_bm + offs_k[None, :] * stride_bk
+        a_ptrs = a_ptr + (m_start + offs_m.to(tl.int64))[:, None] * stride_am + offs_n[None, :] * stride_an
+        b_ptrs = b_ptr + (m_start + offs_m.to(tl.int64))[:, None] * stride_bm + offs_k[None, :] * stride_bk
         if B_LAYERNORM:
             gamma = tl.load(gamma_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)
             beta = tl.load(beta_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)
 
         acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
         db = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        for m0 in range(0, M, BLOCK_M):
+        for m0 in range(m_start, m_end, BLOCK_M):
             rows = m0 + offs_m
-            mask_m = rows < M
+            mask_m = rows < m_end
             a = tl.load(a_ptrs, mask=mask_m[:, None] & mask_n[None, :], other=0.0)
             b = tl.load(b_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
             if A_SCALE:
@@ -220,16 +226,17 @@ if HAS_TRITON:
             if DOT_FP32:
                 acc = tl.dot(tl.trans(a.to(tl.float32)), b.to(tl.float32), acc, input_precision=PRECISION)
             else:
-                a = a.to(c_ptr.dtype.element_ty)
+                a = a.to(a_ptr.dtype.element_ty)
                 acc = tl.dot(tl.trans(a), b.to(a.dtype), acc, input_precision=PRECISION)
             a_ptrs += BLOCK_M * stride_am
             b_ptrs += BLOCK_M * stride_bm
 
-        c_ptrs = c_ptr + offs_n[:, None] * stride_cn + offs_k[None, :] * stride_ck
+        c_ptrs = c_ptr + pid_s.to(tl.int64) * stride_cs + offs_n[:, None] * stride_cn + offs_k[None, :] * stride_ck
         tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=mask_n[:, None] & mask_k[None, :])
         if HAS_DB:
             if pid_k == 0:
-                tl.store(db_ptr + offs_n, db.to(db_ptr.dtype.element_ty), mask=mask_n)
+                db_ptrs = db_ptr + pid_s.to(tl.int64) * stride_dbs + offs_n
+                tl.store(db_ptrs, db.to(db_ptr.dtype.element_ty), mask=mask_n)
 
     @triton.jit
     def _layer_norm_bwd_kernel(
@@ -276,7 +283,7 @@ if HAS_TRITON:
         mask_d = offs_d < D
         acc = tl.zeros((BLOCK_D,), dtype=tl.float32)
         for p0 in range(0, P, BLOCK_P):
-            offs_p = p0 + tl.arange(0, BLOCK_P)
+            offs_p = p0 + tl.arange(0, BLOCK_P).to(tl.int64)
             part = tl.load(
                 part_ptr + offs_p[:, None] * D + offs_d[None, :],
                 mask=(offs_p < P)[:, None] & mask_d[None, :],
@@ -298,13 +305,16 @@ if HAS_TRITON:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _gemm_config(dtype: torch.dtype, interpret: bool = INTERPRET) -> dict:
-    """Tile sizes: fixed per dtype (no autotuning: one compile per flag set, and every config AOT-checked)."""
+def _gemm_config(dtype: torch.dtype, heavy: bool = False, interpret: bool = INTERPRET) -> dict:
+    """Tile sizes: fixed per dtype (no autotuning: one compile per flag set, and every config AOT-checked).
+    `heavy` (Philox dropout or GELU backward in the prologue/epilogue) halves the N tile: at 128 x 128 those
+    epilogues spill registers."""
     if interpret:
         return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=1)
+    block_n = 64 if heavy else 128
     if dtype == torch.float32:
-        return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
-    return dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
+        return dict(BLOCK_M=128, BLOCK_N=block_n, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
+    return dict(BLOCK_M=128, BLOCK_N=block_n, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
 
 
 def _gemm_tn_config(dtype: torch.dtype, interpret: bool = INTERPRET) -> dict:
@@ -319,7 +329,7 @@ def _row_config(D: int, interpret: bool = INTERPRET) -> dict:
     """Whole rows per program (LayerNorm needs the full row): about 4K elements per program."""
     block_d = triton.next_power_of_2(D)
     block_m = max(1, min(16, 4096 // block_d))
-    return dict(BLOCK_M=block_m, BLOCK_D=block_d, num_warps=1 if interpret else (4 if block_d <= 1024 else 8))
+    return dict(BLOCK_M=block_m, BLOCK_D=block_d, num_warps=1 if interpret else (4 if block_d <= 512 else 8))
 
 
 def _dot_flags(dtype: torch.dtype) -> dict:
@@ -354,7 +364,7 @@ def _gemm(a, b, c, *, z=None, residual=None, bias=None, scale=None, rows_per_sam
     """c[M, N] = epilogue(prologue(a)[M, K] @ b[K, N]). `ln` = (mean, rstd, gamma, beta) normalises a on load."""
     M, K = a.shape
     N = b.shape[1]
-    cfg = _gemm_config(b.dtype)
+    cfg = _gemm_config(b.dtype, heavy=a_seed is not None or c_seed is not None or act_grad != 0)
     mean, rstd, gamma, beta = ln if ln is not None else (None, None, None, None)
     grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
     _gemm_kernel[grid](
@@ -375,22 +385,43 @@ def _gemm(a, b, c, *, z=None, residual=None, bias=None, scale=None, rows_per_sam
     return c
 
 
+def _num_splits(M: int, tiles: int, block_m: int, device: torch.device) -> int:
+    """How many row slices the weight-gradient GEMM reduces separately: enough programs for ~4 per SM, each slice
+    at least 8 row blocks long (the interpreter splits whenever it can, to exercise the path)."""
+    if device.type != "cuda":
+        return min(2, triton.cdiv(M, block_m))
+    programs = 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(triton.cdiv(programs, tiles), M // (8 * block_m)))
+
+
 def _gemm_tn(a, b, c, *, db=None, scale=None, rows_per_sample=1, ln=None, a_seed=None, p_drop=0.0):
-    """c[N, K] = prologue(a)[M, N]^T @ prologue(b)[M, K]; db[N] = column sums of prologue(a)."""
+    """c[N, K] = prologue(a)[M, N]^T @ prologue(b)[M, K]; db[N] = column sums of prologue(a). c, db contiguous."""
     M, N = a.shape
     K = b.shape[1]
-    cfg = _gemm_tn_config(c.dtype)
+    cfg = _gemm_tn_config(a.dtype)
     mean, rstd, gamma, beta = ln if ln is not None else (None, None, None, None)
-    grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(K, cfg["BLOCK_K"]))
+    tiles = triton.cdiv(N, cfg["BLOCK_N"]) * triton.cdiv(K, cfg["BLOCK_K"])
+    splits = _num_splits(M, tiles, cfg["BLOCK_M"], a.device)
+    rows_per_split = triton.cdiv(triton.cdiv(M, splits), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
+    splits = triton.cdiv(M, rows_per_split) if M > 0 else 1
+    c_out, db_out = c, db
+    if splits > 1:  # fp32 partial slices, summed below in a fixed order
+        c_out = torch.empty((splits, N, K), device=a.device, dtype=torch.float32)
+        db_out = torch.empty((splits, N), device=a.device, dtype=torch.float32) if db is not None else None
+    grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(K, cfg["BLOCK_K"]), splits)
     _gemm_tn_kernel[grid](
-        a_ptr=a, b_ptr=b, c_ptr=c, db_ptr=db, scale_ptr=scale, mean_ptr=mean, rstd_ptr=rstd, gamma_ptr=gamma,
-        beta_ptr=beta, M=M, N=N, K=K, rows_per_sample=rows_per_sample,
-        stride_am=a.stride(0), stride_an=a.stride(1), stride_bm=b.stride(0), stride_bk=b.stride(1),
-        stride_cn=c.stride(0), stride_ck=c.stride(1),
+        a_ptr=a, b_ptr=b, c_ptr=c_out, db_ptr=db_out, scale_ptr=scale, mean_ptr=mean, rstd_ptr=rstd,
+        gamma_ptr=gamma, beta_ptr=beta, M=M, N=N, K=K, rows_per_sample=rows_per_sample,
+        rows_per_split=rows_per_split, stride_am=a.stride(0), stride_an=a.stride(1), stride_bm=b.stride(0),
+        stride_bk=b.stride(1), stride_cs=N * K, stride_cn=K, stride_ck=1, stride_dbs=N,
         seed_a=a_seed or 0, p_drop=p_drop, drop_scale=_drop_scale(p_drop),
         A_SCALE=scale is not None, A_DROPOUT=a_seed is not None, B_LAYERNORM=ln is not None, HAS_DB=db is not None,
-        **_dot_flags(c.dtype), **cfg,
+        **_dot_flags(a.dtype), **cfg,
     )  # fmt: skip
+    if splits > 1:
+        _column_sum(c_out.view(splits, N * K), c.view(N * K))
+        if db is not None:
+            _column_sum(db_out, db)
     return c
 
 
@@ -411,12 +442,14 @@ def _layer_norm_bwd(dn, x2, mean, rstd, gamma, residual_grad, dx_dtype):
         stride_dxm=dx.stride(0), HAS_RESIDUAL=r is not None,
         BLOCK_M=cfg["BLOCK_M"], BLOCK_D=cfg["BLOCK_D"], num_warps=cfg["num_warps"],
     )  # fmt: skip
-    return dx, _column_sum(dgamma_part, gamma.dtype), _column_sum(dbeta_part, gamma.dtype)
+    dgamma = torch.empty(D, device=x2.device, dtype=gamma.dtype)
+    dbeta = torch.empty(D, device=x2.device, dtype=gamma.dtype)
+    return dx, _column_sum(dgamma_part, dgamma), _column_sum(dbeta_part, dbeta)
 
 
-def _column_sum(part: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _column_sum(part: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[D] = part[P, D].sum(0) in a fixed order (part contiguous fp32, out contiguous)."""
     P, D = part.shape
-    out = torch.empty(D, device=part.device, dtype=dtype)
     block_d = min(256, triton.next_power_of_2(D))
     _column_sum_kernel[(triton.cdiv(D, block_d),)](
         part_ptr=part, out_ptr=out, P=P, D=D, BLOCK_P=16, BLOCK_D=block_d, num_warps=1 if INTERPRET else 4
@@ -449,6 +482,7 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
 
 def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, scale, eps, activation, p,
                      seed, save_for_backward):  # fmt: skip
+    seed = int(seed)  # a 0-d CPU tensor: drawn inside a compiled graph without a graph break
     x2 = _rows(x)
     M, D = x2.shape
     I = fc1_weight.shape[0]
@@ -469,6 +503,7 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
 
 
 def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h, activation, p, seed):
+    seed = int(seed)
     x2 = _rows(x)
     g = _rows(dout)
     M, D = x2.shape
@@ -543,7 +578,7 @@ def _ln_mlp_fwd_op(
     eps: float,
     activation: str,
     dropout_p: float,
-    seed: int,
+    seed: torch.Tensor,
     save_for_backward: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale, eps,
@@ -575,7 +610,7 @@ def _ln_mlp_bwd_op(
     h: torch.Tensor,
     activation: str,
     dropout_p: float,
-    seed: int,
+    seed: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     return _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, drop_path_scale, mean, rstd, z, h,
                             activation, dropout_p, seed)  # fmt: skip
@@ -599,13 +634,13 @@ def _(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, drop_path_scale, mean
 def _ln_mlp_setup_context(ctx, inputs, output):
     x, ln_weight, ln_bias, fc1_weight, _, fc2_weight, _, scale, _, activation, dropout_p, seed, save = inputs
     _, mean, rstd, z, h = output
-    ctx.save_for_backward(x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h)
-    ctx.args = (activation, dropout_p, seed, save)
+    ctx.save_for_backward(x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h, seed)
+    ctx.args = (activation, dropout_p, save)
 
 
 def _ln_mlp_backward(ctx, dout, *_):
-    x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h = ctx.saved_tensors
-    activation, dropout_p, seed, save = ctx.args
+    x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h, seed = ctx.saved_tensors
+    activation, dropout_p, save = ctx.args
     if not save:
         raise RuntimeError("ln_mlp: backward through a forward run with save_for_backward=False")
     grads = torch.ops.vivit_kernels.ln_mlp_bwd(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd,
@@ -775,9 +810,10 @@ def ln_mlp(
     _triton_or_raise(op, x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
     if drop_path_scale is not None and drop_path_scale.device != x.device:
         raise ValueError(f"{op}: drop_path_scale must be on x's device {x.device}, received {drop_path_scale.device}")
-    seed = 0
-    if p > 0.0:
-        seed = int(dropout_seed) if dropout_seed is not None else int(torch.randint(0, 2**31 - 2, ()).item())
+    if p > 0.0 and dropout_seed is None:
+        seed = torch.randint(0, 2**31 - 2, (), dtype=torch.int64)
+    else:
+        seed = torch.tensor(0 if dropout_seed is None else int(dropout_seed), dtype=torch.int64)
     params = (ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
     save = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in params))
     out = torch.ops.vivit_kernels.ln_mlp_fwd(x, *params, drop_path_scale, float(eps), activation, p, seed, save)[0]
@@ -899,7 +935,8 @@ def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict
 def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False, z=None, residual=None, **flags):
     """A `_gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors."""
     ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dtype]
-    cfg = _gemm_config(dtype, interpret=False)
+    heavy = flags.get("A_DROPOUT", False) or flags.get("C_DROPOUT", False) or flags.get("ACT_GRAD", 0) != 0
+    cfg = _gemm_config(dtype, heavy=heavy, interpret=False)
     scaled = flags.get("A_SCALE", False) or flags.get("C_SCALE", False)
     values = dict(
         a_ptr=ptr, b_ptr=ptr, c_ptr=c_ptr or ptr, z_ptr=ptr if z else None, res_ptr=ptr if residual else None,
@@ -924,16 +961,18 @@ def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False
     return _spec_from_values(name, config, _gemm_kernel, values, constexprs, cfg)
 
 
-def _gemm_tn_aot(name, dtype, M, N, K, a, b, c, *, ln=False, train=False):
+def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, train=False):
+    """A `_gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100)."""
     ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dtype]
     cfg = _gemm_tn_config(dtype, interpret=False)
+    rows_per_split = triton.cdiv(triton.cdiv(M, 4), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr=ptr, db_ptr=ptr, scale_ptr=ptr if train else None,
+        a_ptr=ptr, b_ptr=ptr, c_ptr="*fp32", db_ptr="*fp32", scale_ptr=ptr if train else None,
         mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
         gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None,
-        M=M, N=N, K=K, rows_per_sample=_AOT_L if train else 1,
-        stride_am=a[0], stride_an=a[1], stride_bm=b[0], stride_bk=b[1], stride_cn=c[0], stride_ck=c[1],
-        seed_a=0, p_drop=0.1, drop_scale=1.0 / 0.9,
+        M=M, N=N, K=K, rows_per_sample=_AOT_L if train else 1, rows_per_split=rows_per_split,
+        stride_am=a[0], stride_an=a[1], stride_bm=b[0], stride_bk=b[1], stride_cs=N * K, stride_cn=K, stride_ck=1,
+        stride_dbs=N, seed_a=0, p_drop=0.1, drop_scale=1.0 / 0.9,
     )  # fmt: skip
     constexprs = dict(A_SCALE=train, A_DROPOUT=train, B_LAYERNORM=ln, HAS_DB=True, **_dot_flags(dtype))
     tiles = f"N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} M{cfg['BLOCK_M']} w{cfg['num_warps']} s{cfg['num_stages']}"
@@ -970,17 +1009,18 @@ def aot_specs() -> list:
                           A_SCALE=True, A_DROPOUT=True, C_DROPOUT=True)
             )  # fmt: skip
         specs.append(_gemm_aot("ln_mlp_bwd_dx", dt, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), (I, 1)))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), (I, 1), train=True))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", dt, M, I, D, (I, 1), (D, 1), (D, 1), ln=True))
+        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1)))
+        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), train=True))
+        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", dt, M, I, D, (I, 1), (D, 1), ln=True))
         specs.append(_gemm_aot("ln_linear_fwd", dt, M, N3, D, (D, 1), (1, D), (N3, 1), ln=True, bias=True))
         specs.append(_gemm_aot("ln_linear_bwd_dx", dt, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), (D, 1), ln=True))
+        specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), ln=True))
     return specs
 
 
 def aot_row_specs() -> list:
-    """The LayerNorm row kernels (statistics, backward, partial-sum reduction) at ViViT-B shapes, bf16 and fp16."""
+    """The kernels without a dot (LayerNorm statistics and backward, the fixed-order sum of fp32 partials behind
+    dgamma/dbeta and split-M weight gradients) at ViViT-B shapes, bf16 and fp16."""
     if not HAS_TRITON:
         return []
     M, D = _AOT_M, _AOT_D
@@ -1004,7 +1044,7 @@ def aot_row_specs() -> list:
             specs.append(_spec_from_values("layer_norm_bwd", config, _layer_norm_bwd_kernel, values,
                                            dict(HAS_RESIDUAL=residual), row))  # fmt: skip
         values = dict(part_ptr="*fp32", out_ptr=ptr, P=P, D=D)
-        specs.append(_spec_from_values("layer_norm_bwd_sum", f"{name} P16 D256 w4", _column_sum_kernel, values, {},
+        specs.append(_spec_from_values("ln_mlp_bwd_partial_sum", f"{name} P16 D256 w4", _column_sum_kernel, values, {},
                                        dict(BLOCK_P=16, BLOCK_D=256, num_warps=4)))  # fmt: skip
     return specs
 

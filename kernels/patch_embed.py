@@ -1,9 +1,39 @@
-"""Tubelet patch embedding (ViViT's Conv3d with kernel == stride) as one fused GEMM.
+"""Tubelet patch embedding (ViViT's Conv3d with kernel == stride) as one fused GEMM, forward and backward.
 
-Work in progress: the eager path and the reference are final; the Triton kernels follow.
+    out = patch_embed(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls=..., backend="eager"|"triton")
+
+Because the kernel equals the stride, Conv3d is a plain GEMM: every tubelet of C x t x h x w pixels is one row of
+length K = C*t*h*w, multiplied by the weight flattened in (C, t, h, w) order. Remainders of F, H, W are dropped.
+
+backend="eager": rearrange + one `F.linear` (differentiable PyTorch, torch.compile-friendly).
+backend="triton" (custom ops vivit_kernels::patch_embed_fwd / patch_embed_bwd under an autograd.Function):
+- forward, `_patch_embed_fwd_kernel`: implicit im2col. Each program owns a BLOCK_M x BLOCK_N tile of tokens x hidden;
+  it forms its tubelet rows on the fly from the video's own strides (HF layout (B, F, C, H, W) or any view; no
+  rearranged copy), accumulates in fp32 over K, adds bias and position embedding in the epilogue and stores straight
+  into the token tensor at the row the layout gives it (after the CLS row(s)). `_patch_embed_cls_kernel` writes the
+  CLS row(s), cls_token + pos_embed[0]. With the innermost pixel stride 1 and 16-aligned strides the compiler emits
+  16-byte cp.async loads for the gathered rows (checked in the PTX for sm_80).
+- backward: dW = dY^T @ tubelets, over the same on-the-fly rows, split over row chunks to fill the GPU and summed in
+  a fixed order (`_patch_embed_bwd_dw_kernel`); dpos (position sums of dY over batch and, where shared, frames) in
+  `_patch_embed_bwd_pos_kernel`, from which dcls (position 0) and db (sum of the token positions) follow;
+  dX = dY @ W scattered back to pixels (`_patch_embed_bwd_dx_kernel`), only when pixel_values needs a gradient:
+  kernel == stride, so every pixel belongs to at most one tubelet and is written by exactly one program (remainder
+  pixels are zero). No atomics anywhere: the backward is deterministic.
+- numerics: fp32 accumulation and epilogue math for fp16/bf16/fp32 inputs, one rounding at the store. fp32 inputs
+  use an ieee dot when torch.get_float32_matmul_precision() == "highest", tf32 otherwise. Under TRITON_INTERPRET the
+  bf16 dot operands are upcast (DOT_F32) because the interpreter's bf16 dot is broken.
+
+GPU goal (a TARGET, not measured: no GPU was available when this was written): for ViViT-B input (32 frames of
+224^2, bf16, H100) the forward should be >= 1.3x faster than rearrange + contiguous + F.linear and >= 3x faster than
+nn.Conv3d. Measured figures belong in BENCHMARKS.md (bench/bench_kernels.py).
+What was checked without a GPU (aot_specs, kernels.report): the kept configurations (bf16, fp16, fp32-tf32) compile
+for sm_80 and sm_90 with tensor-core instructions (mma.sync / wgmma), no spills and shared memory within limits; the
+fp32-ieee variants of the same tiles compile without spills too (no tensor cores by definition).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -376,11 +406,15 @@ def _patch_embed_bwd_dx_kernel(
 # Launch configuration
 # ----------------------------------------------------------------------------------------------------------------------
 
-# Kept GPU configurations (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages); BLOCK_N tiles the hidden size D and
-# BLOCK_K the tubelet size K in every kernel. Checked ahead of time by aot_specs(); clamped down for small problems.
-_FWD_CONFIG = (128, 128, 64, 8, 3)
-_DW_CONFIG = (64, 128, 128, 8, 3)
-_DX_CONFIG = (128, 64, 128, 8, 3)
+# Kept GPU configurations (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) for 16-bit and for fp32 inputs; BLOCK_N
+# tiles the hidden size D and BLOCK_K the tubelet size K in every kernel. fp32 tiles are smaller so that they fit
+# shared memory on sm_80 and do not spill with an ieee (non tensor-core) dot. Checked ahead of time by aot_specs();
+# clamped down for small problems.
+_CONFIGS = {
+    "fwd": {2: (128, 128, 64, 8, 3), 4: (64, 64, 32, 4, 3)},
+    "dw": {2: (64, 128, 128, 8, 3), 4: (32, 64, 64, 4, 3)},
+    "dx": {2: (128, 64, 128, 8, 3), 4: (64, 32, 64, 4, 3)},
+}
 _POS_CONFIG = (16, 128)  # BLOCK_P, BLOCK_N
 
 
@@ -399,6 +433,11 @@ def _dot_args(dtype: torch.dtype) -> dict:
 def _new_empty(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     """Every buffer the kernels fully overwrite is allocated here (tests poison it to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
+
+
+def _device_of(tensor: torch.Tensor):
+    """Launch on the tensors' GPU, not on whichever one is current."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _token_strides(tokens: torch.Tensor, S: int) -> tuple[int, int, int, int]:
@@ -427,13 +466,16 @@ def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, pe
     out = _new_empty(_output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values)
     stride_ob, stride_ot, stride_or, stride_od = _token_strides(out, S)
     w2 = weight.reshape(D, K)
+    # The (D,) vectors are read with unit stride; copying a strided one costs nothing next to the GEMM.
+    bias = bias.contiguous() if bias is not None else None
+    cls_token = cls_token.contiguous() if cls_token is not None else None
     if pos_embed is not None:
         stride_pr, stride_pd = pos_embed.stride()
         stride_pt = S * stride_pr if pos_embed.shape[0] in (N, 1 + N) and not per_frame_cls else 0
     else:
         stride_pt = stride_pr = stride_pd = 0
     M = B * N
-    block_m, block_n, block_k, num_warps, num_stages = _FWD_CONFIG
+    block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["fwd"][pixel_values.element_size()]
     block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
     grid = (triton.cdiv(M, block_m) * triton.cdiv(D, block_n),)
     _patch_embed_fwd_kernel[grid](
@@ -494,7 +536,7 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     )  # fmt: skip
     db = dpos[cls_off:].sum(0)
 
-    block_m, block_n, block_k, num_warps, num_stages = _DW_CONFIG
+    block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["dw"][pixel_values.element_size()]
     block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
     tiles = triton.cdiv(D, block_n) * triton.cdiv(K, block_k)
     splits = _dw_splits(M, tiles, block_m, grad_out.device)
@@ -511,12 +553,12 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     dw = dw.sum(0) if splits > 1 else dw[0]
 
     if need_dx:
-        B_, nF, C, H, W = pixel_values.shape
+        _, nF, _, H, W = pixel_values.shape
         exact = nF == Tp * t and H % h == 0 and W % w == 0
         # Pixels of a dropped remainder get no tubelet, hence zeros; all others are written exactly once.
         dx = _new_empty(pixel_values.shape, pixel_values) if exact else pixel_values.new_zeros(pixel_values.shape)
         w2 = weight.reshape(D, K)
-        block_m, block_n, block_k, num_warps, num_stages = _DX_CONFIG
+        block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["dx"][pixel_values.element_size()]
         block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
         grid = (triton.cdiv(M, block_m) * triton.cdiv(K, block_k),)
         _patch_embed_bwd_dx_kernel[grid](
@@ -546,7 +588,8 @@ def _patch_embed_fwd_op(
     cls_token: torch.Tensor | None,
     per_frame_cls: bool,
 ) -> torch.Tensor:
-    return _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
+    with _device_of(pixel_values):
+        return _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
 
 
 @_patch_embed_fwd_op.register_fake
@@ -566,7 +609,8 @@ def _patch_embed_bwd_op(
     need_dx: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Returns (dpixel_values or an empty tensor, dweight, dbias, per-position sums of grad_out: dpos / dcls)."""
-    return _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx)
+    with _device_of(pixel_values):
+        return _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx)
 
 
 @_patch_embed_bwd_op.register_fake
@@ -612,168 +656,61 @@ class PatchEmbedFunction(torch.autograd.Function):
 
 
 def aot_specs() -> list:
-    """Every kept kernel configuration at ViViT-B shapes (D=768, tubelet 2x16x16x3 so K=1536, M = B*3136)."""
+    """Every kept GEMM kernel configuration at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536, M = 32*3136).
+
+    bf16 and fp16, plus fp32 with tf32 dots. Not listed: fp32 with ieee dots (same tiles, no tensor cores; compiled
+    by hand without spills) and the two small kernels without a GEMM (CLS rows, position sums of dY).
+    """
     from kernels.aot import KernelSpec
 
-    M, t, h, w = 32 * 3136, 2, 16, 16
+    tile = dict(T=2, PH=16, PW=16, CLS_OFF=1)
     x_strides = ("stride_xb", "stride_xf", "stride_xc", "stride_xh")
     g_strides = ("stride_gb", "stride_gt", "stride_gr")
-    tile = dict(T=t, PH=h, PW=w)
+    unit = ("stride_xw", "stride_wk", "stride_pd", "stride_od", "stride_gd")  # runtime specialises stride 1
+    kernels = {
+        "patch_embed_fwd": (
+            "fwd",
+            _patch_embed_fwd_kernel,
+            (*x_strides, "stride_wd", "stride_pt", "stride_pr", "stride_ob", "stride_ot", "stride_or"),
+            dict(HAS_BIAS=True, HAS_POS=True),
+        ),
+        "patch_embed_bwd_dw": ("dw", _patch_embed_bwd_dw_kernel, (*x_strides, *g_strides), {}),
+        "patch_embed_bwd_dx": (
+            "dx",
+            _patch_embed_bwd_dx_kernel,
+            (*g_strides, "stride_wd", *x_strides),
+            {},
+        ),
+    }
     specs = []
-    for dtype in ("bf16", "fp16"):
-        ptr = f"*{dtype}"
-        block_m, block_n, block_k, num_warps, num_stages = _FWD_CONFIG
-        specs.append(
-            KernelSpec(
-                name="patch_embed_fwd",
-                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
-                fn=_patch_embed_fwd_kernel,
-                signature={
-                    "x_ptr": ptr,
-                    "w_ptr": ptr,
-                    "b_ptr": ptr,
-                    "pos_ptr": ptr,
-                    "out_ptr": ptr,
-                    "M": "i32",
-                    "N": "i32",
-                    "S": "i32",
-                    "Wp": "i32",
-                    "D": "i32",
-                    "K": "i32",
-                    **dict.fromkeys(x_strides, "i32"),
-                    "stride_xw": "constexpr",
-                    "stride_wd": "i32",
-                    "stride_wk": "constexpr",
-                    "stride_pt": "i32",
-                    "stride_pr": "i32",
-                    "stride_pd": "constexpr",
-                    "stride_ob": "i32",
-                    "stride_ot": "i32",
-                    "stride_or": "i32",
-                    "stride_od": "constexpr",
-                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "HAS_BIAS", "HAS_POS"), "constexpr"),
-                    **dict.fromkeys(("DOT_F32", "PRECISION", "BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
-                },  # fmt: skip
-                constexprs=dict(
-                    stride_xw=1,
-                    stride_wk=1,
-                    stride_pd=1,
-                    stride_od=1,
-                    **tile,
-                    CLS_OFF=1,
-                    HAS_BIAS=True,
-                    HAS_POS=True,
-                    DOT_F32=False,
-                    PRECISION="ieee",
-                    BLOCK_M=block_m,
-                    BLOCK_N=block_n,
-                    BLOCK_K=block_k,
-                ),
-                num_warps=num_warps,
-                num_stages=num_stages,
-                divisible=(
-                    "x_ptr",
-                    "w_ptr",
-                    "b_ptr",
-                    "pos_ptr",
-                    "out_ptr",
-                    "D",
-                    "K",
-                    *x_strides,
-                    "stride_wd",
-                    "stride_pt",
-                    "stride_pr",
-                    "stride_ob",
-                    "stride_ot",
-                    "stride_or",
-                ),  # fmt: skip
-                extra=dict(M=M),
+    for dtype in ("bf16", "fp16", "fp32"):
+        for name, (key, fn, strides, flags) in kernels.items():
+            block_m, block_n, block_k, num_warps, num_stages = _CONFIGS[key][4 if dtype == "fp32" else 2]
+            constexprs = dict(
+                **tile, **flags, DOT_F32=False, PRECISION="tf32" if dtype == "fp32" else "ieee",
+                BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+            )  # fmt: skip
+            signature = {}
+            for arg in fn.arg_names:  # in the kernel's own order, as the runtime binds them
+                if arg in constexprs or arg in unit:
+                    signature[arg] = "constexpr"
+                    constexprs.setdefault(arg, 1)
+                elif arg.endswith("_ptr"):
+                    signature[arg] = "*fp32" if arg == "dw_ptr" else f"*{dtype}"
+                else:
+                    signature[arg] = "i32"
+            specs.append(
+                KernelSpec(
+                    name=name,
+                    config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                    fn=fn,
+                    signature=signature,
+                    constexprs=constexprs,
+                    num_warps=num_warps,
+                    num_stages=num_stages,
+                    divisible=(*[a for a in signature if a.endswith("_ptr")], "D", "K", *strides),
+                )
             )
-        )
-        block_m, block_n, block_k, num_warps, num_stages = _DW_CONFIG
-        specs.append(
-            KernelSpec(
-                name="patch_embed_bwd_dw",
-                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
-                fn=_patch_embed_bwd_dw_kernel,
-                signature={
-                    "x_ptr": ptr,
-                    "g_ptr": ptr,
-                    "dw_ptr": "*fp32",
-                    "M": "i32",
-                    "N": "i32",
-                    "S": "i32",
-                    "Wp": "i32",
-                    "D": "i32",
-                    "K": "i32",
-                    "M_PER_SPLIT": "i32",
-                    **dict.fromkeys(x_strides, "i32"),
-                    "stride_xw": "constexpr",
-                    **dict.fromkeys(g_strides, "i32"),
-                    "stride_gd": "constexpr",
-                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "DOT_F32", "PRECISION"), "constexpr"),
-                    **dict.fromkeys(("BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
-                },  # fmt: skip
-                constexprs=dict(
-                    stride_xw=1,
-                    stride_gd=1,
-                    **tile,
-                    CLS_OFF=1,
-                    DOT_F32=False,
-                    PRECISION="ieee",
-                    BLOCK_M=block_m,
-                    BLOCK_N=block_n,
-                    BLOCK_K=block_k,
-                ),  # fmt: skip
-                num_warps=num_warps,
-                num_stages=num_stages,
-                divisible=("x_ptr", "g_ptr", "dw_ptr", "D", "K", "M_PER_SPLIT", *x_strides, *g_strides),
-                extra=dict(M=M),
-            )
-        )
-        block_m, block_n, block_k, num_warps, num_stages = _DX_CONFIG
-        specs.append(
-            KernelSpec(
-                name="patch_embed_bwd_dx",
-                config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
-                fn=_patch_embed_bwd_dx_kernel,
-                signature={
-                    "g_ptr": ptr,
-                    "w_ptr": ptr,
-                    "dx_ptr": ptr,
-                    "M": "i32",
-                    "N": "i32",
-                    "S": "i32",
-                    "Wp": "i32",
-                    "D": "i32",
-                    "K": "i32",
-                    **dict.fromkeys(g_strides, "i32"),
-                    "stride_gd": "constexpr",
-                    "stride_wd": "i32",
-                    "stride_wk": "constexpr",
-                    **dict.fromkeys(x_strides, "i32"),
-                    "stride_xw": "constexpr",
-                    **dict.fromkeys(("T", "PH", "PW", "CLS_OFF", "DOT_F32", "PRECISION"), "constexpr"),
-                    **dict.fromkeys(("BLOCK_M", "BLOCK_N", "BLOCK_K"), "constexpr"),
-                },  # fmt: skip
-                constexprs=dict(
-                    stride_gd=1,
-                    stride_wk=1,
-                    stride_xw=1,
-                    **tile,
-                    CLS_OFF=1,
-                    DOT_F32=False,
-                    PRECISION="ieee",
-                    BLOCK_M=block_m,
-                    BLOCK_N=block_n,
-                    BLOCK_K=block_k,
-                ),  # fmt: skip
-                num_warps=num_warps,
-                num_stages=num_stages,
-                divisible=("g_ptr", "w_ptr", "dx_ptr", "D", "K", *g_strides, "stride_wd", *x_strides),
-                extra=dict(M=M),
-            )
-        )
     return specs
 
 

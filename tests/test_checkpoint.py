@@ -11,8 +11,17 @@ from vivit import VivitConfig, VivitForVideoClassification, VivitModel
 pytestmark = pytest.mark.filterwarnings("ignore:.*tubelet_size")
 
 VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
-SMALL = dict(image_size=[9, 13], num_frames=5, tubelet_size=[2, 4, 4], hidden_size=20, num_hidden_layers=2,
-             num_attention_heads=2, intermediate_size=23, num_labels=3, num_temporal_layers=1)
+SMALL = dict(
+    image_size=[9, 13],
+    num_frames=5,
+    tubelet_size=[2, 4, 4],
+    hidden_size=20,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=23,
+    num_labels=3,
+    num_temporal_layers=1,
+)
 
 
 def make(variant="spatiotemporal", cls=VivitForVideoClassification, **overrides):
@@ -41,13 +50,18 @@ def test_save_and_load_every_variant(tmp_path, variant):
     assert "vivit.encoder.layer.1.attention.attention.value.bias" in keys
     assert not any(".qkv." in k or "norm1" in k or "mlp." in k for k in keys)
     if variant == "factorized_encoder":
-        assert {"vivit.temporal_embeddings.cls_token", "vivit.temporal_layernorm.weight",
-                "vivit.temporal_encoder.layer.0.intermediate.dense.weight"} <= keys
+        assert {
+            "vivit.temporal_embeddings.cls_token",
+            "vivit.temporal_layernorm.weight",
+            "vivit.temporal_encoder.layer.0.intermediate.dense.weight",
+        } <= keys
         assert load_file(tmp_path / "model.safetensors")["vivit.embeddings.position_embeddings"].shape == (1, 7, 20)
     if variant == "factorized_self_attention":
-        assert {"vivit.encoder.layer.0.temporal_layernorm_before.weight",
-                "vivit.encoder.layer.0.temporal_attention.attention.query.weight",
-                "vivit.encoder.layer.0.temporal_attention.output.dense.bias"} <= keys
+        assert {
+            "vivit.encoder.layer.0.temporal_layernorm_before.weight",
+            "vivit.encoder.layer.0.temporal_attention.attention.query.weight",
+            "vivit.encoder.layer.0.temporal_attention.output.dense.bias",
+        } <= keys
     if variant in ("factorized_self_attention", "factorized_dot_product"):
         assert "vivit.embeddings.cls_token" not in keys
 
@@ -56,8 +70,10 @@ def test_sharded_safetensors_and_pytorch_bin(tmp_path):
     model = make()
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     names = sorted(state)
-    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
-              "model-00002-of-00002.safetensors": names[len(names) // 2 :]}
+    shards = {
+        "model-00001-of-00002.safetensors": names[: len(names) // 2],
+        "model-00002-of-00002.safetensors": names[len(names) // 2 :],
+    }
     sharded = tmp_path / "sharded"
     sharded.mkdir()
     model.config.save_pretrained(sharded)
@@ -83,8 +99,11 @@ def test_strict_keys_list_missing_and_unexpected(tmp_path):
     state["vivit.encoder.layer.0.extra.weight"] = torch.zeros(1)
     model.config.save_pretrained(tmp_path)
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
-    with pytest.raises(RuntimeError, match=r"(?s)missing keys \(1\).*layernorm_after.bias.*unexpected keys \(1\)"
-                                           r".*extra.weight"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)missing keys \(1\).*layernorm_after.bias.*unexpected keys \(1\)"
+        r".*extra.weight",
+    ):
         VivitForVideoClassification.from_pretrained(tmp_path)
     with pytest.raises(RuntimeError, match="Missing key"):
         make().load_state_dict(state)

@@ -107,8 +107,11 @@ def test_image_size_pair_and_grid():
 @pytest.mark.parametrize("variant", ["spatiotemporal", "factorized_encoder"])
 def test_presets(name, variant):
     config = VivitConfig.from_preset(name, variant=variant, num_labels=400)
-    size = {"vivit-b-16x2": (768, 12, 12, 3072), "vivit-l-16x2": (1024, 24, 16, 4096),
-            "vivit-h-16x2": (1280, 32, 16, 5120)}[name]
+    size = {
+        "vivit-b-16x2": (768, 12, 12, 3072),
+        "vivit-l-16x2": (1024, 24, 16, 4096),
+        "vivit-h-16x2": (1280, 32, 16, 5120),
+    }[name]
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) == size
     assert config.tubelet_size == [2, 16, 16] and config.num_frames == 32 and config.image_size == 224
     assert config.variant == variant and config.num_labels == 400
@@ -118,8 +121,14 @@ def test_presets(name, variant):
 
 def test_json_round_trip_keeps_unknown_keys(tmp_path):
     config = VivitConfig(
-        image_size=[12, 9], tubelet_size=[2, 4, 4], variant="factorized_self_attention", attention_order="time_space", num_labels=3,
-        drop_path_rate=0.1, video_size=[32, 224, 224], architectures=["VivitForVideoClassification"],
+        image_size=[12, 9],
+        tubelet_size=[2, 4, 4],
+        variant="factorized_self_attention",
+        attention_order="time_space",
+        num_labels=3,
+        drop_path_rate=0.1,
+        video_size=[32, 224, 224],
+        architectures=["VivitForVideoClassification"],
     )
     config.save_pretrained(tmp_path)
     raw = json.loads((tmp_path / "config.json").read_text())
@@ -133,8 +142,9 @@ def test_json_round_trip_keeps_unknown_keys(tmp_path):
 
 def test_reads_and_is_read_by_transformers(tmp_path):
     transformers = pytest.importorskip("transformers")
-    theirs = transformers.VivitConfig(image_size=[12, 9], num_frames=5, hidden_size=48, num_attention_heads=6,
-                                      id2label={0: "a", 1: "b", 2: "c"})
+    theirs = transformers.VivitConfig(
+        image_size=[12, 9], num_frames=5, hidden_size=48, num_attention_heads=6, id2label={0: "a", 1: "b", 2: "c"}
+    )
     theirs.save_pretrained(tmp_path / "hf")
     ours = VivitConfig.from_pretrained(tmp_path / "hf")
     assert ours.image_size == [12, 9] and ours.hidden_size == 48 and ours.id2label == {0: "a", 1: "b", 2: "c"}

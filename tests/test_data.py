@@ -105,7 +105,7 @@ def test_corrupt_file_reported_with_path(folder, tmp_path):
     with pytest.raises(VideoReadError, match="broken.mp4"):
         ds[0]
     loader = DataLoader(ds, batch_size=1, num_workers=1)
-    with pytest.raises(Exception, match="broken.mp4"):
+    with pytest.raises(VideoReadError, match="broken.mp4"):
         list(loader)
 
 

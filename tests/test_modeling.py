@@ -9,8 +9,17 @@ from vivit.modeling import resize_grid
 
 VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
 # Odd sizes everywhere: 7 frames (3 tubelets + 1 dropped frame), 13x11 pixels (3x2 patches + remainders).
-SMALL = dict(image_size=[13, 11], num_frames=7, tubelet_size=[2, 4, 5], hidden_size=36, num_hidden_layers=2,
-             num_attention_heads=6, intermediate_size=37, num_labels=5, num_temporal_layers=1)
+SMALL = dict(
+    image_size=[13, 11],
+    num_frames=7,
+    tubelet_size=[2, 4, 5],
+    hidden_size=36,
+    num_hidden_layers=2,
+    num_attention_heads=6,
+    intermediate_size=37,
+    num_labels=5,
+    num_temporal_layers=1,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tubelet_size")
 

@@ -57,7 +57,8 @@ def test_eager_strided_view():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(pixel_values=torch.randn(2, 3, 8, 8)), "pixel_values must be 5-D"),
+        (dict(pixel_values=torch.randn(2, 3, 8, 8)), r"pixel_values must be 5-D.*got \(2, 3, 8, 8\)"),
+        (dict(weight=torch.randn(8, 3, 4, 4)), r"weight must be 5-D.*got \(8, 3, 4, 4\)"),
         (dict(weight=torch.randn(8, 4, 2, 4, 4)), r"3 channels.*weight expects 4"),
         (dict(pixel_values=torch.randn(1, 1, 3, 8, 8)), r"\(frames, height, width\) = \(1, 8, 8\)"),
         (dict(pos_embed=torch.randn(5, 8)), r"pos_embed must have shape.*\(8, 8\) or \(4, 8\).*got \(5, 8\)"),
@@ -111,8 +112,8 @@ def _check(got, ref, eager_low=None, dtype=torch.float32, what=""):
 
 
 def _run(inputs, per_frame, backend, grad, need_x_grad=True):
-    leaves = [None if t is None else t.detach().clone().requires_grad_(i > 0 or need_x_grad) for i, t in
-              enumerate(inputs)]  # fmt: skip
+    # detach() keeps the strides of views (clone() would make the non-dense ones contiguous)
+    leaves = [None if t is None else t.detach().requires_grad_(i > 0 or need_x_grad) for i, t in enumerate(inputs)]
     fn = patch_embed_reference if backend == "reference" else patch_embed
     kwargs = {} if backend == "reference" else dict(backend=backend)
     out = fn(*leaves, per_frame_cls=per_frame, **kwargs)
@@ -159,6 +160,7 @@ def test_triton_strided_views_and_no_input_grad():
     b = torch.randn(96)[::2]
     pos = torch.randn(1 + 2 * 2 * 2, 2, 48)[:, 1]  # 1 + T' * S rows with T' = 2, S = 2 * 2
     cls = torch.randn(48, 3)[:, 0]
+    assert not any(t.is_contiguous() for t in (weight, b, pos, cls))
     _compare([video, weight, b, pos, cls], False, torch.float32)
     _compare([video, weight, b, pos, cls], False, torch.float32, need_x_grad=False)
 
@@ -239,3 +241,32 @@ def test_torch_compile_aot_eager():
     want = torch.autograd.grad(patch_embed_reference(*leaves).square().sum(), leaves)
     for g, r in zip(got, want):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4)
+
+
+def test_fp32_dot_precision_follows_torch_setting():
+    # The interpreter computes fp32 dots exactly either way, so the choice itself is what can be checked here.
+    from kernels.patch_embed import _dot_args
+
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        assert _dot_args(torch.float32)["PRECISION"] == "ieee"
+        torch.set_float32_matmul_precision("high")
+        assert _dot_args(torch.float32)["PRECISION"] == "tf32"
+        assert _dot_args(torch.float16)["PRECISION"] == "ieee"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_torch_compile_dynamic_shapes():
+    def embed(x, weight, b, pos, cls):
+        return patch_embed(x, weight, b, pos, cls, per_frame_cls=True, backend="triton").square().sum()
+
+    compiled = torch.compile(embed, backend="aot_eager", dynamic=True, fullgraph=True)
+    for batch in (2, 3):
+        x, weight, b, pos, cls, _ = _make((batch, 4, 3, 8, 12), (48, 2, 4, 4), "frame_cls_pos", torch.float32)
+        leaves = [t.requires_grad_() for t in (x, weight, b, pos, cls)]
+        got = torch.autograd.grad(compiled(*leaves), leaves)
+        want = torch.autograd.grad(patch_embed_reference(*leaves, per_frame_cls=True).square().sum(), leaves)
+        for g, r in zip(got, want):
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-4)

@@ -200,3 +200,26 @@ def test_mixed_sizes_need_a_crop_to_stack():
     assert VivitImageProcessor(size={"shortest_edge": 16}, crop_size=16)(
         videos, return_tensors="pt"
     ).pixel_values.shape[:2] == (2, 2)
+
+
+def test_float_resize_of_uint8_other_devices_within_one_level():
+    # GPUs resize uint8 frames in float and round back (no uint8 antialias kernel there); checked here on the CPU
+    from vivit.processing import _resize_uint8_in_float
+
+    rng = np.random.default_rng(7)
+    for height, width, out_size in [(45, 61, (32, 43)), (20, 30, (41, 61)), (360, 640, (256, 455))]:
+        video = _video(rng, 1, height, width)
+        ref = np.array(Image.fromarray(video[0]).resize(out_size[::-1], resample=Image.BILINEAR))
+        out = _resize_uint8_in_float(torch.from_numpy(video).permute(0, 3, 1, 2), out_size, "bilinear")
+        diff = np.abs(out[0].permute(1, 2, 0).numpy().astype(int) - ref.astype(int))
+        assert diff.max() <= 1
+
+
+def test_offset_without_rescale_rejected_when_preprocessing_like_hf():
+    proc = VivitImageProcessor(do_rescale=False)  # HF accepts the config too, and fails at preprocess time
+    with pytest.raises(ValueError, match="offset=True requires do_rescale=True"):
+        proc(np.zeros((1, 8, 8, 3), np.uint8))
+    out = VivitImageProcessor(
+        do_rescale=False, offset=False, do_normalize=False, do_resize=False, do_center_crop=False
+    )(np.full((1, 5, 6, 3), 7, np.uint8), return_tensors="pt").pixel_values
+    assert out.shape == (1, 1, 3, 5, 6) and bool((out == 7).all())

@@ -83,7 +83,7 @@ def state_dict_to_hf(module, state_dict, prefix, local_metadata) -> None:
 
 
 def hf5_to_classic(rest: str) -> str:
-    """`layers.{i}.attention.q_proj.weight` (HF 5.x in memory) -> `encoder.layer.{i}.attention.attention.query.weight`."""
+    """5.x name -> classic (`layers.{i}.attention.q_proj` -> `encoder.layer.{i}.attention.attention.query`)."""
     match = re.match(r"^layers\.(\d+)\.(.*)$", rest)
     if not match:
         return rest
@@ -94,8 +94,9 @@ def hf5_to_classic(rest: str) -> str:
     return f"encoder.layer.{match.group(1)}.{tail}"
 
 
-def state_dict_from_hf(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                       error_msgs) -> None:
+def state_dict_from_hf(
+    module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+) -> None:
     """load_state_dict pre-hook of VivitModel: HF classic or 5.x names -> internal, joining query/key/value."""
     keys = [k for k in state_dict if k.startswith(prefix)]
     pending: dict[str, dict[int, str]] = {}  # internal qkv key -> {part index: source key}
@@ -263,8 +264,9 @@ class PretrainedMixin:
         if new_init:
             warnings.warn(f"not in the checkpoint, newly initialised: {new_init}", stacklevel=2)
 
-        weights = {k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in
-                   weights.items()}
+        weights = {
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in weights.items()
+        }
         model.load_state_dict(weights, strict=False, assign=True)
         # Parameters the checkpoint did not provide are still on the meta device: create and initialise them.
         for module in model.modules():

@@ -23,7 +23,7 @@ BACKENDS = ("auto", "triton", "eager")
 
 
 def resolve_backend(backend: str) -> str:
-    """"auto" as VIVIT_BACKEND defines it ("auto" when unset); an explicit "triton" or "eager" wins."""
+    """ "auto" as VIVIT_BACKEND defines it ("auto" when unset); an explicit "triton" or "eager" wins."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if backend == "auto":
@@ -142,6 +142,11 @@ def attention(
         return _attention.triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
 
     path = _choose("attention", backend, reason, q, k, v, key_mask)
+    if path == "eager" and axis == "temporal":
+        # kernels.attention's eager path merges (S, H) with a try-view-except-reshape that breaks torch.compile
+        # tracing when the merge needs a copy (the strided q/k/v slices of the fused QKV output): make that copy
+        # here, as the reshape would. Remove once the kernel's eager path uses reshape directly.
+        q, k, v = (t if t.stride(2) == t.shape[3] * t.stride(3) else t.contiguous() for t in (q, k, v))
     out = _attention.attention(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, backend=path)
     return out, None
 

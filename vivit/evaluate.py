@@ -40,8 +40,9 @@ def evaluate(
     was_training = model.training
     model.eval()
     top1 = top5 = count = 0
+    bar = tqdm(loader, desc="eval", unit="batch", disable=not progress, file=sys.stderr)
     try:
-        for pixel_values, labels in tqdm(loader, desc="eval", unit="batch", disable=not progress, file=sys.stderr):
+        for pixel_values, labels in bar:
             if pixel_values.dim() not in (5, 6):
                 raise ValueError(
                     "pixel_values: expected (B, F, C, H, W) or multi-view (B, V, F, C, H, W), got shape "
@@ -62,6 +63,7 @@ def evaluate(
             top5 += (best == labels[:, None]).any(-1).sum().item()
             count += batch
     finally:
+        bar.close()  # ends the bar's line, so that an error message starts on its own line
         model.train(was_training)
     return {"top1": top1 / max(count, 1), "top5": top5 / max(count, 1), "num_samples": count}
 

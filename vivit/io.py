@@ -43,9 +43,10 @@ _SHORTFALL_TOLERANCE = lambda declared: max(2, declared // 100)
 class VideoReadError(OSError):
     """A video file is missing, unreadable or corrupt. The message starts with the file's path."""
 
-    def __init__(self, path: str | os.PathLike, reason: str):
+    def __init__(self, path: str | os.PathLike, reason: str | None = None):
         self.path = os.fspath(path)
-        super().__init__(f"{self.path}: {reason}")
+        # one argument: an already formatted message (how DataLoader workers re-raise it in the main process)
+        super().__init__(self.path if reason is None else f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)

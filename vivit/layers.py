@@ -8,6 +8,7 @@ so the tubelet tokens view as (B, T', S, D) without a copy. Each attention has o
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from vivit import dispatch
@@ -37,14 +38,16 @@ class Attention(nn.Module):
 
     def project_qkv(self, x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
         """(B, L, D) -> (B, L, 3, H, hd), LayerNorm applied on the way."""
-        qkv = dispatch.ln_linear(x, norm.weight, norm.bias, self.qkv.weight, self.qkv.bias, eps=self.eps,
-                                 backend=self.backend)
+        qkv = dispatch.ln_linear(
+            x, norm.weight, norm.bias, self.qkv.weight, self.qkv.bias, eps=self.eps, backend=self.backend
+        )
         return qkv.view(*x.shape[:-1], 3, self.num_heads, self.head_dim)
 
     def attend(self, q, k, v, axis, key_mask, need_weights):
         dropout_p = self.dropout_p if self.training else 0.0
-        return dispatch.attention(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p,
-                                  need_weights=need_weights, backend=self.backend)
+        return dispatch.attention(
+            q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, need_weights=need_weights, backend=self.backend
+        )
 
 
 class Block(nn.Module):
@@ -80,8 +83,9 @@ class Block(nn.Module):
             x, probs = self._residual_attention(x, self.norm1, self.attn, "joint", grid, key_mask, output_attentions)
             attentions += probs
         elif self.kind == "dot_product":
-            x, probs = self._residual_attention(x, self.norm1, self.attn, "dot_product", grid, frame_mask,
-                                                output_attentions)
+            x, probs = self._residual_attention(
+                x, self.norm1, self.attn, "dot_product", grid, frame_mask, output_attentions
+            )
             attentions += probs
         else:
             order = [("temporal", self.norm_t, self.attn_t), ("spatial", self.norm1, self.attn)]
@@ -90,9 +94,21 @@ class Block(nn.Module):
                 attentions += probs
         scale = drop_path_scale(x, self.drop_path, self.training)
         m = self.mlp
-        x = dispatch.ln_mlp(x, self.norm2.weight, self.norm2.bias, m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias,
-                            eps=self.eps, activation=self.activation, dropout_p=self.dropout_p,
-                            training=self.training, drop_path_scale=scale, backend=self.backend)
+        x = dispatch.ln_mlp(
+            x,
+            self.norm2.weight,
+            self.norm2.bias,
+            m.fc1.weight,
+            m.fc1.bias,
+            m.fc2.weight,
+            m.fc2.bias,
+            eps=self.eps,
+            activation=self.activation,
+            dropout_p=self.dropout_p,
+            training=self.training,
+            drop_path_scale=scale,
+            backend=self.backend,
+        )
         return x, attentions
 
     def _residual_attention(self, x, norm, attn, axis, grid, mask, output_attentions):
@@ -106,15 +122,18 @@ class Block(nn.Module):
             qkv = qkv.view(B, T, S, 3, attn.num_heads, attn.head_dim)
             if axis == "dot_product":
                 half = attn.num_heads // 2
-                s_out, s_probs = attn.attend(*(qkv[:, :, :, i, :half] for i in range(3)), "spatial", mask,
-                                             output_attentions)
-                t_out, t_probs = attn.attend(*(qkv[:, :, :, i, half:] for i in range(3)), "temporal", mask,
-                                             output_attentions)
+                s_out, s_probs = attn.attend(
+                    *(qkv[:, :, :, i, :half] for i in range(3)), "spatial", mask, output_attentions
+                )
+                t_out, t_probs = attn.attend(
+                    *(qkv[:, :, :, i, half:] for i in range(3)), "temporal", mask, output_attentions
+                )
                 out = torch.cat([s_out, t_out], dim=3)
                 probs = (s_probs, t_probs) if output_attentions else ()
             else:
-                out, probs = attn.attend(qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2], axis, mask,
-                                         output_attentions)
+                out, probs = attn.attend(
+                    qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2], axis, mask, output_attentions
+                )
                 probs = (probs,) if output_attentions else ()
         y = nn.functional.dropout(attn.proj(out.reshape(B, L, D)), self.dropout_p, self.training)
         scale = drop_path_scale(x, self.drop_path, self.training)

@@ -151,8 +151,9 @@ class TemporalEmbeddings(nn.Module):
         B, T, D = x.shape
         pos = self.position_embeddings[0]
         if T != self.num_frames:
-            pos = torch.cat([pos[: self.num_prefix], resize_grid(pos[self.num_prefix :], (self.num_frames, 1, 1),
-                                                                 (T, 1, 1))])
+            pos = torch.cat(
+                [pos[: self.num_prefix], resize_grid(pos[self.num_prefix :], (self.num_frames, 1, 1), (T, 1, 1))]
+            )
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(B, 1, D), x], dim=1)
         return self.dropout(x + pos)
@@ -275,9 +276,7 @@ class VivitModel(VivitPreTrainedModel):
                 f"pixel_values (frames, height, width) = {(nF, H, W)} is smaller than one tubelet {(t, h, w)}"
             )
         if frame_mask is not None and tuple(frame_mask.shape) != (B, nF):
-            raise ValueError(
-                f"frame_mask must have shape (batch, frames) = {(B, nF)}, got {tuple(frame_mask.shape)}"
-            )
+            raise ValueError(f"frame_mask must have shape (batch, frames) = {(B, nF)}, got {tuple(frame_mask.shape)}")
         return nF // t, H // h, W // w
 
     def tubelet_mask(self, frame_mask: torch.Tensor | None, num_tubelets: int) -> torch.Tensor | None:
@@ -304,8 +303,9 @@ class VivitModel(VivitPreTrainedModel):
         tmask = self.tubelet_mask(frame_mask, grid[0])
         if self.config.variant == "factorized_encoder":
             if attention_mask is not None:
-                raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; "
-                                 "use frame_mask")
+                raise ValueError(
+                    "attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask"
+                )
             last, pooled, hidden_states, attentions = self._forward_factorized_encoder(
                 pixel_values, grid, tmask, output_hidden_states, output_attentions
             )
@@ -321,8 +321,9 @@ class VivitModel(VivitPreTrainedModel):
         )
         return out if return_dict else out.to_tuple()
 
-    def _forward_single_encoder(self, pixel_values, grid, tmask, attention_mask, output_hidden_states,
-                                output_attentions):
+    def _forward_single_encoder(
+        self, pixel_values, grid, tmask, attention_mask, output_hidden_states, output_attentions
+    ):
         """Models 1, 3, 4: one encoder over (CLS +) T'*S tokens."""
         T, Hp, Wp = grid
         S = Hp * Wp
@@ -334,14 +335,16 @@ class VivitModel(VivitPreTrainedModel):
             key_mask = torch.cat([token_mask.new_ones(B, 1), token_mask], dim=1)
         if attention_mask is not None:
             if self.config.variant != "spatiotemporal":
-                raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; "
-                                 "use frame_mask")
+                raise ValueError(
+                    "attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask"
+                )
             if tuple(attention_mask.shape) != (B, x.shape[1]):
-                raise ValueError(f"attention_mask must have shape (batch, tokens) = {(B, x.shape[1])}, "
-                                 f"got {tuple(attention_mask.shape)}")
+                raise ValueError(
+                    f"attention_mask must have shape (batch, tokens) = {(B, x.shape[1])}, "
+                    f"got {tuple(attention_mask.shape)}"
+                )
             key_mask = attention_mask.bool() if key_mask is None else key_mask & attention_mask.bool()
-        x, hidden_states, attentions = self.encoder(x, (T, S), key_mask, tmask, output_hidden_states,
-                                                    output_attentions)
+        x, hidden_states, attentions = self.encoder(x, (T, S), key_mask, tmask, output_hidden_states, output_attentions)
         last = self.layernorm(x)
         return last, self.pool(last, tmask), hidden_states, attentions
 
@@ -351,8 +354,9 @@ class VivitModel(VivitPreTrainedModel):
         x = self.embeddings(pixel_values, grid)  # (B, T', 1 + S, D), or (B, T'*S, D) without CLS
         B, D = x.shape[0], x.shape[-1]
         x = x.reshape(B * T, -1, D)
-        x, hidden_states, attentions = self.encoder(x, (1, x.shape[1]), None, None, output_hidden_states,
-                                                    output_attentions)
+        x, hidden_states, attentions = self.encoder(
+            x, (1, x.shape[1]), None, None, output_hidden_states, output_attentions
+        )
         hidden_states = tuple(h.view(B, T, -1, D) for h in hidden_states)
         attentions = tuple(a.view(B, T, *a.shape[1:]) for a in attentions)
         x = self.layernorm(x)
@@ -363,8 +367,9 @@ class VivitModel(VivitPreTrainedModel):
         key_mask = tmask
         if tmask is not None and self.temporal_embeddings.num_prefix:
             key_mask = torch.cat([tmask.new_ones(B, 1), tmask], dim=1)
-        x, t_hidden, t_attentions = self.temporal_encoder(x, (T, 1), key_mask, None, output_hidden_states,
-                                                          output_attentions)
+        x, t_hidden, t_attentions = self.temporal_encoder(
+            x, (T, 1), key_mask, None, output_hidden_states, output_attentions
+        )
         last = self.temporal_layernorm(x)
         return last, self.pool(last, tmask), hidden_states + t_hidden, attentions + t_attentions
 
@@ -379,8 +384,9 @@ class VivitModel(VivitPreTrainedModel):
 
     def forward_features(self, pixel_values, frame_mask=None, interpolate_pos_encoding=False) -> torch.Tensor:
         """timm-style: the final token representations (last_hidden_state)."""
-        return self.forward(pixel_values, frame_mask=frame_mask,
-                            interpolate_pos_encoding=interpolate_pos_encoding).last_hidden_state
+        return self.forward(
+            pixel_values, frame_mask=frame_mask, interpolate_pos_encoding=interpolate_pos_encoding
+        ).last_hidden_state
 
 
 class VivitPooler(nn.Module):
@@ -428,8 +434,9 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         )
         logits = self.classifier(out.pooler_output)
         loss = self.loss(logits, labels) if labels is not None else None
-        result = VivitClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
-                                       attentions=out.attentions)
+        result = VivitClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
+        )
         return result if return_dict else result.to_tuple()
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -456,8 +463,9 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         """timm-style: the final token representations (last_hidden_state)."""
         return self.vivit.forward_features(pixel_values, frame_mask, interpolate_pos_encoding)
 
-    def forward_head(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None,
-                     pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None = None, pre_logits: bool = False
+    ) -> torch.Tensor:
         """timm-style: pool `forward_features` output (frame_mask as given to forward) and classify."""
         tmask = None
         if frame_mask is not None:

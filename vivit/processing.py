@@ -95,12 +95,17 @@ def resize(frames: torch.Tensor, size: tuple[int, int], resample: int = BILINEAR
         return _resize_with_pil(frames, size, resample)
     mode = _TORCH_MODES[resample]
     if frames.dtype == torch.uint8 and frames.device.type != "cpu":
-        out = F.interpolate(frames.float(), size=size, mode=mode, antialias=True, align_corners=False)
-        return out.round_().clamp_(0, 255).to(torch.uint8)
+        return _resize_uint8_in_float(frames, size, mode)
     if frames.dtype == torch.uint8:
         # The CPU uint8 kernel is fastest (and PIL-exact) on channels-last frames, which HWC video already is.
         frames = frames.contiguous(memory_format=torch.channels_last)
     return F.interpolate(frames, size=size, mode=mode, antialias=True, align_corners=False)
+
+
+def _resize_uint8_in_float(frames: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    # Devices without a uint8 antialiased kernel: the same filter in float32, rounded back to uint8.
+    out = F.interpolate(frames.float(), size=size, mode=mode, antialias=True, align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _resize_with_pil(frames: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
@@ -363,9 +368,8 @@ class VivitImageProcessor:
             self.image_mean = list(IMAGENET_STANDARD_MEAN)
         if self.image_std is None:
             self.image_std = list(IMAGENET_STANDARD_STD)
-        if offset and not do_rescale:
-            raise ValueError("offset=True requires do_rescale=True (the offset is applied after rescaling)")
-        # HF configs carry bookkeeping keys (image_processor_type, processor_class, ...): ignore them.
+        # HF configs carry bookkeeping keys (image_processor_type, processor_class, ...): ignore them. Like HF,
+        # offset=True with do_rescale=False is only rejected when preprocessing.
 
     # --- construction / serialization ------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ class SyntheticMotion(Dataset):
         num_frames: int = 8,
         image_size: int = 32,
         num_channels: int = 3,
-        num_shapes: int = 4,
+        num_shapes: int = 2,
         num_directions: int = 4,
         object_size: int = 7,
         speeds: tuple[int, ...] = (1, 2),

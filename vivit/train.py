@@ -5,8 +5,8 @@ prints, as its last stdout line, one JSON object with the validation accuracy, e
 
 Checkpoint layout (`OUTPUT_DIR/checkpoint/`, rewritten after every epoch):
     config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
-    ema.safetensors                  the EMA weights (with --ema-decay)
-    trainer_state.pt                 optimizer, scheduler, EMA counter, epoch, step and every rank's RNG states
+    ema/                             the EMA weights as a directory of their own (with --ema-decay)
+    trainer_state.pt                 optimizer, scheduler, EMA shadow weights, epoch, step and every rank's RNG states
 Resuming from it (`--resume OUTPUT_DIR/checkpoint`) continues bit-identically to an uninterrupted run.
 """
 
@@ -49,11 +49,8 @@ TINY = dict(
 
 
 def _model_classes():
-    try:  # TEMPORARY stand-in until vivit.modeling lands
-        from vivit.configuration import VivitConfig
-        from vivit.modeling import VivitForVideoClassification
-    except ImportError:
-        from transformers import VivitConfig, VivitForVideoClassification
+    from vivit.configuration import VivitConfig
+    from vivit.modeling import VivitForVideoClassification
 
     return VivitConfig, VivitForVideoClassification
 
@@ -115,7 +112,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--resume", default=None, help="a checkpoint directory written by this trainer")
     g.add_argument("--distributed", default="ddp", choices=["ddp", "fsdp"], help="strategy under torchrun")
     g.add_argument("--device", default=None, help="default: cuda (this rank's GPU) if available, else cpu")
-    g.add_argument("--max-steps", type=int, default=None, help="stop each epoch after this many optimizer steps")
+    g.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps per epoch (quick checks)")
+    g.add_argument(
+        "--stop-after-epochs",
+        type=int,
+        default=None,
+        help="end the run after this many epochs while the schedule still spans --epochs (time-sliced jobs: "
+        "continue later with --resume)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "accum_steps", "eval_views", "train_samples", "val_samples"):
@@ -257,11 +261,16 @@ def build_datasets(args: argparse.Namespace, config_like: dict):
         train = SyntheticMotion(args.train_samples, split="train", **common)
         val = SyntheticMotion(args.val_samples, split="validation", num_views=args.eval_views, **common)
         return train, val, train.num_classes
-    from vivit import data as video_data
+    from vivit.data import VideoFolder
 
-    train = video_data.VideoFolder(args.data, split="train", num_frames=frames, image_size=size, training=True)
-    val = video_data.VideoFolder(
-        args.data, split="val", num_frames=frames, image_size=size, training=False, num_views=args.eval_views
+    train = VideoFolder(args.data, split="train", num_frames=frames, image_size=size, train=True)
+    val = VideoFolder(
+        args.data,
+        split="val",
+        num_frames=frames,
+        image_size=size,
+        views=f"{args.eval_views}x1",
+        class_to_idx=train.class_to_idx,
     )
     return train, val, len(train.classes)
 
@@ -333,36 +342,11 @@ def forward_backward(
 # evaluation
 
 
-@torch.no_grad()
-def _evaluate_local(model, loader, *, device, amp_dtype, progress) -> dict:
-    """Top-1/top-5 over this rank's share of the loader; multi-view batches (B, V, F, C, H, W) average logits."""
-    try:
-        from vivit.evaluate import evaluate
-    except ImportError:
-        evaluate = None
-    if evaluate is not None:
-        return evaluate(model, loader, device=device, autocast_dtype=amp_dtype, progress=progress)
-    was_training = model.training
-    model.eval()
-    top1 = top5 = n = 0
-    for pixel_values, labels in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        pixel_values, labels = pixel_values.to(device), labels.to(device)
-        views = pixel_values.shape[1] if pixel_values.dim() == 6 else 1
-        flat = pixel_values.flatten(0, 1) if views > 1 else pixel_values
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(pixel_values=flat).logits.float()
-        logits = logits.view(labels.shape[0], views, -1).mean(1)
-        best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
-        top1 += (best[:, 0] == labels).sum().item()
-        top5 += (best == labels[:, None]).any(-1).sum().item()
-        n += labels.shape[0]
-    model.train(was_training)
-    return {"top1": top1 / max(n, 1), "top5": top5 / max(n, 1), "num_samples": n}
-
-
 def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
     """Every rank evaluates its shard (all must call: FSDP forwards are collective); counts are summed."""
-    result = _evaluate_local(model, loader, device=device, amp_dtype=amp_dtype, progress=progress)
+    from vivit.evaluate import evaluate
+
+    result = evaluate(model, loader, device=device, autocast_dtype=amp_dtype, progress=progress)
     if not dist.is_initialized():
         return result
     n = result["num_samples"]
@@ -413,7 +397,11 @@ def save_checkpoint(path: Path, *, model, optimizer, scheduler, ema, epoch: int,
     """Gather on every rank, write on rank 0 into a temporary directory, then swap it in (never half-written)."""
     state = full_model_state(model)
     optim_state = full_optimizer_state(model, optimizer)
-    ema_state = ema.full_state_dict() if ema is not None else None
+    ema_shadow = ema_weights = None
+    if ema is not None:
+        ema_shadow = ema.full_state_dict()
+        with ema.swapped_in():
+            ema_weights = full_model_state(model)
     rngs = [rng_state()]
     if dist.is_initialized():
         rngs = [None] * dist.get_world_size()
@@ -424,12 +412,13 @@ def save_checkpoint(path: Path, *, model, optimizer, scheduler, ema, epoch: int,
         tmp.mkdir(parents=True)
         unwrap(model).config.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors", metadata={"format": "pt"})
-        if ema_state is not None:
-            save_file(ema_state, tmp / "ema.safetensors", metadata={"format": "pt"})
+        if ema_weights is not None:  # the averaged weights as a directory of their own, loadable like the model
+            unwrap(model).config.save_pretrained(tmp / "ema")
+            save_file(ema_weights, tmp / "ema" / "model.safetensors", metadata={"format": "pt"})
         trainer_state = {
             "optimizer": optim_state,
             "scheduler": scheduler.state_dict(),
-            "ema_updates": ema.num_updates if ema is not None else None,
+            "ema": None if ema is None else {"shadow": ema_shadow, "num_updates": ema.num_updates},
             "epoch": epoch,
             "step": step,
             "rng": rngs,
@@ -460,9 +449,9 @@ def load_trainer_state(path: Path, *, model, optimizer, scheduler, ema, rank: in
         optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if ema is not None:
-        if not (path / "ema.safetensors").is_file():
-            raise FileNotFoundError(f"--resume {path}: --ema-decay is set but the checkpoint has no ema.safetensors")
-        ema.load_full_state_dict(load_file(path / "ema.safetensors"), state["ema_updates"])
+        if state["ema"] is None:
+            raise ValueError(f"--resume {path}: --ema-decay is set but the checkpoint was trained without EMA")
+        ema.load_full_state_dict(state["ema"]["shadow"], state["ema"]["num_updates"])
     rngs = state["rng"]
     if len(rngs) != (dist.get_world_size() if dist.is_initialized() else 1):
         raise ValueError(f"--resume {path}: saved by {len(rngs)} processes, resumed with a different number")
@@ -583,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
 
     val = {"top1": float("nan"), "top5": float("nan")}
     ema_val = None
-    for epoch in range(first_epoch, args.epochs):
+    last_epoch = args.epochs if args.stop_after_epochs is None else min(args.epochs, args.stop_after_epochs)
+    for epoch in range(first_epoch, last_epoch):
         train_loss, steps = train_one_epoch(
             model,
             train_loader,
@@ -633,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "val_top1": val["top1"],
         "val_top5": val["top5"],
-        "epochs": args.epochs,
+        "epochs": last_epoch,
         "steps": step,
         "seconds": round(time.perf_counter() - start, 2),
         "checkpoint": str(ckpt_dir),

@@ -1,0 +1,297 @@
+"""The trainer (vivit/train.py) and its helpers: synthetic data, mixup, EMA, schedule, resume, compile, CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vivit.configuration import VivitConfig
+from vivit.ema import ModelEMA
+from vivit.mixup import Mixup, smooth_one_hot, soft_cross_entropy
+from vivit.modeling import VivitForVideoClassification
+from vivit.synthetic import SyntheticMotion
+from vivit.train import build_optimizer, forward_backward, main, warmup_cosine
+
+ROOT = Path(__file__).resolve().parents[1]
+# 16x16 frames, 4 frames, 8x8x2 tubelets: 8 tokens + CLS; one block. Seconds per run on 2 cores.
+TINY = dict(
+    image_size=16,
+    num_frames=4,
+    tubelet_size=[2, 8, 8],
+    num_channels=3,
+    hidden_size=16,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=32,
+)
+
+
+@pytest.fixture()
+def tiny_config(tmp_path) -> str:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+def _run(argv, capsys) -> dict:
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# data
+
+
+def test_synthetic_is_deterministic_and_labelled():
+    a, b = SyntheticMotion(16, seed=3), SyntheticMotion(16, seed=3)
+    for i in (0, 7, 15):
+        assert torch.equal(a[i][0], b[i][0]) and a[i][1] == b[i][1]
+    assert not torch.equal(a[0][0], SyntheticMotion(16, seed=4)[0][0])
+    assert not torch.equal(a[0][0], SyntheticMotion(16, seed=3, split="validation")[0][0])
+    x, y = a[5]
+    assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and 0 <= y < a.num_classes
+    assert -1.0 <= x.min() and x.max() <= 1.0
+    assert len(a.class_names) == a.num_classes == 8
+    labels = {SyntheticMotion(400)[i][1] for i in range(400)}
+    assert labels == set(range(8))
+
+
+def test_synthetic_motion_follows_the_label():
+    """The bright pixels' centroid moves by `speed` per frame in the labelled direction (on a torus)."""
+    data = SyntheticMotion(32, noise=0.0, num_shapes=2, image_size=32)
+    steps = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
+    for i in range(32):
+        clip, label = data.render(i)
+        direction = data.class_names[label].split("-")[1]
+        colour = clip.max(axis=(2, 3), keepdims=True)
+        masks = (clip == colour).all(axis=1)  # (T, H, W): the shape's pixels
+        for f in range(1, clip.shape[0]):
+            dr, dc = steps[direction]
+            shifted = [torch.roll(torch.from_numpy(masks[0]), (s * dr * f, s * dc * f), (0, 1)) for s in (1, 2)]
+            assert any(torch.equal(torch.from_numpy(masks[f]), m) for m in shifted), (i, f, direction)
+
+
+def test_synthetic_views_are_shifted_windows_and_bad_input_is_named():
+    one = SyntheticMotion(4, num_views=1, num_frames=4, seed=1)
+    multi = SyntheticMotion(4, num_views=3, num_frames=4, view_stride=2, seed=1)
+    x, _ = multi[2]
+    assert x.shape == (3, 4, 3, 32, 32)
+    assert torch.equal(x[1, :2], x[0, 2:])  # the second window starts 2 frames later
+    assert one[0][0].shape == (4, 3, 32, 32)
+    with pytest.raises(ValueError, match="split"):
+        SyntheticMotion(4, split="dev")
+    with pytest.raises(ValueError, match="num_shapes"):
+        SyntheticMotion(4, num_shapes=9)
+    with pytest.raises(IndexError, match="index"):
+        SyntheticMotion(4)[4]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# pieces of the loop
+
+
+def test_mixup_targets_and_cutmix_box():
+    labels = torch.tensor([0, 1, 2, 3])
+    t = smooth_one_hot(labels, 5, 0.1)
+    assert torch.allclose(t.sum(1), torch.ones(4)) and math.isclose(t[0, 0].item(), 0.92, rel_tol=1e-6)
+    x = torch.randn(4, 2, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    mixed, soft = Mixup(5, mixup_alpha=0.8, generator=g)(x, labels)
+    assert mixed.shape == x.shape and torch.allclose(soft.sum(1), torch.ones(4))
+    g = torch.Generator().manual_seed(1)
+    mixed, soft = Mixup(5, cutmix_alpha=1.0, generator=g)(x, labels)
+    changed = mixed != x
+    # one box, the same in every frame and channel
+    assert torch.equal(changed[:, :1, :1].expand_as(changed), changed)
+    assert torch.allclose(soft.sum(1), torch.ones(4))
+    pasted = 0
+    for i in range(4):
+        kept = 1.0 - changed[i, 0, 0].float().mean().item()
+        if kept < 1.0:  # its own label keeps the weight of the area not pasted over
+            pasted += 1
+            assert math.isclose(soft[i, labels[i]].item(), kept, abs_tol=1e-6)
+    assert pasted > 0
+    plain, targets = Mixup(5)(x, labels)
+    assert plain is x and torch.equal(targets, torch.eye(5)[:4])
+
+
+def test_soft_cross_entropy_equals_torch_with_smoothing():
+    logits, labels = torch.randn(6, 7), torch.randint(0, 7, (6,))
+    ours = soft_cross_entropy(logits, smooth_one_hot(labels, 7, 0.2))
+    torch.testing.assert_close(ours, torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.2))
+
+
+def test_warmup_cosine_schedule():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1.0)
+    sched = warmup_cosine(opt, total_steps=20, warmup_steps=4, lr=1.0, min_lr=0.1)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0) and lrs[12] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:])) and opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_ema_tracks_and_swaps_back():
+    model = torch.nn.Linear(3, 2)
+    ema = ModelEMA(model, decay=0.5)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update()  # decay_t = min(0.5, 2/11)
+    d = 2 / 11
+    torch.testing.assert_close(ema.shadow["weight"], d * start + (1 - d) * (start + 1))
+    live = model.weight.detach().clone()
+    with ema.swapped_in():
+        torch.testing.assert_close(model.weight.detach(), ema.shadow["weight"])
+    assert torch.equal(model.weight, live)
+
+
+def _tiny_model(**overrides):
+    return VivitForVideoClassification(VivitConfig(**{**TINY, "num_labels": 8, **overrides}))
+
+
+def test_gradient_accumulation_equals_the_big_batch():
+    torch.manual_seed(0)
+    model = _tiny_model()
+    twin = copy.deepcopy(model)
+    x, y = torch.randn(8, 4, 3, 16, 16), torch.randint(0, 8, (8,))
+    t = smooth_one_hot(y, 8)
+    forward_backward(model, x, t)
+    for half in (slice(0, 4), slice(4, 8)):
+        forward_backward(twin, x[half], t[half], loss_scale=0.5)
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = _tiny_model(num_hidden_layers=2)
+    twin = copy.deepcopy(model)
+    twin.gradient_checkpointing_enable()
+    x, t = torch.randn(2, 4, 3, 16, 16), smooth_one_hot(torch.tensor([1, 5]), 8)
+    la, lb = forward_backward(model.train(), x, t), forward_backward(twin.train(), x, t)
+    torch.testing.assert_close(la, lb)
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_compiled_training_step_matches_eager():
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = _tiny_model()
+    compiled = copy.deepcopy(model)
+    compiled.compile(backend="aot_eager")
+    x, t = torch.randn(3, 4, 3, 16, 16), smooth_one_hot(torch.tensor([0, 3, 7]), 8, 0.1)
+    opt_a, opt_b = build_optimizer(model, 1e-3, 0.05), build_optimizer(compiled, 1e-3, 0.05)
+    for _ in range(2):  # two steps: the second runs on weights the compiled step itself updated
+        la, lb = forward_backward(model.train(), x, t), forward_backward(compiled.train(), x, t)
+        torch.testing.assert_close(la, lb, atol=1e-6, rtol=1e-6)
+        for (name, a), b in zip(model.named_parameters(), compiled.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+        opt_a.step(), opt_b.step(), opt_a.zero_grad(), opt_b.zero_grad()
+    torch._dynamo.reset()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# whole runs
+
+
+def _common(tiny_config, out) -> list[str]:
+    return [
+        "--config", tiny_config, "--train-samples", "64", "--val-samples", "32", "--batch-size", "16",
+        "--output-dir", str(out), "--no-progress",
+    ]  # fmt: skip
+
+
+def test_short_synthetic_run_lowers_the_loss(tiny_config, tmp_path, capsys):
+    summary = _run(_common(tiny_config, tmp_path) + ["--epochs", "4", "--lr", "3e-3", "--train-samples", "128"], capsys)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    losses = [r["train_loss"] for r in records]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert math.isclose(losses[0], math.log(8), rel_tol=0.15)  # starts at chance: ln(classes)
+    assert summary["epochs"] == 4 and summary["steps"] == 4 * 8
+    assert 0.0 <= summary["val_top1"] <= 1.0
+
+
+def test_resume_continues_bit_identically(tiny_config, tmp_path, capsys):
+    """Dropout-free but stochastic: drop path, mixup/cutmix, label smoothing, EMA, accumulation all draw or carry state."""
+    extra = [
+        "--epochs", "3", "--drop-path", "0.2", "--mixup", "0.8", "--cutmix", "1.0", "--label-smoothing", "0.1",
+        "--ema-decay", "0.9", "--accum-steps", "2", "--batch-size", "8",
+    ]  # fmt: skip
+    full = _run(_common(tiny_config, tmp_path / "full") + extra, capsys)
+    _run(_common(tiny_config, tmp_path / "cut") + extra + ["--stop-after-epochs", "1"], capsys)
+    ckpt = tmp_path / "cut" / "checkpoint"
+    assert json.loads((tmp_path / "cut" / "metrics.jsonl").read_text())["epoch"] == 1
+    resumed = _run(_common(tiny_config, tmp_path / "cut") + extra + ["--resume", str(ckpt)], capsys)
+    for name in ("model.safetensors", "ema/model.safetensors"):
+        a, b = load_file(tmp_path / "full" / "checkpoint" / name), load_file(ckpt / name)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    sa = torch.load(tmp_path / "full" / "checkpoint" / "trainer_state.pt", weights_only=False)
+    sb = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+    for i, state in sa["optimizer"]["state"].items():
+        assert torch.equal(state["exp_avg_sq"], sb["optimizer"]["state"][i]["exp_avg_sq"])
+    assert sa["step"] == sb["step"] and full["val_top1"] == resumed["val_top1"]
+    lines_full = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
+    lines_cut = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if k != "seconds"}  # noqa: E731
+    assert [strip(x) for x in lines_full] == [strip(x) for x in lines_cut]
+
+
+def test_cli_end_to_end(tiny_config, tmp_path):
+    """`python -m vivit.train` in a fresh process: last stdout line is the JSON summary; the checkpoint loads."""
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "vivit.train", *_common(tiny_config, out), "--epochs", "1", "--ema-decay", "0.9"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"val_top1", "epochs", "seconds", "checkpoint"} <= summary.keys()
+    assert 0.0 <= summary["val_top1"] <= 1.0 and summary["epochs"] == 1 and summary["seconds"] > 0
+    ckpt = Path(summary["checkpoint"])
+    assert ckpt == out / "checkpoint"
+    for directory in (ckpt, ckpt / "ema"):
+        model = VivitForVideoClassification.from_pretrained(directory)
+        assert model.config.num_labels == 8 and model.config.hidden_size == 16
+    # the saved weights are the trained ones: evaluating them reproduces the reported accuracy
+    from torch.utils.data import DataLoader
+
+    from vivit.evaluate import evaluate
+
+    val = SyntheticMotion(32, num_frames=4, image_size=16, split="validation")
+    result = evaluate(VivitForVideoClassification.from_pretrained(ckpt), DataLoader(val, batch_size=16), progress=False)
+    assert result["top1"] == summary["val_top1"]
+
+
+def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head(tiny_config, tmp_path, capsys):
+    source = _tiny_model(num_labels=5)
+    source.save_pretrained(tmp_path / "pretrained")
+    summary = _run(
+        _common(tiny_config, tmp_path / "ft") + ["--epochs", "1", "--init", str(tmp_path / "pretrained")], capsys
+    )
+    tuned = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
+    assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 16)
+
+
+def test_bad_arguments_are_named(tiny_config, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--epochs", "0"])
+    with pytest.raises(ValueError, match="batch-size"):
+        main(_common(tiny_config, tmp_path) + ["--batch-size", "65"])
