@@ -33,6 +33,8 @@ GPU goals of issue 5 (targets, not measured: this was written without a GPU): LN
 at hidden 768-1280; peak activation memory <= eager.
 """
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -450,9 +452,11 @@ def _layer_norm_bwd(dn, x2, mean, rstd, gamma, residual_grad, dx_dtype):
 def _column_sum(part: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out[D] = part[P, D].sum(0) in a fixed order (part contiguous fp32, out contiguous)."""
     P, D = part.shape
-    block_d = min(256, triton.next_power_of_2(D))
+    # The interpreter pays per program: few wide ones there.
+    block_d = min(8192 if INTERPRET else 256, triton.next_power_of_2(D))
+    block_p = min(16, triton.next_power_of_2(P)) if INTERPRET else 16
     _column_sum_kernel[(triton.cdiv(D, block_d),)](
-        part_ptr=part, out_ptr=out, P=P, D=D, BLOCK_P=16, BLOCK_D=block_d, num_warps=1 if INTERPRET else 4
+        part_ptr=part, out_ptr=out, P=P, D=D, BLOCK_P=block_p, BLOCK_D=block_d, num_warps=1 if INTERPRET else 4
     )
     return out
 
@@ -954,30 +958,32 @@ def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False
         ACT_GRAD=0, C_SCALE=False, HAS_RESIDUAL=residual is not None, **_dot_flags(dtype),
     )  # fmt: skip
     constexprs.update(flags)
-    label = " ".join(k for k, v in flags.items() if v is True)
-    acts = " ".join(f"{k}={v}" for k, v in flags.items() if k in ("ACT", "ACT_GRAD"))
-    tiles = f"M{cfg['BLOCK_M']} N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}"
-    config = " ".join(x for x in (str(dtype).removeprefix("torch."), acts, label, tiles) if x)
+    parts = [str(dtype).removeprefix("torch.")]
+    parts += [f"{k}={v}" for k, v in flags.items() if k in ("ACT", "ACT_GRAD")]
+    parts += [k for k, v in flags.items() if v is True] + (["NO_BIAS"] if ln and not bias else [])
+    parts.append(f"M{cfg['BLOCK_M']} N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
+    config = " ".join(parts)
     return _spec_from_values(name, config, _gemm_kernel, values, constexprs, cfg)
 
 
-def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, train=False):
+def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, scale=False, dropout=False, db=True):
     """A `_gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100)."""
     ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dtype]
     cfg = _gemm_tn_config(dtype, interpret=False)
     rows_per_split = triton.cdiv(triton.cdiv(M, 4), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr="*fp32", db_ptr="*fp32", scale_ptr=ptr if train else None,
+        a_ptr=ptr, b_ptr=ptr, c_ptr="*fp32", db_ptr="*fp32" if db else None, scale_ptr=ptr if scale else None,
         mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
         gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None,
-        M=M, N=N, K=K, rows_per_sample=_AOT_L if train else 1, rows_per_split=rows_per_split,
+        M=M, N=N, K=K, rows_per_sample=_AOT_L if scale else 1, rows_per_split=rows_per_split,
         stride_am=a[0], stride_an=a[1], stride_bm=b[0], stride_bk=b[1], stride_cs=N * K, stride_cn=K, stride_ck=1,
         stride_dbs=N, seed_a=0, p_drop=0.1, drop_scale=1.0 / 0.9,
     )  # fmt: skip
-    constexprs = dict(A_SCALE=train, A_DROPOUT=train, B_LAYERNORM=ln, HAS_DB=True, **_dot_flags(dtype))
+    flags = dict(A_SCALE=scale, A_DROPOUT=dropout, B_LAYERNORM=ln, HAS_DB=db)
+    constexprs = dict(**flags, **_dot_flags(dtype))
     tiles = f"N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} M{cfg['BLOCK_M']} w{cfg['num_warps']} s{cfg['num_stages']}"
-    flags = ("A_SCALE A_DROPOUT " if train else "") + ("B_LAYERNORM " if ln else "")
-    config = f"{str(dtype).removeprefix('torch.')} {flags}{tiles}"
+    label = "".join(f"{k} " for k, v in flags.items() if v)
+    config = f"{str(dtype).removeprefix('torch.')} {label}{tiles}"
     return _spec_from_values(name, config, _gemm_tn_kernel, values, constexprs, cfg)
 
 
@@ -992,29 +998,29 @@ def aot_specs() -> list:
     specs = []
     for dt in (torch.bfloat16, torch.float16):
         for act in (1, 2):
-            specs.append(_gemm_aot("ln_mlp_fwd_fc1", dt, M, I, D, (D, 1), (1, D), (I, 1), ln=True, bias=True, ACT=act))
+            # fc1: inference; training (z stored for GELU's backward); training with hidden dropout.
+            for store_z, dropout in ((False, False), (True, False), (True, True)):
+                specs.append(
+                    _gemm_aot("ln_mlp_fwd_fc1", dt, M, I, D, (D, 1), (1, D), (I, 1), ln=True, bias=True,
+                              z=(I, 1) if store_z else None, ACT=act, STORE_Z=store_z, C_DROPOUT=dropout)
+                )  # fmt: skip
+            for scale, dropout in itertools.product((False, True), repeat=2):
+                specs.append(
+                    _gemm_aot("ln_mlp_bwd_dz", dt, M, I, D, (D, 1), (I, 1), (I, 1), z=(I, 1), ACT_GRAD=act,
+                              A_SCALE=scale, A_DROPOUT=dropout, C_DROPOUT=dropout)
+                )  # fmt: skip
+        for scale, dropout in itertools.product((False, True), repeat=2):
             specs.append(
-                _gemm_aot("ln_mlp_fwd_fc1", dt, M, I, D, (D, 1), (1, D), (I, 1), ln=True, bias=True, z=(I, 1),
-                          ACT=act, STORE_Z=True, C_DROPOUT=True)
+                _gemm_aot("ln_mlp_fwd_fc2", dt, M, D, I, (I, 1), (1, I), (D, 1), bias=True, residual=(D, 1),
+                          C_DROPOUT=dropout, C_SCALE=scale)
             )  # fmt: skip
-        specs.append(_gemm_aot("ln_mlp_fwd_fc2", dt, M, D, I, (I, 1), (1, I), (D, 1), bias=True, residual=(D, 1)))
-        specs.append(
-            _gemm_aot("ln_mlp_fwd_fc2", dt, M, D, I, (I, 1), (1, I), (D, 1), bias=True, residual=(D, 1),
-                      C_DROPOUT=True, C_SCALE=True)
-        )  # fmt: skip
-        for act in (1, 2):
-            specs.append(_gemm_aot("ln_mlp_bwd_dz", dt, M, I, D, (D, 1), (I, 1), (I, 1), z=(I, 1), ACT_GRAD=act))
-            specs.append(
-                _gemm_aot("ln_mlp_bwd_dz", dt, M, I, D, (D, 1), (I, 1), (I, 1), z=(I, 1), ACT_GRAD=act,
-                          A_SCALE=True, A_DROPOUT=True, C_DROPOUT=True)
-            )  # fmt: skip
+            specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), scale=scale, dropout=dropout))
         specs.append(_gemm_aot("ln_mlp_bwd_dx", dt, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1)))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), train=True))
         specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", dt, M, I, D, (I, 1), (D, 1), ln=True))
-        specs.append(_gemm_aot("ln_linear_fwd", dt, M, N3, D, (D, 1), (1, D), (N3, 1), ln=True, bias=True))
+        for bias in (True, False):
+            specs.append(_gemm_aot("ln_linear_fwd", dt, M, N3, D, (D, 1), (1, D), (N3, 1), ln=True, bias=bias))
+            specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), ln=True, db=bias))
         specs.append(_gemm_aot("ln_linear_bwd_dx", dt, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), ln=True))
     return specs
 
 

@@ -206,7 +206,7 @@ def _tubelet_index(offs_m, N, S, Wp):
 def _tubelet_col(
     offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr
 ):
-    """Columns k = (c, dt, dh, dw) -> offset of that pixel inside a tubelet (int32: the launcher checks the span)."""
+    """Columns k = (c, dt, dh, dw) -> pixel offset in a tubelet (int32; triton_unsupported_reason checks the span)."""
     c = offs_k // (T * PH * PW)
     r = offs_k % (T * PH * PW)
     dt = r // (PH * PW)

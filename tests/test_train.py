@@ -28,10 +28,10 @@ TINY = dict(
     num_frames=4,
     tubelet_size=[2, 8, 8],
     num_channels=3,
-    hidden_size=16,
+    hidden_size=32,
     num_hidden_layers=1,
     num_attention_heads=2,
-    intermediate_size=32,
+    intermediate_size=64,
 )
 
 
@@ -218,18 +218,22 @@ def _common(tiny_config, out) -> list[str]:
 
 
 def test_short_synthetic_run_lowers_the_loss(tiny_config, tmp_path, capsys):
-    summary = _run(_common(tiny_config, tmp_path) + ["--epochs", "4", "--lr", "3e-3", "--train-samples", "128"], capsys)
+    argv = _common(tiny_config, tmp_path) + ["--epochs", "6", "--lr", "5e-3", "--train-samples", "128"]
+    summary = _run(argv + ["--batch-size", "8"], capsys)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
     losses = [r["train_loss"] for r in records]
-    assert losses[-1] < 0.8 * losses[0], losses
-    assert math.isclose(losses[0], math.log(8), rel_tol=0.15)  # starts at chance: ln(classes)
-    assert summary["epochs"] == 4 and summary["steps"] == 4 * 8
+    assert math.isclose(losses[0], math.log(8), rel_tol=0.1)  # starts near chance: ln(classes)
+    assert losses[-1] < 0.85 * losses[0], losses
+    assert summary["epochs"] == 6 and summary["steps"] == 6 * 16
     assert 0.0 <= summary["val_top1"] <= 1.0
 
 
-def test_resume_continues_bit_identically(tiny_config, tmp_path, capsys):
-    """Dropout-free but stochastic: drop path, mixup/cutmix, label smoothing, EMA, accumulation all draw or carry state."""
+def test_resume_continues_bit_identically(tmp_path, capsys):
+    """Dropout, drop path, mixup/cutmix, label smoothing, EMA and accumulation all draw randomness or carry state."""
+    tiny_config = tmp_path / "two_blocks.json"  # drop path rises from 0 at the first block: it needs two
+    tiny_config.write_text(json.dumps({**TINY, "num_hidden_layers": 2, "hidden_dropout_prob": 0.1}))
+    tiny_config = str(tiny_config)
     extra = [
         "--epochs", "3", "--drop-path", "0.2", "--mixup", "0.8", "--cutmix", "1.0", "--label-smoothing", "0.1",
         "--ema-decay", "0.9", "--accum-steps", "2", "--batch-size", "8",
@@ -269,7 +273,7 @@ def test_cli_end_to_end(tiny_config, tmp_path):
     assert ckpt == out / "checkpoint"
     for directory in (ckpt, ckpt / "ema"):
         model = VivitForVideoClassification.from_pretrained(directory)
-        assert model.config.num_labels == 8 and model.config.hidden_size == 16
+        assert model.config.num_labels == 8 and model.config.hidden_size == 32
     # the saved weights are the trained ones: evaluating them reproduces the reported accuracy
     from torch.utils.data import DataLoader
 
@@ -287,7 +291,7 @@ def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head(tiny_config, tmp_path
         _common(tiny_config, tmp_path / "ft") + ["--epochs", "1", "--init", str(tmp_path / "pretrained")], capsys
     )
     tuned = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
-    assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 16)
+    assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 32)
 
 
 def test_bad_arguments_are_named(tiny_config, tmp_path):

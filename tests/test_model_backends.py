@@ -1,0 +1,90 @@
+"""Every variant with backend="triton" (strict; kernels run through the Triton interpreter on the CPU) equals
+backend="eager": logits, loss and every parameter gradient. A dispatch recorder proves which path ran."""
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from kernels._utils import INTERPRET
+from vivit import VivitConfig, VivitForVideoClassification
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*tubelet_size"),
+    pytest.mark.skipif(not INTERPRET, reason="needs TRITON_INTERPRET=1 (set by tests/conftest.py)"),
+]
+
+VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
+# Odd sizes: 5 frames (2 tubelets + 1 dropped), 9x13 pixels (2x3 patches + remainders), head dim 12.
+SMALL = dict(
+    image_size=[9, 13],
+    num_frames=5,
+    tubelet_size=[2, 4, 4],
+    hidden_size=24,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=23,
+    num_labels=3,
+    num_temporal_layers=1,
+)
+KERNEL_OPS = {
+    f"vivit_kernels.{op}_{p}" for op in ("patch_embed", "ln_linear", "attention", "ln_mlp") for p in ("fwd", "bwd")
+}
+EAGER_OPS = {"aten._scaled_dot_product_flash_attention_for_cpu", "aten.gelu"}
+
+
+class OpRecorder(TorchDispatchMode):
+    """Names of the top-level ops a region dispatches (aten and custom ops)."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(str(func.overloadpacket))
+        return func(*args, **(kwargs or {}))
+
+
+def run(model, x, labels, mask):
+    model.zero_grad()
+    with OpRecorder() as recorder:
+        out = model(x, labels=labels, frame_mask=mask)
+        out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    return out.logits.detach(), out.loss.detach(), grads, recorder.ops
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_triton_equals_eager(variant):
+    eager = VivitForVideoClassification(VivitConfig(**SMALL, variant=variant, backend="eager")).train()
+    with torch.no_grad():
+        for p in eager.parameters():
+            p.normal_(0.0, 0.3)
+    triton = VivitForVideoClassification(VivitConfig(**SMALL, variant=variant, backend="triton")).train()
+    triton.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 5, 3, 9, 13)
+    labels = torch.tensor([0, 2])
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+
+    logits_e, loss_e, grads_e, ops_e = run(eager, x, labels, mask)
+    logits_t, loss_t, grads_t, ops_t = run(triton, x, labels, mask)
+
+    assert KERNEL_OPS <= ops_t, KERNEL_OPS - ops_t
+    assert not (EAGER_OPS & ops_t), EAGER_OPS & ops_t
+    assert EAGER_OPS <= ops_e and not any(op.startswith("vivit_kernels.") for op in ops_e)
+    torch.testing.assert_close(logits_t, logits_e, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(loss_t, loss_e, atol=1e-5, rtol=1e-5)
+    for name, grad in grads_e.items():
+        rel = (grads_t[name] - grad).norm() / grad.norm().clamp_min(1e-12)
+        assert rel < 1e-5, (name, rel.item())
+
+
+def test_auto_runs_eager_on_cpu(monkeypatch):
+    monkeypatch.delenv("VIVIT_BACKEND", raising=False)
+    model = VivitForVideoClassification(VivitConfig(**SMALL, backend="auto")).eval()
+    with OpRecorder() as recorder, torch.no_grad():
+        model(torch.randn(1, 5, 3, 9, 13))
+    assert not any(op.startswith("vivit_kernels.") for op in recorder.ops)
+    monkeypatch.setenv("VIVIT_BACKEND", "triton")  # "auto" now means strict Triton
+    with OpRecorder() as recorder, torch.no_grad():
+        model(torch.randn(1, 5, 3, 9, 13))
+    assert {"vivit_kernels.attention_fwd", "vivit_kernels.ln_mlp_fwd"} <= recorder.ops
