@@ -584,30 +584,48 @@ def _pack(seq_len: int, n_seq: int, tile: int) -> tuple[int, int]:
     return seq_block, pack
 
 
-def _fwd_config(seq_len: int, n_seq: int, head_dim: int) -> dict:
-    """Tile sizes from the sequence length; a handful of values, so recompilation stays bounded."""
+def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
+    """Tile sizes from the sequence length bucket, the padded head dim and the element size (fp32 tiles need twice
+    the registers: 8 warps). A handful of values, so recompilation stays bounded."""
     block_d = max(16, _next_pow2(head_dim))
+    num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: pack several sequences into one 64-row tile, block-diagonal
         seq_block, pack = _pack(seq_len, n_seq, 64)
         block = seq_block * pack
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=4, num_stages=1)  # fmt: skip
+                    num_warps=num_warps, num_stages=1)  # fmt: skip
     if seq_len <= 128:  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=4, num_stages=1)  # fmt: skip
+                    num_warps=num_warps, num_stages=1)  # fmt: skip
     return dict(SEQ_BLOCK=128, PACK=1, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, SINGLE_TILE=False,
                 num_warps=8, num_stages=2)  # fmt: skip
 
 
-def _bwd_config(seq_len: int, n_seq: int, head_dim: int) -> dict:
+def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
     block_d = max(16, _next_pow2(head_dim))
+    if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
+        if seq_len <= 32:
+            seq_block, pack = _pack(seq_len, n_seq, 32)
+            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=4,
+                        num_stages=1)  # fmt: skip
+        return dict(
+            BLOCK_D=block_d,
+            dq=dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=2),
+            dkdv=dict(BLOCK_M=16, BLOCK_N=32, num_warps=4, num_stages=2),
+        )
+    num_warps = 8 if block_d > 64 else 4
     if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
         seq_block, pack = _pack(seq_len, n_seq, 64)
-        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d,
-                    num_warps=8 if block_d > 64 else 4, num_stages=1)  # fmt: skip
-    # 8 warps: with 4, the dK/dV loop spills on sm_80 (255 registers) at head dim 64 (checked by aot_specs).
-    return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_D=block_d, num_warps=8, num_stages=2)
+        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=num_warps,
+                    num_stages=1)  # fmt: skip
+    # dK/dV loops over 32-row query tiles: 64 spills on sm_80 at head dim 64 even with 8 warps; dQ at padded head dim
+    # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
+    return dict(
+        BLOCK_D=block_d,
+        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, num_warps=4, num_stages=2),
+        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2),
+    )
 
 
 def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -637,7 +655,7 @@ def _launch_fwd(q, k, v, key_mask, axis: str, scale: float) -> tuple[torch.Tenso
     lse = _empty(_lse_shape(q, axis), torch.float32, q.device)
     if out.numel() == 0:
         return out, lse.fill_(float("inf"))
-    cfg = _fwd_config(L, n_seq, D)
+    cfg = _fwd_config(L, n_seq, D, q.element_size())
     meta = {k_: cfg.pop(k_) for k_ in ("num_warps", "num_stages")}
     grid = (triton.cdiv(L, cfg["BLOCK_M"]) * triton.cdiv(n_seq, cfg["PACK"]), B)
     sq, sk, sv, so = (_sequence_strides(t, axis) for t in (q, k, v, out))
@@ -662,8 +680,7 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
     dq, dk, dv = (_empty(q.shape, q.dtype, q.device) for _ in range(3))
     if dq.numel() == 0:
         return dq, dk, dv
-    cfg = _bwd_config(L, n_seq, D)
-    meta = {k_: cfg.pop(k_) for k_ in ("num_warps", "num_stages")}
+    cfg = _bwd_config(L, n_seq, D, q.element_size())
     sq, sk, sv, so, sg, sd = (_sequence_strides(t, axis) for t in (q, k, v, out, do, dq))
     sm = _mask_strides(key_mask, axis)
     mask = _mask_arg(key_mask, lse)
@@ -682,19 +699,21 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         _attention_bwd_tile_kernel[grid](
             Q=q, K=k, V=v, O=out, DO=do, DQ=dq, DK=dk, DV=dv, LSE=lse, MASK=mask,
             stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
-            **common, **cfg, **meta,
+            **common, **cfg,
         )  # fmt: skip
         return dq, dk, dv
     delta = _empty(lse.shape, torch.float32, q.device)
+    cfg_dq, cfg_dkdv = cfg["dq"], cfg["dkdv"]
     # dQ first: it also writes delta = rowsum(dO * O), which the dK/dV kernel reads.
-    _attention_bwd_dq_kernel[(triton.cdiv(L, cfg["BLOCK_M"]) * n_seq, B)](
+    _attention_bwd_dq_kernel[(triton.cdiv(L, cfg_dq["BLOCK_M"]) * n_seq, B)](
         Q=q, K=k, V=v, O=out, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask,
         stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
-        **common, **cfg, **meta,
+        BLOCK_D=cfg["BLOCK_D"], **common, **cfg_dq,
     )  # fmt: skip
-    _attention_bwd_dkdv_kernel[(triton.cdiv(L, cfg["BLOCK_N"]) * n_seq, B)](
-        Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask, **common, **cfg, **meta
-    )
+    _attention_bwd_dkdv_kernel[(triton.cdiv(L, cfg_dkdv["BLOCK_N"]) * n_seq, B)](
+        Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask,
+        BLOCK_D=cfg["BLOCK_D"], **common, **cfg_dkdv,
+    )  # fmt: skip
     return dq, dk, dv
 
 
@@ -773,15 +792,18 @@ _AOT_LENGTHS = {
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
+def _is_head_dim_stride(name: str) -> bool:
+    return name.startswith("stride_") and len(name) == len("stride_qd") and name.endswith("d")
+
+
 def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
-    """(signature, divisible) for `kernel` as the runtime would see it with inputs straight out of the fused QKV
-    projection: 16-byte aligned pointers, strides that are multiples of 16, unit stride along the head dim."""
+    """(signature, divisible) of `kernel` as the runtime sees inputs straight out of the fused QKV projection:
+    16-byte aligned pointers, strides that are multiples of 16 and a unit stride along the head dim (a constant)."""
     import inspect
 
-    names = list(inspect.signature(getattr(kernel, "fn", kernel)).parameters)
     signature, divisible = {}, []
-    for name in names:
-        if name in constexprs or name.endswith("d") and name.startswith("stride_") and len(name) == 9:
+    for name in inspect.signature(getattr(kernel, "fn", kernel)).parameters:
+        if name in constexprs:
             signature[name] = "constexpr"
         elif name in ("LSE", "DELTA"):
             signature[name] = "*fp32"
@@ -789,34 +811,44 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
             signature[name] = "*u8"
         elif name.isupper():
             signature[name] = f"*{dtype}"
-        elif name.startswith("stride_"):
-            signature[name] = "i32"
         elif name in ("qk_scale", "sm_scale"):
             signature[name] = "fp32"
         else:
             signature[name] = "i32"
-        if signature[name].startswith("*") or (signature[name] == "i32" and name.startswith("stride_")):
-            divisible.append(name)
-        elif name == "head_dim":
-            divisible.append(name)
+        if signature[name].startswith("*") or name.startswith("stride_") or name == "head_dim":
+            if signature[name] != "constexpr":
+                divisible.append(name)
     return signature, tuple(divisible)
 
 
+# (dtype, dot precision, key mask): 16-bit dtypes with a key mask, bf16 without one (the common training call), and
+# fp32 with tf32 dots (its own, smaller backward tiles).
+_AOT_VARIANTS = (("bf16", "ieee", True), ("bf16", "ieee", False), ("fp16", "ieee", True), ("fp32", "tf32", True))
+_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
+
+
 def aot_specs() -> list:
-    """Every kept kernel configuration (forward, backward) for head dims 64 and 80, bf16 and fp16."""
+    """Every kept kernel configuration (forward; backward tile or dq + dkdv) for head dims 64 and 80, bf16, fp16 and
+    fp32 (tf32), at ViViT-B shapes."""
+    import inspect
+
     from kernels.aot import KernelSpec
 
     specs = []
 
-    def add(name, kernel, dtype, label, cfg, num_warps, num_stages):
-        constexprs = dict(cfg, HAS_MASK=True, DOT_PRECISION="ieee", UPCAST=False)
-        constexprs.update({n: 1 for n in _unit_strides(kernel)})
+    def add(name, kernel, variant, label, cfg):
+        dtype, precision, has_mask = variant
+        cfg = dict(cfg)
+        num_warps, num_stages = cfg.pop("num_warps"), cfg.pop("num_stages")
+        params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
+        constexprs = dict(cfg, HAS_MASK=has_mask, DOT_PRECISION=precision, UPCAST=False)
+        constexprs.update({n: 1 for n in params if _is_head_dim_stride(n)})
         signature, divisible = _aot_signature(kernel, dtype, constexprs)
-        constexprs = {k: v for k, v in constexprs.items() if k in signature}
+        tiles = " ".join(f"{k}={v}" for k, v in sorted(cfg.items()))
         specs.append(
             KernelSpec(
                 name=name,
-                config=f"{dtype} {label} " + " ".join(f"{k}={v}" for k, v in sorted(cfg.items())),
+                config=f"{dtype} {precision} {'mask' if has_mask else 'nomask'} {label} {tiles}",
                 fn=kernel,
                 signature=signature,
                 constexprs=constexprs,
@@ -826,29 +858,20 @@ def aot_specs() -> list:
             )
         )
 
-    for dtype in ("bf16", "fp16"):
+    for variant in _AOT_VARIANTS:
         for head_dim in (64, 80):
             for label, seq_len in _AOT_LENGTHS["fwd"]:
-                cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim)
-                meta = (cfg.pop("num_warps"), cfg.pop("num_stages"))
-                add("attention_fwd", _attention_fwd_kernel, dtype, f"D{head_dim} {label}", cfg, *meta)
+                cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
+                add("attention_fwd", _attention_fwd_kernel, variant, f"D{head_dim} {label}", cfg)
             for label, seq_len in _AOT_LENGTHS["bwd"]:
-                cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim)
-                meta = (cfg.pop("num_warps"), cfg.pop("num_stages"))
+                cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
                 if "PACK" in cfg:
-                    add("attention_bwd", _attention_bwd_tile_kernel, dtype, f"D{head_dim} {label} tile", cfg, *meta)
-                else:
-                    add("attention_bwd", _attention_bwd_dq_kernel, dtype, f"D{head_dim} {label} dq", cfg, *meta)
-                    add("attention_bwd", _attention_bwd_dkdv_kernel, dtype, f"D{head_dim} {label} dkdv", cfg, *meta)
+                    add("attention_bwd", _attention_bwd_tile_kernel, variant, f"D{head_dim} {label} tile", cfg)
+                    continue
+                for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
+                    sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
+                    add("attention_bwd", kernel, variant, f"D{head_dim} {label} {part}", sub)
     return specs
-
-
-def _unit_strides(kernel) -> list[str]:
-    """Head-dim strides (stride_?d): 1 for every tensor the runtime sees, so specialised as constants."""
-    import inspect
-
-    names = inspect.signature(getattr(kernel, "fn", kernel)).parameters
-    return [n for n in names if n.startswith("stride_") and len(n) == 9 and n.endswith("d")]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def test_inductor_matches_eager():
     assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("variant", ["spatiotemporal", "factorized_encoder"])
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_torch_export(variant):
     model = make(variant).eval()
     x = torch.randn(2, 5, 3, 9, 13)

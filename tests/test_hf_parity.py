@@ -85,8 +85,9 @@ def test_loss_matches_hf(hf_dir):
 
 
 @pytest.mark.filterwarnings("ignore:.*tubelet_size")
-def test_base_model_with_pooler_matches_hf(tmp_path):
-    hf = hf_model("VivitModel", "sdpa", image_size=[12, 9], num_frames=5, tubelet_size=[2, 3, 3])
+@pytest.mark.parametrize("hidden_act", ["gelu_fast", "gelu_new", "gelu"])
+def test_base_model_with_pooler_matches_hf(tmp_path, hidden_act):
+    hf = hf_model("VivitModel", "sdpa", image_size=[12, 9], num_frames=5, tubelet_size=[2, 3, 3], hidden_act=hidden_act)
     hf.save_pretrained(tmp_path)
     ours = VivitModel.from_pretrained(tmp_path)
     x = torch.randn(2, 5, 3, 12, 9)
@@ -120,3 +121,22 @@ def test_load_state_dict_accepts_hf5_in_memory_names():
     x = torch.randn(1, 8, 3, 10, 10)
     with torch.no_grad():
         assert rel_err(ours(x).logits, hf(x).logits) < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore:.*tubelet_size")
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_per_token_attention_mask_matches_hf5(hf_dir, attn):
+    path, hf = hf_dir
+    hf.config._attn_implementation = attn
+    ours = VivitForVideoClassification.from_pretrained(path)
+    x = torch.randn(2, 8, 3, 10, 10)
+    mask = torch.ones(2, 17, dtype=torch.long)
+    mask[1, 5:] = 0
+    mask[0, 3] = 0
+    with torch.no_grad():
+        ref = hf(x, attention_mask=mask, output_hidden_states=True)
+        out = ours(x, attention_mask=mask, output_hidden_states=True)
+    assert rel_err(out.logits, ref.logits) < 1e-5
+    for a, b in zip(out.hidden_states, ref.hidden_states):
+        assert rel_err(a, b) < 1e-5
+    hf.config._attn_implementation = "eager"

@@ -228,6 +228,9 @@ def test_base_model_mean_pooling_and_pooler():
     pooled = out.last_hidden_state.mean(1)
     assert torch.allclose(out.pooler_output, torch.tanh(model.pooler.dense(pooled)), atol=1e-6)
     assert len(out.to_tuple()) == 2 and out[0] is out.last_hidden_state
+    with torch.no_grad():
+        as_tuple = model(video(), return_dict=False, output_hidden_states=True)
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 3 and len(as_tuple[2]) == 3
 
 
 def test_factorized_encoder_without_temporal_layers_averages_frames():

@@ -274,6 +274,8 @@ def test_cli_end_to_end(tiny_config, tmp_path):
     for directory in (ckpt, ckpt / "ema"):
         model = VivitForVideoClassification.from_pretrained(directory)
         assert model.config.num_labels == 8 and model.config.hidden_size == 32
+    weights, averaged = load_file(ckpt / "model.safetensors"), load_file(ckpt / "ema" / "model.safetensors")
+    assert all(not torch.equal(weights[k], averaged[k]) for k in weights)  # the EMA is not the live model
     # the saved weights are the trained ones: evaluating them reproduces the reported accuracy
     from torch.utils.data import DataLoader
 

@@ -171,8 +171,9 @@ def _attention_with_probs(q, k, v, axis, key_mask, dropout_p):
     if mask is not None:
         probs = probs.nan_to_num(0.0)  # rows whose keys are all masked
     probs = probs.to(q.dtype)
-    dropped = torch.nn.functional.dropout(probs, dropout_p) if dropout_p > 0 else probs
-    out = torch.matmul(dropped, vh)
+    if dropout_p > 0:  # as HF's eager attention, the returned probabilities are the dropped-out ones
+        probs = torch.nn.functional.dropout(probs, dropout_p)
+    out = torch.matmul(probs, vh)
     if axis == "joint":
         out = out.transpose(1, 2)
     elif axis == "spatial":

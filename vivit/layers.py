@@ -32,21 +32,28 @@ class Attention(nn.Module):
         self.head_dim = config.head_dim
         self.eps = config.layer_norm_eps
         self.dropout_p = config.attention_probs_dropout_prob
-        self.backend = config.backend
+        self.config = config  # read at call time, so that changing config.backend takes effect
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def project_qkv(self, x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
         """(B, L, D) -> (B, L, 3, H, hd), LayerNorm applied on the way."""
         qkv = dispatch.ln_linear(
-            x, norm.weight, norm.bias, self.qkv.weight, self.qkv.bias, eps=self.eps, backend=self.backend
+            x, norm.weight, norm.bias, self.qkv.weight, self.qkv.bias, eps=self.eps, backend=self.config.backend
         )
         return qkv.view(*x.shape[:-1], 3, self.num_heads, self.head_dim)
 
     def attend(self, q, k, v, axis, key_mask, need_weights):
         dropout_p = self.dropout_p if self.training else 0.0
         return dispatch.attention(
-            q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, need_weights=need_weights, backend=self.backend
+            q,
+            k,
+            v,
+            axis=axis,
+            key_mask=key_mask,
+            dropout_p=dropout_p,
+            need_weights=need_weights,
+            backend=self.config.backend,
         )
 
 
@@ -65,7 +72,7 @@ class Block(nn.Module):
         self.dropout_p = config.hidden_dropout_prob
         self.eps = config.layer_norm_eps
         self.activation = config.activation
-        self.backend = config.backend
+        self.config = config  # read at call time, so that changing config.backend takes effect
         self.time_first = config.attention_order == "time_space"
         self.norm1 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.attn = Attention(config)
@@ -107,33 +114,30 @@ class Block(nn.Module):
             dropout_p=self.dropout_p,
             training=self.training,
             drop_path_scale=scale,
-            backend=self.backend,
+            backend=self.config.backend,
         )
         return x, attentions
 
     def _residual_attention(self, x, norm, attn, axis, grid, mask, output_attentions):
         B, L, D = x.shape
         qkv = attn.project_qkv(x, norm)  # (B, L, 3, H, hd)
+        # unbind, not three selects: its backward writes the three gradients into one buffer
         if axis == "joint":
-            out, probs = attn.attend(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], "joint", mask, output_attentions)
+            out, probs = attn.attend(*qkv.unbind(2), "joint", mask, output_attentions)
             probs = (probs,) if output_attentions else ()
         else:
             T, S = grid
-            qkv = qkv.view(B, T, S, 3, attn.num_heads, attn.head_dim)
+            half = attn.num_heads // 2
             if axis == "dot_product":
-                half = attn.num_heads // 2
-                s_out, s_probs = attn.attend(
-                    *(qkv[:, :, :, i, :half] for i in range(3)), "spatial", mask, output_attentions
-                )
-                t_out, t_probs = attn.attend(
-                    *(qkv[:, :, :, i, half:] for i in range(3)), "temporal", mask, output_attentions
-                )
+                qkv = qkv.view(B, T, S, 3, 2, half, attn.head_dim)
+                space, time = zip(*(t.unbind(3) for t in qkv.unbind(3)))  # each: q, k, v over half the heads
+                s_out, s_probs = attn.attend(*space, "spatial", mask, output_attentions)
+                t_out, t_probs = attn.attend(*time, "temporal", mask, output_attentions)
                 out = torch.cat([s_out, t_out], dim=3)
                 probs = (s_probs, t_probs) if output_attentions else ()
             else:
-                out, probs = attn.attend(
-                    qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2], axis, mask, output_attentions
-                )
+                qkv = qkv.view(B, T, S, 3, attn.num_heads, attn.head_dim)
+                out, probs = attn.attend(*qkv.unbind(3), axis, mask, output_attentions)
                 probs = (probs,) if output_attentions else ()
         y = nn.functional.dropout(attn.proj(out.reshape(B, L, D)), self.dropout_p, self.training)
         scale = drop_path_scale(x, self.drop_path, self.training)

@@ -8,6 +8,18 @@ variant, with T' x S tubelet tokens (T' temporal indices, S = H' * W' spatial po
                               temporal [CLS] and temporal position embedding, through a temporal encoder.
   3 factorized_self_attention T'*S tokens; blocks of spatial attention, temporal attention, MLP. Mean pooling.
   4 factorized_dot_product    T'*S tokens; half of each block's heads attend over space, half over time. Mean pooling.
+
+Outputs by variant (B batch, H heads, S' = 1 + S with a CLS token, else S):
+  last_hidden_state  Models 1, 3, 4: (B, [1 +] T'*S, D). Model 2: (B, [1 +] T', D) from the temporal encoder, or the
+                     per-index vectors (B, T', D) when num_temporal_layers == 0.
+  hidden_states      embeddings output, then every block's output. Model 2: spatial ones as (B, T', S', D), then the
+                     temporal embeddings output and every temporal block's output (B, [1 +] T', D).
+  attentions         Model 1: (B, H, L, L) per block. Model 2: (B, T', H, S', S') per spatial block, then (B, H, 1 + T',
+                     1 + T') per temporal block. Model 3: (B, T', H, S, S) and (B, S, H, T', T') per block, in the
+                     block's order. Model 4: the same pair per block, each over H/2 heads.
+  pooler_output      tanh(Linear(pooled)) with the pooler; the pooled vector itself when built without one.
+frame_mask (B, frames): a temporal index is real when any of its frames is; padded indices are masked as attention keys
+(a padded frame's spatial attention gives zeros) and left out of mean pooling.
 """
 
 from __future__ import annotations
@@ -111,7 +123,7 @@ class VivitEmbeddings(nn.Module):
         self.position_embeddings = nn.Parameter(torch.zeros(1, self.num_prefix + n, config.hidden_size))
         self.patch_embeddings = TubeletEmbeddings(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.backend = config.backend
+        self.config = config  # read at call time, so that changing config.backend takes effect
 
     def position_table(self, grid: tuple[int, int, int]) -> torch.Tensor:
         """The (prefix + n, D) position table for an input of `grid` = (T', H', W') tubelets, resized if needed."""
@@ -131,7 +143,7 @@ class VivitEmbeddings(nn.Module):
             self.position_table(grid),
             cls,
             per_frame_cls=self.per_frame and cls is not None,
-            backend=self.backend,
+            backend=self.config.backend,
         )
         return self.dropout(x)
 

@@ -231,9 +231,9 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
         return VivitForVideoClassification(config)
     from vivit.vit_init import init_from_vit, load_vit_state_dict
 
+    # widths, depth, eps and activation come from the image model; frames, crop and tubelets from the config
     state, vit_settings = load_vit_state_dict(init)
-    for key, value in vit_settings.items():  # the image model's own eps and activation
-        setattr(config, key, value)
+    config = VivitConfig.from_dict({**config.to_dict(), **vit_settings})
     model = VivitForVideoClassification(config)
     init_from_vit(
         model,
@@ -347,6 +347,10 @@ def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
     from vivit.evaluate import evaluate
 
     result = evaluate(model, loader, device=device, autocast_dtype=amp_dtype, progress=progress)
+    if is_sharded(model):
+        # FSDP2 leaves the root's parameters gathered after a forward: drop them so that weights swapped in for
+        # evaluation (EMA) never outlive it
+        model.reshard()
     if not dist.is_initialized():
         return result
     n = result["num_samples"]
@@ -361,12 +365,27 @@ def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Unsharded CPU state dict with the model's own key names (a collective under FSDP2)."""
-    if is_sharded(model):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    if not is_sharded(model):
+        # copies: on the CPU `.cpu()` would alias the live parameters (and the EMA swap-back would overwrite them)
+        return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+    # All-gather every parameter under its module name, then let a weightless (meta) twin of the model turn the
+    # module names into checkpoint names: the model's own state_dict hooks do the renaming (e.g. fused QKV ->
+    # HF query/key/value), exactly as for an unsharded model.
+    model.reshard()  # the root keeps its parameters unsharded after a forward; back to DTensor shards everywhere
+    full = {name: p.full_tensor().detach().cpu() for name, p in model.named_parameters()}
+    for prefix, module in model.named_modules():
+        for name, b in module.named_buffers(recurse=False):
+            if name not in module._non_persistent_buffers_set:
+                full[f"{prefix}.{name}" if prefix else name] = b.detach().cpu()
+    with torch.device("meta"):
+        twin = type(model).__mro__[1](model.config) if _is_fsdp_subclass(model) else type(model)(model.config)
+    twin.load_state_dict(full, strict=True, assign=True)
+    return {k: v.detach() for k, v in twin.state_dict().items()}
 
-        opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        return get_model_state_dict(model, options=opts)
-    return {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+
+def _is_fsdp_subclass(model: nn.Module) -> bool:
+    """fully_shard swaps the model's class for a dynamic subclass `FSDP<Name>`; its first base is the real class."""
+    return type(model).__name__ == "FSDP" + type(model).__mro__[1].__name__
 
 
 def full_optimizer_state(model: nn.Module, optimizer) -> dict:
@@ -470,10 +489,10 @@ def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, de
     steps_per_epoch = len(loader) // args.accum_steps
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
-    total_loss, n_loss, step = 0.0, 0, 0
+    total_loss, n_loss = 0.0, 0
     bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
     batches = iter(loader)
-    for step in range(steps_per_epoch):
+    for _ in range(steps_per_epoch):
         for micro in range(args.accum_steps):
             pixel_values, labels = next(batches)
             pixel_values, labels = pixel_values.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -511,13 +530,9 @@ def main(argv: list[str] | None = None) -> int:
     # the datasets first: the number of classes sizes the head
     torch.manual_seed(args.seed)
     if args.init and Path(args.init).is_dir() and _is_vivit_dir(Path(args.init)):
-        shape = json.loads((Path(args.init) / "config.json").read_text())
-    elif args.config:
-        shape = json.loads(Path(args.config).read_text())
-    elif args.preset:
-        shape = build_config(args, 2).to_dict()
+        shape = _model_classes()[0].from_pretrained(args.init).to_dict()
     else:
-        shape = dict(TINY)
+        shape = build_config(args, 2).to_dict()
     train_set, val_set, num_classes = build_datasets(args, shape)
     num_labels = args.num_labels or num_classes
 

@@ -1,0 +1,123 @@
+"""The trainer across processes on the CPU (gloo): DDP gradients and an FSDP2 run that checkpoints and resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from vivit.configuration import VivitConfig
+from vivit.mixup import smooth_one_hot
+from vivit.modeling import VivitForVideoClassification
+from vivit.train import forward_backward, init_distributed, main, wrap_model
+
+pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(
+    image_size=16,
+    num_frames=4,
+    tubelet_size=[2, 8, 8],
+    num_channels=3,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 4, 3, 16, 16, generator=g)
+    y = torch.randint(0, 8, (6,), generator=g)
+    return x, smooth_one_hot(y, 8, 0.1)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    got_rank, got_world, device = init_distributed("cpu")
+    assert (got_rank, got_world) == (rank, world)
+    torch.manual_seed(0)
+    model = wrap_model(VivitForVideoClassification(VivitConfig(**TINY, num_labels=8)), "ddp", device)
+    x, t = _batch()
+    share = slice(rank * 3, rank * 3 + 3)  # each rank sees half of the batch
+    forward_backward(model, x[share], t[share])
+    if rank == 0:
+        torch.save({n: p.grad for n, p in model.module.named_parameters()}, out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_ddp_two_processes_give_the_gradients_of_the_combined_batch(tmp_path):
+    out = tmp_path / "grads.pt"
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    torch.manual_seed(0)
+    model = VivitForVideoClassification(VivitConfig(**TINY, num_labels=8))
+    x, t = _batch()
+    forward_backward(model, x, t)
+    ddp = torch.load(out)
+    assert ddp.keys() == dict(model.named_parameters()).keys()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(ddp[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def _torchrun(args: list[str], cwd: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    proc = subprocess.run(cmd + ["-m", "vivit.train", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _assert_same_weights(a_dir: Path, b_dir: Path) -> None:
+    a, b = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+
+
+def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
+    """2 FSDP2 processes x batch 4 == 1 process x batch 8 (the samplers split the same shuffled order), through a
+    checkpoint after epoch 1 and a resume from it (optimizer state re-sharded from the full state dict)."""
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    common = ["--config", str(config), "--train-samples", "32", "--val-samples", "16", "--epochs", "2", "--no-progress"]
+    common += ["--lr", "3e-3", "--ema-decay", "0.9", "--accum-steps", "2"]
+
+    # the reference: one process
+    assert (
+        main(common + ["--batch-size", "8", "--output-dir", str(tmp_path / "one_a"), "--stop-after-epochs", "1"]) == 0
+    )
+    assert main(common + ["--batch-size", "8", "--output-dir", str(tmp_path / "one_b")]) == 0
+    capsys.readouterr()
+
+    fsdp = common + ["--batch-size", "4", "--distributed", "fsdp", "--output-dir", str(tmp_path / "fsdp")]
+    first = _torchrun(fsdp + ["--stop-after-epochs", "1"], tmp_path)
+    assert first["world_size"] == 2 and first["epochs"] == 1
+    ckpt = Path(first["checkpoint"])
+    _assert_same_weights(ckpt, tmp_path / "one_a" / "checkpoint")
+    _assert_same_weights(ckpt / "ema", tmp_path / "one_a" / "checkpoint" / "ema")
+    reloaded = VivitForVideoClassification.from_pretrained(ckpt)  # the gathered checkpoint is a normal HF directory
+    assert reloaded.config.num_labels == 8
+
+    second = _torchrun(fsdp + ["--resume", str(ckpt)], tmp_path)
+    assert second["epochs"] == 2
+    _assert_same_weights(Path(second["checkpoint"]), tmp_path / "one_b" / "checkpoint")
