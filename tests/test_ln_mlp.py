@@ -113,6 +113,28 @@ def test_ln_linear_forward_and_every_gradient_match_fp64(B, L, D, N, with_bias, 
         _check(f"d{name}", g, e, r, dtype)
 
 
+def test_parameter_vectors_in_another_float_dtype():
+    """LayerNorm affine, biases and the drop-path scale may be stored in another float dtype than x and the weights;
+    their gradients come back in their own dtype."""
+    B, L, D, I = 2, 17, 48, 96
+    x = torch.randn(B, L, D, requires_grad=True)
+    p = _mlp_params(D, I, torch.float32)
+    for name in ("ln_bias", "fc1_bias", "fc2_bias"):
+        p[name] = p[name].detach().half().requires_grad_()
+    scale = torch.tensor([0.5, 1.5], dtype=torch.bfloat16)
+    out = ln_mlp(x, **p, eps=EPS, drop_path_scale=scale, backend="triton")
+    ref = ln_mlp_reference(x, **p, eps=EPS, drop_path_scale=scale)
+    assert _rel(out, ref) < 1e-5
+    grad = torch.randn(B, L, D, dtype=torch.float64)
+    inputs = (x, *p.values())
+    for t, g, r in zip(inputs, _grads(out, inputs, grad.float()), _grads(ref, inputs, grad)):
+        assert g.dtype == t.dtype and _rel(g, r) < 1e-3
+    w, b = p["fc1_weight"], p["fc1_bias"]
+    out = ln_linear(x, p["ln_weight"], p["ln_bias"], w, b, eps=EPS, backend="triton")
+    (db,) = _grads(out, (b,), torch.randn_like(out))
+    assert db.dtype == torch.float16
+
+
 def test_strided_views_of_inputs_and_weights():
     D, I = 48, 120
     # x: every other column of a wider buffer (a view with column stride 2) and a transposed (B, D, L) buffer.
@@ -276,7 +298,8 @@ def _bad(**overrides):
         (dict(backend="cuda"), ValueError, ["backend", "eager", "cuda"]),
         (dict(eps=0.0), ValueError, ["eps", "> 0", "0.0"]),
         (dict(x=torch.randn(2, 3, 8, dtype=torch.float64)), NotImplementedError, ["ln_mlp", "float64"]),
-        (dict(fc2_bias=torch.ones(8, dtype=torch.float16)), NotImplementedError, ["ln_mlp", "float16"]),
+        (dict(fc2_weight=torch.ones(8, 16, dtype=torch.float16)), NotImplementedError, ["ln_mlp", "float16"]),
+        (dict(drop_path_scale=torch.ones(2, dtype=torch.int64)), NotImplementedError, ["ln_mlp", "int64"]),
     ],
 )
 def test_ln_mlp_bad_inputs_name_argument_expected_and_received(override, error, words):
@@ -302,7 +325,8 @@ def test_triton_unsupported_reason():
     x = torch.randn(2, 8)
     assert mod.triton_unsupported_reason(x, torch.ones(8), None) is None
     assert "float64" in mod.triton_unsupported_reason(x.double())
-    assert "float16" in mod.triton_unsupported_reason(x, torch.ones(8, dtype=torch.float16))
+    assert "float16" in mod.triton_unsupported_reason(x, torch.ones(8, 8, dtype=torch.float16))
+    assert mod.triton_unsupported_reason(x, torch.ones(8, dtype=torch.float16)) is None  # vectors are read in fp32
 
 
 def test_opcheck_forward_ops_with_autograd():
