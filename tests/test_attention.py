@@ -1,10 +1,8 @@
 """kernels.attention: the Triton kernel (through the interpreter) and the eager path against an fp64 reference.
 
-Error rule (FlashAttention's): for the output and each gradient, the kernel's max error against the fp64 reference is
-at most twice PyTorch's own error in the same dtype (eager SDPA, also against fp64), plus a floor of one unit of
-rounding of the dtype at the reference's largest magnitude; the mean error obeys the same rule with the floor taken
-at the reference's mean magnitude.
-"""
+Error rule (FlashAttention's): for the output and each gradient, the kernel's max and mean error against the fp64
+reference are at most twice PyTorch's own error in the same dtype (eager SDPA, also against fp64), plus a small floor
+of the dtype's rounding noise (see `_assert_close`)."""
 
 from __future__ import annotations
 
@@ -45,12 +43,21 @@ def _run(leaves, make, axis, key_mask, grad, backend=None):
 
 
 def _assert_close(name, got, torch_low, ref):
-    """Max and mean error of the kernel <= 2 x PyTorch's error in the same dtype + one ulp at the reference's scale."""
+    """Max and mean error of the kernel <= 2 x PyTorch's error in the same dtype + a floor of rounding noise.
+
+    fp16: one ulp at the reference's magnitude (max or mean |ref|). fp32: both errors are pure rounding noise from
+    different summation orders, so the floor is 16 ulp at max(1, magnitude), and the relative norm error stays
+    under 1e-5 (kernels.md's fp32 ieee bound).
+    """
     err, err_torch = (got.double() - ref).abs(), (torch_low.double() - ref).abs()
     for stat in ("max", "mean"):
-        floor = EPS[got.dtype] * getattr(ref.abs(), stat)().item()
+        scale = getattr(ref.abs(), stat)().item()
+        floor = EPS[got.dtype] * (scale if got.dtype == torch.float16 else 16 * max(1.0, scale))
         e, e_torch = getattr(err, stat)().item(), getattr(err_torch, stat)().item()
         assert e <= 2 * e_torch + floor, f"{name}: {stat} error {e:.3e} > 2 x torch {e_torch:.3e} + floor {floor:.3e}"
+    if got.dtype == torch.float32 and ref.norm() > 0:
+        rel = (err.norm() / ref.norm()).item()
+        assert rel < 1e-5, f"{name}: relative norm error {rel:.2e}"
 
 
 def _check_triton(shape, axis, dtype, key_mask=None, layout="contiguous"):
