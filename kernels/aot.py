@@ -74,6 +74,29 @@ def _ptxas_usage(ptx: str, arch: int) -> tuple[int, int]:
     return (int(regs.group(1)) if regs else 0), sum(int(s) for s in spills)
 
 
+def _cubin_usage(cubin: bytes) -> tuple[int, int] | None:
+    """(registers, stack + local bytes per thread) of the cubin Triton built, read by the bundled cuobjdump.
+
+    Register spills go to the per-thread stack frame in local memory, so a non-zero frame means spills (or a local
+    array, as costly); Triton kernels otherwise have none. Reading the cubin gives the numbers of the binary that
+    would run, without a second ptxas pass.
+    """
+    import triton
+
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    if not os.path.exists(tool):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        proc = subprocess.run([tool, "--dump-resource-usage", path], capture_output=True, text=True, check=False)
+    match = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", proc.stdout)
+    if proc.returncode != 0 or not match:
+        return None
+    return int(match.group(1)), int(match.group(2)) + int(match.group(3))
+
+
 def compile_spec(spec: KernelSpec, arch: int) -> dict:
     """Compile `spec` for sm_`arch` and return one report row."""
     import triton
@@ -89,7 +112,9 @@ def compile_spec(spec: KernelSpec, arch: int) -> dict:
         options={"num_warps": spec.num_warps, "num_stages": spec.num_stages},
     )
     ptx = compiled.asm["ptx"]
-    registers, spill_bytes = _ptxas_usage(ptx, arch)
+    # spill_bytes: the stack frame of the cubin (where spills go), or ptxas' spill traffic when cuobjdump is absent.
+    usage = _cubin_usage(compiled.asm["cubin"]) if "cubin" in compiled.asm else None
+    registers, spill_bytes = usage if usage is not None else _ptxas_usage(ptx, arch)
     shared = int(compiled.metadata.shared)
     threads = 32 * spec.num_warps
     by_regs = MAX_REGISTERS_PER_SM // max(1, registers * threads)

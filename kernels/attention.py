@@ -1,7 +1,57 @@
-"""Multi-head attention over the joint, spatial or temporal axis of a video token tensor.
+"""Multi-head attention over the joint, spatial or temporal axis of a video token tensor, eager and Triton.
 
 `attention(q, k, v, axis=...)` reads q, k, v as (B, L, H, D) (joint) or (B, T, S, H, D) (spatial: the S tokens of
-each frame; temporal: the T frames of each patch position) and returns q's shape.
+each frame; temporal: the T frames of each patch position) and returns q's shape, contiguous.
+
+Design of the Triton path (non-causal FlashAttention-2 style, fp32 softmax statistics)
+-------------------------------------------------------------------------------------
+Addressing. Every sequence is reached by strides alone, with no transpose or copy: token (b, outer, head, pos) of a
+tensor sits at b*stride_b + outer*stride_o + head*stride_h + pos*stride_l. joint: outer unused, pos over L (a CLS
+token is just token 0 of the flat sequence); spatial: outer = t, pos = s; temporal: outer = s, pos = t. q, k and v
+may each have their own strides (slices of one fused (B, L, 3, H, D) QKV output, heads-first transposes, or half of
+the heads of a wider tensor, as in Model 4). One launch covers all (batch, outer, head) sequences; sequences are
+numbered z = outer * H + head so that neighbouring sequences of a tile are neighbouring heads in memory.
+
+Key mask. A (B, L) token mask (joint), a (B, T) mask over frames read with a zero token stride (spatial: a masked
+frame masks every key of that frame) or with a zero outer stride (temporal). A row with no real key returns zeros;
+its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
+
+Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
+power of two >= 16 with masks, e.g. 80 -> 128):
+  forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
+                      one key tile: no online-softmax loop (temporal attention, T' <= 32).
+           L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
+           L > 128    128 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
+  backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
+                      in one launch (5 tile matmuls, nothing recomputed).
+           L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
+                      loop over query tiles): each program owns its output, so no atomics and a deterministic result.
+  fp32 inputs use 8-warp forward tiles and half-size backward tiles (the 16-bit ones spill on sm_80).
+Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
+choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
+torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
+are upcast to fp32 through a constexpr (the interpreter's bf16 dot is broken); on a GPU they stay bf16.
+Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplementedError with backend="triton").
+
+Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s; not measured:
+no GPU run exists yet). ViViT-B, bf16, head dim 64, batch 8.
+  temporal T'=16: a 64-row tile holds 4 sequences, so 4/16 of the tile's matmul work is useful (the block
+    diagonal). Per sequence the kernel moves 4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O) and computes 262 kFLOP, 32
+    FLOP/byte against a ridge of ~295: memory-bound, tensor-core time ~11 % of the 46 us it takes to move the
+    155 MB of 18,816 sequences at peak bandwidth. The modeled ceiling is therefore the HBM roofline; the 60 %-of-HBM
+    goal needs enough bytes in flight, and the compiled forward (sm_90: 78 registers, 24 KiB shared memory, 6
+    programs per SM) keeps ~144 KiB of tiles in flight per SM, well above the ~25 KiB Little's law asks for at
+    3.35 TB/s over 132 SMs with ~1 us of memory latency.
+  spatial S=196/197: 128 x 64 tiles pad 197 rows and keys to 256, so 59 % of the computed FLOPs are useful: 200
+    useful TFLOP/s forward needs ~340 raw TFLOP/s, the tutorial-style Triton rate at 512 tokens, so the goal is at
+    the edge of what this tiling allows. The tiled backward also recomputes q k^T and dO v^T in both kernels (7 tile
+    matmuls where a fused atomic-dQ backward does 5), so useful/computed is ~0.6 x 5/7 = ~43 % (the dK/dV kernel's
+    32-row query tiles pad 197 to 224, not 256): 120 useful TFLOP/s needs ~280 raw. Sequences of <= 64 tokens take
+    the single-tile backward, which does 5.
+  joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
+    warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
+Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and kernels.report): every kept
+configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
 """
 
 from __future__ import annotations
@@ -13,8 +63,11 @@ from kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
 
 if HAS_TRITON:
     import triton
-    import triton.language as tl
 
+    from kernels.attention_bwd import _attention_bwd_dkdv_kernel, _attention_bwd_dq_kernel, _attention_bwd_tile_kernel
+    from kernels.attention_fwd import _attention_fwd_kernel
+
+LOG2E = 1.4426950408889634
 AXES = ("joint", "spatial", "temporal")
 BACKENDS = ("eager", "triton")
 
@@ -65,25 +118,18 @@ def _check_inputs(q, k, v, axis, key_mask, dropout_p, backend) -> None:
 # ----------------------------------------------------------------------------------------------------------------------
 # Eager path: F.scaled_dot_product_attention on views
 # ----------------------------------------------------------------------------------------------------------------------
-def _merge(x: torch.Tensor, shape) -> torch.Tensor:
-    """A view with `shape` when the strides allow one, else a copy (what SDPA would make anyway)."""
-    try:
-        return x.view(shape)
-    except RuntimeError:
-        return x.reshape(shape)
-
-
 def _attention_eager(q, k, v, axis, key_mask, scale, dropout_p) -> torch.Tensor:
     # SDPA takes (N, heads, L, D); every layout below is a transpose of a (N, L, heads, D) view, which is what SDPA's
     # CPU flash kernel and the CUDA kernels read without copying, and their output transposes back to contiguous.
     if axis == "spatial":
         B, T, S, H, D = q.shape
-        views = [_merge(x, (B * T, S, H, D)).transpose(1, 2) for x in (q, k, v)]
+        views = [x.reshape(B * T, S, H, D).transpose(1, 2) for x in (q, k, v)]
         mask = None  # a frame's keys are all masked or all kept: zero whole frames after the call
     elif axis == "temporal":
         B, T, S, H, D = q.shape
-        # (b, s, h) sequences over T: merge S and H into the head dimension (free for (.., S, H, D) layouts).
-        views = [_merge(x, (B, T, S * H, D)).transpose(1, 2) for x in (q, k, v)]
+        # (b, s, h) sequences over T: merge S and H into the head dimension (a view for (.., S, H, D) layouts; a copy,
+        # as SDPA would make, when S and H are not mergeable, e.g. slices of a fused QKV output).
+        views = [x.reshape(B, T, S * H, D).transpose(1, 2) for x in (q, k, v)]
         mask = key_mask
     else:
         views = [x.transpose(1, 2) for x in (q, k, v)]
@@ -97,7 +143,7 @@ def _attention_eager(q, k, v, axis, key_mask, scale, dropout_p) -> torch.Tensor:
     out = F.scaled_dot_product_attention(*views, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
     out = out.transpose(1, 2)
     if axis == "spatial":
-        out = out.view(q.shape) if out.is_contiguous() else out.reshape(q.shape)
+        out = out.reshape(q.shape)
         if key_mask is not None:
             out = out * key_mask[:, :, None, None, None].to(out.dtype)
         return out
@@ -146,393 +192,6 @@ def attention_reference(q, k, v, *, axis="joint", key_mask=None, scale=None) -> 
     if axis == "spatial":
         return out.permute(0, 1, 3, 2, 4)
     return out.permute(0, 3, 1, 2, 4)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Triton kernels
-#
-# Every sequence is addressed by strides alone: token (b, outer, head, pos) of a tensor sits at
-#   b * stride_b + outer * stride_o + head * stride_h + pos * stride_l  (+ d * stride_d)
-# joint: outer is unused (stride 0), pos runs over L; spatial: outer = t, pos = s; temporal: outer = s, pos = t.
-# Sequences are numbered z = outer * n_heads + head inside each batch element, so neighbouring sequences of a packed
-# tile are neighbouring heads in memory. Log-sum-exp (base 2, fp32) is kept as (B, n_outer, n_heads, L).
-# ----------------------------------------------------------------------------------------------------------------------
-LOG2E = 1.4426950408889634
-
-if HAS_TRITON:
-
-    @triton.jit
-    def _tile_tokens(
-        start, z0, n_seq, seq_len, n_heads, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK: tl.constexpr
-    ):
-        """The BLOCK token slots of a tile: PACK sequences of SEQ_BLOCK slots, or (PACK == 1) one run from `start`.
-
-        Returns each slot's sequence z, its outer and head index (int64), its position, and whether it is a token.
-        """
-        offs = tl.arange(0, BLOCK)
-        if PACK > 1:
-            z = z0 + offs // SEQ_BLOCK
-            pos = offs % SEQ_BLOCK
-        else:
-            z = z0 + offs * 0
-            pos = start + offs
-        ok = (pos < seq_len) & (z < n_seq)
-        return z, (z // n_heads).to(tl.int64), (z % n_heads).to(tl.int64), pos, ok
-
-    @triton.jit
-    def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK: tl.constexpr):
-        """Slots that are real, unmasked keys."""
-        if HAS_MASK:
-            keep = tl.load(
-                MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok, other=0
-            )
-            ok = ok & (keep != 0)
-        return ok
-
-    @triton.jit
-    def _attention_fwd_kernel(
-        Q, K, V, O, LSE, MASK,
-        stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
-        stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
-        stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
-        stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
-        stride_mb, stride_mo, stride_ml,
-        n_seq, n_heads, seq_len, head_dim, qk_scale,
-        HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr, DOT_PRECISION: tl.constexpr,
-        UPCAST: tl.constexpr,
-    ):  # fmt: skip
-        pid_b = tl.program_id(1).to(tl.int64)
-        n_m = tl.cdiv(seq_len, BLOCK_M)
-        start_m = (tl.program_id(0) % n_m) * BLOCK_M
-        z0 = (tl.program_id(0) // n_m) * PACK
-
-        z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_M)
-        offs_d = tl.arange(0, BLOCK_D)
-        ok_d = offs_d < head_dim
-        q_ptrs = Q + pid_b * stride_qb + (o_m * stride_qo + h_m * stride_qh + pos_m.to(tl.int64) * stride_ql)[:, None]
-        q = tl.load(q_ptrs + offs_d[None, :] * stride_qd, mask=ok_m[:, None] & ok_d[None, :], other=0.0)
-        if UPCAST:
-            q = q.to(tl.float32)
-
-        m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-        acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-        # One key tile covers the whole sequence (and every packed sequence) when SINGLE_TILE: no rescaling loop.
-        kv_end = BLOCK_N if SINGLE_TILE else seq_len
-        for start_n in range(0, kv_end, BLOCK_N):
-            z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
-            tok_k = o_n * stride_ko + h_n * stride_kh + pos_n.to(tl.int64) * stride_kl
-            tok_v = o_n * stride_vo + h_n * stride_vh + pos_n.to(tl.int64) * stride_vl
-            kt = tl.load(
-                K + pid_b * stride_kb + tok_k[None, :] + offs_d[:, None] * stride_kd,
-                mask=ok_n[None, :] & ok_d[:, None],
-                other=0.0,
-            )
-            v = tl.load(
-                V + pid_b * stride_vb + tok_v[:, None] + offs_d[None, :] * stride_vd,
-                mask=ok_n[:, None] & ok_d[None, :],
-                other=0.0,
-            )
-            if UPCAST:
-                kt = kt.to(tl.float32)
-                v = v.to(tl.float32)
-            ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
-            valid = ok_n[None, :] & ok_m[:, None]
-            if PACK > 1:
-                valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
-            s = tl.dot(q, kt, input_precision=DOT_PRECISION) * qk_scale
-            s = tl.where(valid, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
-            p = tl.math.exp2(s - m_safe[:, None])
-            if SINGLE_TILE:
-                l_i = tl.sum(p, 1)
-                acc = tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
-            else:
-                alpha = tl.math.exp2(m_i - m_safe)
-                l_i = l_i * alpha + tl.sum(p, 1)
-                acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
-            m_i = m_new
-
-        empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)
-        out = acc / tl.where(empty, 1.0, l_i)[:, None]
-        lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
-        o_ptrs = O + pid_b * stride_ob + (o_m * stride_oo + h_m * stride_oh + pos_m.to(tl.int64) * stride_ol)[:, None]
-        tl.store(o_ptrs + offs_d[None, :] * stride_od, out.to(O.dtype.element_ty), mask=ok_m[:, None] & ok_d[None, :])
-        tl.store(LSE + (pid_b * n_seq + z_m) * seq_len + pos_m, lse, mask=ok_m)
-
-    @triton.jit
-    def _attention_bwd_dkdv_kernel(
-        Q, K, V, DO, DK, DV, LSE, DELTA, MASK,
-        stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
-        stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
-        stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
-        stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
-        stride_db, stride_do, stride_dh, stride_dl, stride_dd,
-        stride_mb, stride_mo, stride_ml,
-        n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-        HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-        DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    ):  # fmt: skip
-        """dK and dV of one key tile, looping over every query tile of its sequence (each program owns its output)."""
-        pid_b = tl.program_id(1).to(tl.int64)
-        n_n = tl.cdiv(seq_len, BLOCK_N)
-        start_n = (tl.program_id(0) % n_n) * BLOCK_N
-        z0 = tl.program_id(0) // n_n
-        _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
-        offs_d = tl.arange(0, BLOCK_D)
-        ok_d = offs_d < head_dim
-        tok_n = pos_n.to(tl.int64)
-        mask_n = ok_n[:, None] & ok_d[None, :]
-        k = tl.load(
-            K
-            + pid_b * stride_kb
-            + (o_n * stride_ko + h_n * stride_kh + tok_n * stride_kl)[:, None]
-            + offs_d[None, :] * stride_kd,
-            mask=mask_n,
-            other=0.0,
-        )
-        v = tl.load(
-            V
-            + pid_b * stride_vb
-            + (o_n * stride_vo + h_n * stride_vh + tok_n * stride_vl)[:, None]
-            + offs_d[None, :] * stride_vd,
-            mask=mask_n,
-            other=0.0,
-        )
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
-
-        dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-        dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-        for start_m in range(0, seq_len, BLOCK_M):
-            z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
-            tok_m = pos_m.to(tl.int64)
-            mask_m = ok_m[:, None] & ok_d[None, :]
-            q = tl.load(
-                Q
-                + pid_b * stride_qb
-                + (o_m * stride_qo + h_m * stride_qh + tok_m * stride_ql)[:, None]
-                + offs_d[None, :] * stride_qd,
-                mask=mask_m,
-                other=0.0,
-            )
-            do = tl.load(
-                DO
-                + pid_b * stride_gb
-                + (o_m * stride_go + h_m * stride_gh + tok_m * stride_gl)[:, None]
-                + offs_d[None, :] * stride_gd,
-                mask=mask_m,
-                other=0.0,
-            )
-            if UPCAST:
-                q = q.to(tl.float32)
-                do = do.to(tl.float32)
-            row = (pid_b * n_seq + z_m) * seq_len + pos_m
-            lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
-            delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
-            st = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
-            pt = tl.where(key_ok[:, None], tl.math.exp2(st - lse[None, :]), 0.0)
-            dv += tl.dot(pt.to(do.dtype), do, input_precision=DOT_PRECISION)
-            dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
-            dst = pt * (dpt - delta[None, :])
-            dk += tl.dot(dst.to(q.dtype), q, input_precision=DOT_PRECISION)
-
-        grad = (
-            pid_b * stride_db
-            + (o_n * stride_do + h_n * stride_dh + tok_n * stride_dl)[:, None]
-            + offs_d[None, :] * stride_dd
-        )
-        tl.store(DK + grad, (dk * sm_scale).to(DK.dtype.element_ty), mask=mask_n)
-        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=mask_n)
-
-    @triton.jit
-    def _attention_bwd_dq_kernel(
-        Q, K, V, O, DO, DQ, LSE, DELTA, MASK,
-        stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
-        stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
-        stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
-        stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
-        stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
-        stride_db, stride_do, stride_dh, stride_dl, stride_dd,
-        stride_mb, stride_mo, stride_ml,
-        n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-        HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-        DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    ):  # fmt: skip
-        """dQ (and delta) of one query tile, looping over every key tile of its sequence: no atomics, deterministic."""
-        pid_b = tl.program_id(1).to(tl.int64)
-        n_m = tl.cdiv(seq_len, BLOCK_M)
-        start_m = (tl.program_id(0) % n_m) * BLOCK_M
-        z0 = tl.program_id(0) // n_m
-        z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
-        offs_d = tl.arange(0, BLOCK_D)
-        ok_d = offs_d < head_dim
-        tok_m = pos_m.to(tl.int64)
-        mask_m = ok_m[:, None] & ok_d[None, :]
-        q = tl.load(
-            Q
-            + pid_b * stride_qb
-            + (o_m * stride_qo + h_m * stride_qh + tok_m * stride_ql)[:, None]
-            + offs_d[None, :] * stride_qd,
-            mask=mask_m,
-            other=0.0,
-        )
-        do = tl.load(
-            DO
-            + pid_b * stride_gb
-            + (o_m * stride_go + h_m * stride_gh + tok_m * stride_gl)[:, None]
-            + offs_d[None, :] * stride_gd,
-            mask=mask_m,
-            other=0.0,
-        )
-        if UPCAST:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
-        o = tl.load(
-            O
-            + pid_b * stride_ob
-            + (o_m * stride_oo + h_m * stride_oh + tok_m * stride_ol)[:, None]
-            + offs_d[None, :] * stride_od,
-            mask=mask_m,
-            other=0.0,
-        )
-        # delta = rowsum(dO * O) is computed here once per query row and stored for the dK/dV kernel launched next.
-        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-        row = (pid_b * n_seq + z_m) * seq_len + pos_m
-        tl.store(DELTA + row, delta, mask=ok_m)
-        lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
-
-        dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-        for start_n in range(0, seq_len, BLOCK_N):
-            _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
-            tok_n = pos_n.to(tl.int64)
-            mask_n = ok_n[:, None] & ok_d[None, :]
-            k = tl.load(
-                K
-                + pid_b * stride_kb
-                + (o_n * stride_ko + h_n * stride_kh + tok_n * stride_kl)[:, None]
-                + offs_d[None, :] * stride_kd,
-                mask=mask_n,
-                other=0.0,
-            )
-            v = tl.load(
-                V
-                + pid_b * stride_vb
-                + (o_n * stride_vo + h_n * stride_vh + tok_n * stride_vl)[:, None]
-                + offs_d[None, :] * stride_vd,
-                mask=mask_n,
-                other=0.0,
-            )
-            if UPCAST:
-                k = k.to(tl.float32)
-                v = v.to(tl.float32)
-            key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
-            s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-            p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
-            dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-            ds = p * (dp - delta[:, None])
-            dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
-
-        grad = (
-            pid_b * stride_db
-            + (o_m * stride_do + h_m * stride_dh + tok_m * stride_dl)[:, None]
-            + offs_d[None, :] * stride_dd
-        )
-        tl.store(DQ + grad, (dq * sm_scale).to(DQ.dtype.element_ty), mask=mask_m)
-
-    @triton.jit
-    def _attention_bwd_tile_kernel(
-        Q, K, V, O, DO, DQ, DK, DV, LSE, MASK,
-        stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
-        stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
-        stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
-        stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
-        stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
-        stride_db, stride_do, stride_dh, stride_dl, stride_dd,
-        stride_mb, stride_mo, stride_ml,
-        n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-        HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK: tl.constexpr,
-        BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
-    ):  # fmt: skip
-        """dQ, dK, dV of PACK whole sequences that fit one tile: one launch, no delta pass, no loop."""
-        pid_b = tl.program_id(1).to(tl.int64)
-        z0 = tl.program_id(0) * PACK
-        z, o_t, h_t, pos, ok = _tile_tokens(0, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK)
-        offs_d = tl.arange(0, BLOCK_D)
-        tok = pos.to(tl.int64)
-        mask = ok[:, None] & (offs_d < head_dim)[None, :]
-        q = tl.load(
-            Q
-            + pid_b * stride_qb
-            + (o_t * stride_qo + h_t * stride_qh + tok * stride_ql)[:, None]
-            + offs_d[None, :] * stride_qd,
-            mask=mask,
-            other=0.0,
-        )
-        k = tl.load(
-            K
-            + pid_b * stride_kb
-            + (o_t * stride_ko + h_t * stride_kh + tok * stride_kl)[:, None]
-            + offs_d[None, :] * stride_kd,
-            mask=mask,
-            other=0.0,
-        )
-        v = tl.load(
-            V
-            + pid_b * stride_vb
-            + (o_t * stride_vo + h_t * stride_vh + tok * stride_vl)[:, None]
-            + offs_d[None, :] * stride_vd,
-            mask=mask,
-            other=0.0,
-        )
-        o = tl.load(
-            O
-            + pid_b * stride_ob
-            + (o_t * stride_oo + h_t * stride_oh + tok * stride_ol)[:, None]
-            + offs_d[None, :] * stride_od,
-            mask=mask,
-            other=0.0,
-        )
-        do = tl.load(
-            DO
-            + pid_b * stride_gb
-            + (o_t * stride_go + h_t * stride_gh + tok * stride_gl)[:, None]
-            + offs_d[None, :] * stride_gd,
-            mask=mask,
-            other=0.0,
-        )
-        if UPCAST:
-            q = q.to(tl.float32)
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-            do = do.to(tl.float32)
-        lse = tl.load(LSE + (pid_b * n_seq + z) * seq_len + pos, mask=ok, other=float("inf"))
-        delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-        key_ok = _key_ok(MASK, pid_b, o_t, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK)
-        valid = key_ok[None, :]
-        if PACK > 1:
-            valid = valid & (z[:, None] == z[None, :])
-
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-        p = tl.where(valid, tl.math.exp2(s - lse[:, None]), 0.0)
-        dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=DOT_PRECISION)
-        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = (p * (dp - delta[:, None])).to(q.dtype)
-        dq = tl.dot(ds, k, input_precision=DOT_PRECISION) * sm_scale
-        dk = tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION) * sm_scale
-
-        grad = (
-            pid_b * stride_db
-            + (o_t * stride_do + h_t * stride_dh + tok * stride_dl)[:, None]
-            + offs_d[None, :] * stride_dd
-        )
-        tl.store(DQ + grad, dq.to(DQ.dtype.element_ty), mask=mask)
-        tl.store(DK + grad, dk.to(DK.dtype.element_ty), mask=mask)
-        tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

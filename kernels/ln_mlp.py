@@ -78,6 +78,16 @@ def _rows(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.shape[-1])  # a view when the strides allow it, else one copy
 
 
+def _sample_scale(scale: torch.Tensor | None, x: torch.Tensor) -> tuple[torch.Tensor | None, int]:
+    """The drop-path scale as the GEMMs read it (contiguous, one value per x.shape[1] rows), or (None, 1)."""
+    return (None, 1) if scale is None else (scale.contiguous(), x.shape[1])
+
+
+def _mask_seeds(seed: int, p: float) -> tuple[int | None, int | None]:
+    """Philox seeds of the hidden and the output dropout masks; None when nothing is dropped."""
+    return (seed, seed + 1) if p > 0.0 else (None, None)
+
+
 def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, scale, eps, activation, p,
                      seed, save_for_backward):  # fmt: skip
     seed = int(seed)  # a 0-d CPU tensor: drawn inside a compiled graph without a graph break
@@ -85,9 +95,8 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
     M, D = x2.shape
     I = fc1_weight.shape[0]
     ln_weight, ln_bias, fc1_bias, fc2_bias = (t.contiguous() for t in (ln_weight, ln_bias, fc1_bias, fc2_bias))
-    scale = scale.contiguous() if scale is not None else None
-    rows_per_sample = x.shape[1] if scale is not None else 1
-    dropping = p > 0.0
+    scale, rows_per_sample = _sample_scale(scale, x)
+    seed_h, seed_o = _mask_seeds(seed, p)
     mean, rstd = layer_norm_stats(x2, eps)
     h = torch.empty((M, I), device=x.device, dtype=x.dtype)
     z = torch.empty((M, I) if save_for_backward else (0,), device=x.device, dtype=x.dtype)
@@ -98,7 +107,7 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
         z=z if save_for_backward else None,
         bias=fc1_bias,
         ln=(mean, rstd, ln_weight, ln_bias),
-        c_seed=seed if dropping else None,
+        c_seed=seed_h,
         p_drop=p,
         act=ACTIVATIONS[activation],
         store_z=save_for_backward,
@@ -112,7 +121,7 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
         bias=fc2_bias,
         scale=scale,
         rows_per_sample=rows_per_sample,
-        c_seed=seed + 1 if dropping else None,
+        c_seed=seed_o,
         p_drop=p,
         c_scale=scale is not None,
     )
@@ -126,9 +135,8 @@ def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale,
     M, D = x2.shape
     I = fc1_weight.shape[0]
     ln_weight, ln_bias = ln_weight.contiguous(), ln_bias.contiguous()
-    scale = scale.contiguous() if scale is not None else None
-    rows_per_sample = x.shape[1] if scale is not None else 1
-    dropping = p > 0.0
+    scale, rows_per_sample = _sample_scale(scale, x)
+    seed_h, seed_o = _mask_seeds(seed, p)
     act = ACTIVATIONS[activation]
     # dz = ((s * mask2 * dout) @ fc2_weight) * mask1 * gelu'(z): GELU backward in the epilogue.
     dz = torch.empty((M, I), device=x.device, dtype=x.dtype)
@@ -140,16 +148,14 @@ def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale,
         scale=scale,
         rows_per_sample=rows_per_sample,
         a_scale=scale is not None,
-        a_seed=seed + 1 if dropping else None,
-        c_seed=seed if dropping else None,
+        a_seed=seed_o,
+        c_seed=seed_h,
         p_drop=p,
         act_grad=act,
     )
     dw2 = torch.empty(fc2_weight.shape, device=x.device, dtype=fc2_weight.dtype)
     db2 = torch.empty(D, device=x.device, dtype=fc2_weight.dtype)
-    gemm_tn(
-        g, h, dw2, db=db2, scale=scale, rows_per_sample=rows_per_sample, a_seed=seed + 1 if dropping else None, p_drop=p
-    )
+    gemm_tn(g, h, dw2, db=db2, scale=scale, rows_per_sample=rows_per_sample, a_seed=seed_o, p_drop=p)
     dw1 = torch.empty(fc1_weight.shape, device=x.device, dtype=fc1_weight.dtype)
     db1 = torch.empty(I, device=x.device, dtype=fc1_weight.dtype)
     gemm_tn(dz, x2, dw1, db=db1, ln=(mean, rstd, ln_weight, ln_bias))
@@ -445,8 +451,7 @@ def ln_mlp(
         seed = torch.tensor(0 if dropout_seed is None else int(dropout_seed), dtype=torch.int64)
     params = (ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
     save = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in params))
-    out = torch.ops.vivit_kernels.ln_mlp_fwd(x, *params, drop_path_scale, float(eps), activation, p, seed, save)[0]
-    return out
+    return torch.ops.vivit_kernels.ln_mlp_fwd(x, *params, drop_path_scale, float(eps), activation, p, seed, save)[0]
 
 
 def ln_linear(
@@ -523,6 +528,7 @@ def ln_linear_reference(x, ln_weight, ln_bias, weight, bias=None, *, eps):
 # ----------------------------------------------------------------------------------------------------------------------
 
 _AOT_M, _AOT_D, _AOT_I, _AOT_L = 8 * 3137, 768, 3072, 3137
+_PTR_TYPE = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}
 
 
 def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict, cfg: dict):
@@ -568,7 +574,7 @@ def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict
 
 def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False, z=None, residual=None, **flags):
     """A `gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors."""
-    ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dtype]
+    ptr = _PTR_TYPE[dtype]
     heavy = flags.get("A_DROPOUT", False) or flags.get("C_DROPOUT", False) or flags.get("ACT_GRAD", 0) != 0
     cfg = gemm_config(dtype, heavy=heavy, interpret=False)
     scaled = flags.get("A_SCALE", False) or flags.get("C_SCALE", False)
@@ -598,7 +604,7 @@ def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False
 
 def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, scale=False, dropout=False, db=True):
     """A `gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100)."""
-    ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dtype]
+    ptr = _PTR_TYPE[dtype]
     cfg = gemm_tn_config(dtype, interpret=False)
     rows_per_split = triton.cdiv(triton.cdiv(M, 4), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
     values = dict(
@@ -664,7 +670,7 @@ def aot_row_specs() -> list:
     P = 4 * 132  # the partial rows the backward writes on an H100 (4 programs per SM)
     specs = []
     for dt in (torch.bfloat16, torch.float16):
-        ptr = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}[dt]
+        ptr = _PTR_TYPE[dt]
         name = str(dt).removeprefix("torch.")
         tiles = f"M{row['BLOCK_M']} D{row['BLOCK_D']} w{row['num_warps']}"
         values = dict(x_ptr=ptr, mean_ptr="*fp32", rstd_ptr="*fp32", M=M, D=D, stride_xm=D, stride_xd=1, eps=1e-6)

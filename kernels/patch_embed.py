@@ -59,14 +59,16 @@ BACKENDS = ("eager", "triton")
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def _require_5d(name: str, value, layout: str) -> None:
+    if not isinstance(value, torch.Tensor) or value.dim() != 5:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"patch_embed: {name} must be 5-D {layout}, got {got}")
+
+
 def _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
-    """Validate the arguments and return (B, F, C, H, W, D, t, h, w, Tp, Hp, Wp)."""
-    if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 5:
-        got = tuple(pixel_values.shape) if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
-        raise ValueError(f"patch_embed: pixel_values must be 5-D (batch, frames, channels, height, width), got {got}")
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 5:
-        got = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
-        raise ValueError(f"patch_embed: weight must be 5-D (hidden, channels, t, h, w) like Conv3d, got {got}")
+    """Raise a ValueError/TypeError naming the argument, the expected shape/dtype and what was received."""
+    _require_5d("pixel_values", pixel_values, "(batch, frames, channels, height, width)")
+    _require_5d("weight", weight, "(hidden, channels, t, h, w) like Conv3d")
     if not pixel_values.is_floating_point():
         raise TypeError(f"patch_embed: pixel_values must be a floating tensor, got dtype {pixel_values.dtype}")
     B, nF, C, H, W = pixel_values.shape
@@ -121,7 +123,14 @@ def _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cl
                 f"patch_embed: pos_embed must have shape {what} = {' or '.join(map(str, dict.fromkeys(allowed)))} "
                 f"for this layout (tokens = {N}, tokens per frame = {S}), got {tuple(pos_embed.shape)}"
             )
-    return B, nF, C, H, W, D, t, h, w, Tp, Hp, Wp
+
+
+def _geometry(pixel_values: torch.Tensor, weight: torch.Tensor) -> tuple:
+    """(B, D, t, h, w, T', W', S, N, K): batch, hidden, tubelet, token grid (remainders dropped), tubelet size."""
+    B, nF, C, H, W = pixel_values.shape
+    D, _, t, h, w = weight.shape
+    Tp, Hp, Wp = nF // t, H // h, W // w
+    return B, D, t, h, w, Tp, Wp, Hp * Wp, Tp * Hp * Wp, C * t * h * w
 
 
 def _output_shape(B, Tp, S, D, has_cls, per_frame_cls):
@@ -164,9 +173,8 @@ def _place_tokens(tokens, pos_embed, cls_token, per_frame_cls, Tp, S):
 
 
 def _patch_embed_eager(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
-    D, C, t, h, w = weight.shape
-    Tp, S = pixel_values.shape[1] // t, (pixel_values.shape[3] // h) * (pixel_values.shape[4] // w)
-    tokens = F.linear(_tubelet_rows(pixel_values, t, h, w), weight.reshape(D, C * t * h * w), bias)
+    _, D, t, h, w, Tp, _, S, _, K = _geometry(pixel_values, weight)
+    tokens = F.linear(_tubelet_rows(pixel_values, t, h, w), weight.reshape(D, K), bias)
     return _place_tokens(tokens, pos_embed, cls_token, per_frame_cls, Tp, S)
 
 
@@ -194,12 +202,26 @@ def patch_embed_reference(pixel_values, weight, bias=None, pos_embed=None, cls_t
 
 @_jit
 def _tubelet_index(offs_m, N, S, Wp):
-    """Token rows -> (batch, frame, spatial index, patch row, patch column)."""
+    """Token rows -> (batch, frame, spatial index, patch row, patch column); batch and frame in int64 (row bases)."""
     b = offs_m // N
     n = offs_m % N
     tp = n // S
     s = n % S
-    return b, tp, s, s // Wp, s % Wp
+    return b.to(tl.int64), tp.to(tl.int64), s, s // Wp, s % Wp
+
+
+@_jit
+def _tubelet_row(
+    b, tp, hp, wp, stride_xb, stride_xf, stride_xh, stride_xw, T: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr
+):
+    """Pixel offset (int64) of the first pixel of each token's tubelet."""
+    return b * stride_xb + tp * T * stride_xf + (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+
+
+@_jit
+def _token_row(b, tp, s, stride_b, stride_t, stride_r, CLS_OFF: tl.constexpr):
+    """Offset (int64) of each token's row in a token tensor (output or its gradient), after the CLS row(s)."""
+    return b * stride_b + tp * stride_t + (s + CLS_OFF).to(tl.int64) * stride_r
 
 
 @_jit
@@ -234,8 +256,7 @@ def _patch_embed_fwd_kernel(
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_m, mask_n = offs_m < M, offs_n < D
     b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
-    b, tp = b.to(tl.int64), tp.to(tl.int64)
-    x_row = b * stride_xb + tp * T * stride_xf + (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+    x_row = _tubelet_row(b, tp, hp, wp, stride_xb, stride_xf, stride_xh, stride_xw, T, PH, PW)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
@@ -262,7 +283,7 @@ def _patch_embed_fwd_kernel(
             other=0.0,
         )
         acc += pos.to(tl.float32)
-    out_row = b * stride_ob + tp * stride_ot + (s + CLS_OFF).to(tl.int64) * stride_or
+    out_row = _token_row(b, tp, s, stride_ob, stride_ot, stride_or, CLS_OFF)
     tl.store(
         out_ptr + out_row[:, None] + offs_n[None, :] * stride_od,
         acc.to(out_ptr.dtype.element_ty),
@@ -339,10 +360,8 @@ def _patch_embed_bwd_dw_kernel(
         offs_m = m0 + tl.arange(0, BLOCK_M)
         mask_m = offs_m < m_end
         b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
-        b, tp = b.to(tl.int64), tp.to(tl.int64)
-        x_row = b * stride_xb + tp * T * stride_xf
-        x_row += (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
-        g_row = b * stride_gb + tp * stride_gt + (s + CLS_OFF).to(tl.int64) * stride_gr
+        x_row = _tubelet_row(b, tp, hp, wp, stride_xb, stride_xf, stride_xh, stride_xw, T, PH, PW)
+        g_row = _token_row(b, tp, s, stride_gb, stride_gt, stride_gr, CLS_OFF)
         g = tl.load(
             g_ptr + g_row[:, None] + offs_n[None, :] * stride_gd, mask=mask_m[:, None] & mask_n[None, :], other=0.0
         )
@@ -374,8 +393,7 @@ def _patch_embed_bwd_dx_kernel(
     offs_k = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     mask_m, mask_k = offs_m < M, offs_k < K
     b, tp, s, hp, wp = _tubelet_index(offs_m, N, S, Wp)
-    b, tp = b.to(tl.int64), tp.to(tl.int64)
-    g_row = b * stride_gb + tp * stride_gt + (s + CLS_OFF).to(tl.int64) * stride_gr
+    g_row = _token_row(b, tp, s, stride_gb, stride_gt, stride_gr, CLS_OFF)
 
     acc = tl.zeros((BLOCK_M, BLOCK_K), dtype=tl.float32)
     for n0 in range(0, D, BLOCK_N):
@@ -393,7 +411,7 @@ def _patch_embed_bwd_dx_kernel(
             g, w = g.to(tl.float32), w.to(tl.float32)
         acc = tl.dot(g, w, acc, input_precision=PRECISION)
 
-    x_row = b * stride_xb + tp * T * stride_xf + (hp * PH).to(tl.int64) * stride_xh + (wp * PW).to(tl.int64) * stride_xw
+    x_row = _tubelet_row(b, tp, hp, wp, stride_xb, stride_xf, stride_xh, stride_xw, T, PH, PW)
     x_col = _tubelet_col(offs_k, stride_xf, stride_xc, stride_xh, stride_xw, T, PH, PW)
     tl.store(
         dx_ptr + x_row[:, None] + x_col[None, :],
@@ -421,6 +439,12 @@ _POS_CONFIG = (16, 128)  # BLOCK_P, BLOCK_N
 def _clamp(block: int, size: int) -> int:
     """Shrink a tile to the problem (powers of two, at least 16 for tl.dot)."""
     return max(16, min(block, triton.next_power_of_2(size)))
+
+
+def _tiles(kernel: str, pixel_values: torch.Tensor, M: int, D: int, K: int) -> tuple[int, int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) of a GEMM kernel ("fwd", "dw", "dx") for this problem."""
+    block_m, block_n, block_k, num_warps, num_stages = _CONFIGS[kernel][pixel_values.element_size()]
+    return _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K), num_warps, num_stages
 
 
 def _dot_args(dtype: torch.dtype) -> dict:
@@ -453,13 +477,6 @@ def _x_strides(pixel_values: torch.Tensor) -> dict:
     return dict(stride_xb=sb, stride_xf=sf, stride_xc=sc, stride_xh=sh, stride_xw=sw)
 
 
-def _geometry(pixel_values: torch.Tensor, weight: torch.Tensor) -> tuple:
-    B, nF, C, H, W = pixel_values.shape
-    D, _, t, h, w = weight.shape
-    Tp, Hp, Wp = nF // t, H // h, W // w
-    return B, D, t, h, w, Tp, Wp, Hp * Wp, Tp * Hp * Wp, C * t * h * w
-
-
 def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
     has_cls = cls_token is not None
@@ -475,8 +492,7 @@ def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, pe
     else:
         stride_pt = stride_pr = stride_pd = 0
     M = B * N
-    block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["fwd"][pixel_values.element_size()]
-    block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+    block_m, block_n, block_k, num_warps, num_stages = _tiles("fwd", pixel_values, M, D, K)
     grid = (triton.cdiv(M, block_m) * triton.cdiv(D, block_n),)
     _patch_embed_fwd_kernel[grid](
         x_ptr=pixel_values, w_ptr=w2, b_ptr=bias if bias is not None else w2, out_ptr=out,
@@ -536,8 +552,7 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     )  # fmt: skip
     db = dpos[cls_off:].sum(0)
 
-    block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["dw"][pixel_values.element_size()]
-    block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+    block_m, block_n, block_k, num_warps, num_stages = _tiles("dw", pixel_values, M, D, K)
     tiles = triton.cdiv(D, block_n) * triton.cdiv(K, block_k)
     splits = _dw_splits(M, tiles, block_m, grad_out.device)
     m_per_split = triton.cdiv(triton.cdiv(M, splits), block_m) * block_m
@@ -558,8 +573,7 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
         # Pixels of a dropped remainder get no tubelet, hence zeros; all others are written exactly once.
         dx = _new_empty(pixel_values.shape, pixel_values) if exact else pixel_values.new_zeros(pixel_values.shape)
         w2 = weight.reshape(D, K)
-        block_m, block_n, block_k, num_warps, num_stages = _CONFIGS["dx"][pixel_values.element_size()]
-        block_m, block_n, block_k = _clamp(block_m, M), _clamp(block_n, D), _clamp(block_k, K)
+        block_m, block_n, block_k, num_warps, num_stages = _tiles("dx", pixel_values, M, D, K)
         grid = (triton.cdiv(M, block_m) * triton.cdiv(K, block_k),)
         _patch_embed_bwd_dx_kernel[grid](
             g_ptr=grad_out, w_ptr=w2, dx_ptr=dx,
@@ -628,7 +642,7 @@ class PatchEmbedFunction(torch.autograd.Function):
         ctx.save_for_backward(pixel_values, weight)
         ctx.has = (bias is not None, pos_embed is not None, cls_token is not None)
         ctx.per_frame_cls = per_frame_cls
-        S = (pixel_values.shape[3] // weight.shape[3]) * (pixel_values.shape[4] // weight.shape[4])
+        S = _geometry(pixel_values, weight)[7]  # tokens per frame
         ctx.pos_per_frame = pos_embed is not None and cls_token is None and pos_embed.shape[0] == S
         return out
 

@@ -329,3 +329,18 @@ def test_torch_compile_aot_eager():
     torch.testing.assert_close(got, want)
     torch.testing.assert_close(gx, wx)
     torch.testing.assert_close(gw, ww)
+
+
+@pytest.mark.parametrize("axis", ["spatial", "temporal"])
+def test_torch_compile_eager_path_fullgraph(axis):
+    """The eager path traces without graph breaks on slices of a fused QKV output (S, H not mergeable)."""
+    torch._dynamo.reset()
+
+    def block(fused, mask):
+        q, k, v = fused.unbind(3)
+        return attention(q, k, v, axis=axis, key_mask=mask)
+
+    fused = torch.randn(2, 4, 5, 3, 2, 16)
+    mask = torch.tensor([[True, True, False, True], [False] * 4])
+    got = torch.compile(block, backend="aot_eager", fullgraph=True)(fused, mask)
+    torch.testing.assert_close(got, block(fused, mask))

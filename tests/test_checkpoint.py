@@ -4,32 +4,16 @@ import json
 
 import pytest
 import torch
+from _helpers import ODD_SMALL, VARIANTS, randomize
 from safetensors.torch import load_file, save_file
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tubelet_size")
 
-VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
-SMALL = dict(
-    image_size=[9, 13],
-    num_frames=5,
-    tubelet_size=[2, 4, 4],
-    hidden_size=20,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=23,
-    num_labels=3,
-    num_temporal_layers=1,
-)
-
 
 def make(variant="spatiotemporal", cls=VivitForVideoClassification, **overrides):
-    model = cls(VivitConfig(**{**SMALL, "variant": variant, **overrides})).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-    return model
+    return randomize(cls(VivitConfig(**{**ODD_SMALL, "variant": variant, **overrides})).eval())
 
 
 def video():

@@ -2,33 +2,18 @@
 
 import pytest
 import torch
+from _helpers import ODD_SMALL, VARIANTS, randomize
 
 from vivit import VivitConfig, VivitForVideoClassification
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*tubelet_size")
 
-VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
-SMALL = dict(
-    image_size=[9, 13],
-    num_frames=5,
-    tubelet_size=[2, 4, 4],
-    hidden_size=20,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=23,
-    num_labels=3,
-    num_temporal_layers=1,
-    backend="eager",
-)
+SMALL = dict(ODD_SMALL, backend="eager")
 
 
 def make(variant):
     torch._dynamo.reset()
-    model = VivitForVideoClassification(VivitConfig(**SMALL, variant=variant))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-    return model
+    return randomize(VivitForVideoClassification(VivitConfig(**SMALL, variant=variant)))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

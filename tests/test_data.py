@@ -1,8 +1,8 @@
 """VideoFolder / VideoCSV datasets and the clip transforms, on videos the test encodes itself."""
 
-import numpy as np
 import pytest
 import torch
+from _helpers import random_frames
 from torch.utils.data import DataLoader
 
 from vivit.data import VideoCSV, VideoFolder
@@ -13,17 +13,13 @@ from vivit.transforms import EvalTransform, TrainTransform, parse_views
 PROC = VivitImageProcessor(size={"shortest_edge": 18}, crop_size=16)
 
 
-def _frames(seed, num_frames, height=24, width=40):
-    return np.random.default_rng(seed).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf")
     for c, name in enumerate(["walk", "jump"]):
         (root / name).mkdir()
         for i in range(3):
-            write_video(root / name / f"v{i}.mp4", _frames(10 * c + i, 11 + 2 * i), codec="libx264")
+            write_video(root / name / f"v{i}.mp4", random_frames(10 * c + i, 11 + 2 * i), codec="libx264")
     (root / "jump" / "notes.txt").write_text("not a video")
     return root
 
@@ -56,7 +52,7 @@ def test_video_folder_multiview_order(folder):
 
 
 def test_train_transform_augments():
-    clip = _frames(0, 5, 30, 50)
+    clip = random_frames(0, 5, 30, 50)
     transform = TrainTransform(PROC, scale_range=(16, 24), flip_p=0.5)
     outs = [transform(clip) for _ in range(8)]
     assert all(o.shape == (5, 3, 16, 16) and o.dtype == torch.float32 for o in outs)
@@ -74,10 +70,10 @@ def test_train_transform_augments():
 
 
 def test_eval_transform_shapes_and_views_parsing():
-    clips = _frames(1, 6, 20, 44).reshape(2, 3, 20, 44, 3)
+    clips = random_frames(1, 6, 20, 44).reshape(2, 3, 20, 44, 3)
     assert EvalTransform(PROC, num_crops=3)(clips).shape == (6, 3, 3, 16, 16)
     assert EvalTransform(PROC)(clips[0]).shape == (3, 3, 16, 16)
-    tall = _frames(2, 2, 44, 20)
+    tall = random_frames(2, 2, 44, 20)
     views = EvalTransform(PROC, num_crops=3)(tall)
     assert views.shape == (3, 2, 3, 16, 16) and not torch.equal(views[0], views[2])  # crops along the height
     assert parse_views("4x3") == (4, 3) and parse_views((2, 1)) == (2, 1)
@@ -99,7 +95,7 @@ def test_train_dataset_with_workers(folder):
 def test_corrupt_file_reported_with_path(folder, tmp_path):
     root = tmp_path / "data"
     (root / "a").mkdir(parents=True)
-    write_video(root / "a" / "good.mp4", _frames(0, 6))
+    write_video(root / "a" / "good.mp4", random_frames(0, 6))
     (root / "a" / "broken.mp4").write_bytes(b"\x00" * 2000)
     ds = VideoFolder(root, num_frames=2, processor=PROC)
     with pytest.raises(VideoReadError, match="broken.mp4"):

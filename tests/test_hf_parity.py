@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from _helpers import randomize
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel
 
@@ -23,13 +24,6 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-def randomize(model: torch.nn.Module) -> None:
-    """Non-trivial values everywhere (HF initialises CLS and positions to zero, biases to zero)."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-
-
 def hf_model(cls_name: str, attn: str, **overrides):
     config = transformers.VivitConfig(**{**TINY, **overrides})
     model = getattr(transformers, cls_name)(config)
@@ -46,11 +40,19 @@ def hf_dir(tmp_path_factory):
     return path, model
 
 
-@pytest.mark.filterwarnings("ignore:.*tubelet_size")
-@pytest.mark.parametrize("attn", ["eager", "sdpa"])
-def test_classifier_matches_hf(hf_dir, attn):
+@pytest.fixture
+def hf_attn(hf_dir, attn):
+    """hf_dir with the HF model on attention implementation `attn` for one test (restored even if the test fails)."""
     path, hf = hf_dir
     hf.config._attn_implementation = attn
+    yield path, hf
+    hf.config._attn_implementation = "eager"
+
+
+@pytest.mark.filterwarnings("ignore:.*tubelet_size")
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_classifier_matches_hf(hf_attn, attn):
+    path, hf = hf_attn
     ours = VivitForVideoClassification.from_pretrained(path)
     x = torch.randn(2, 8, 3, 10, 10)
     want_attn = attn == "eager"
@@ -66,7 +68,6 @@ def test_classifier_matches_hf(hf_dir, attn):
         for a, b in zip(out.attentions, ref.attentions):
             assert a.shape == b.shape == (2, 4, 17, 17)
             assert rel_err(a, b) < 1e-5
-    hf.config._attn_implementation = "eager"
 
 
 @pytest.mark.filterwarnings("ignore:.*tubelet_size")
@@ -125,9 +126,8 @@ def test_load_state_dict_accepts_hf5_in_memory_names():
 
 @pytest.mark.filterwarnings("ignore:.*tubelet_size")
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
-def test_per_token_attention_mask_matches_hf5(hf_dir, attn):
-    path, hf = hf_dir
-    hf.config._attn_implementation = attn
+def test_per_token_attention_mask_matches_hf5(hf_attn):
+    path, hf = hf_attn
     ours = VivitForVideoClassification.from_pretrained(path)
     x = torch.randn(2, 8, 3, 10, 10)
     mask = torch.ones(2, 17, dtype=torch.long)
@@ -139,4 +139,3 @@ def test_per_token_attention_mask_matches_hf5(hf_dir, attn):
     assert rel_err(out.logits, ref.logits) < 1e-5
     for a, b in zip(out.hidden_states, ref.hidden_states):
         assert rel_err(a, b) < 1e-5
-    hf.config._attn_implementation = "eager"

@@ -3,6 +3,7 @@ backend="eager": logits, loss and every parameter gradient. A dispatch recorder 
 
 import pytest
 import torch
+from _helpers import ODD_SMALL, VARIANTS, randomize
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from kernels._utils import INTERPRET
@@ -13,19 +14,8 @@ pytestmark = [
     pytest.mark.skipif(not INTERPRET, reason="needs TRITON_INTERPRET=1 (set by tests/conftest.py)"),
 ]
 
-VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
 # Odd sizes: 5 frames (2 tubelets + 1 dropped), 9x13 pixels (2x3 patches + remainders), head dim 12.
-SMALL = dict(
-    image_size=[9, 13],
-    num_frames=5,
-    tubelet_size=[2, 4, 4],
-    hidden_size=24,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=23,
-    num_labels=3,
-    num_temporal_layers=1,
-)
+SMALL = dict(ODD_SMALL, hidden_size=24, num_hidden_layers=1)
 KERNEL_OPS = {
     f"vivit_kernels.{op}_{p}" for op in ("patch_embed", "ln_linear", "attention", "ln_mlp") for p in ("fwd", "bwd")
 }
@@ -55,10 +45,7 @@ def run(model, x, labels, mask):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_triton_equals_eager(variant):
-    eager = VivitForVideoClassification(VivitConfig(**SMALL, variant=variant, backend="eager")).train()
-    with torch.no_grad():
-        for p in eager.parameters():
-            p.normal_(0.0, 0.3)
+    eager = randomize(VivitForVideoClassification(VivitConfig(**SMALL, variant=variant, backend="eager")).train())
     triton = VivitForVideoClassification(VivitConfig(**SMALL, variant=variant, backend="triton")).train()
     triton.load_state_dict(eager.state_dict())
     x = torch.randn(2, 5, 3, 9, 13)

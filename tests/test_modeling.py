@@ -3,11 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from _helpers import VARIANTS, randomize
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel, dispatch
 from vivit.modeling import resize_grid
 
-VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
 # Odd sizes everywhere: 7 frames (3 tubelets + 1 dropped frame), 13x11 pixels (3x2 patches + remainders).
 SMALL = dict(
     image_size=[13, 11],
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*tubelet_size")
 
 def small(variant, **overrides):
     return VivitConfig(**{**SMALL, "variant": variant, **overrides})
-
-
-def randomize(model):
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.3)
-    return model
 
 
 def video(batch=2, frames=7, height=13, width=11):

@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from _helpers import random_frames
 
 from vivit.cli import main as cli
 from vivit.configuration import VivitConfig
@@ -29,10 +30,6 @@ TINY = dict(
 PROC = VivitImageProcessor(size={"shortest_edge": 18}, crop_size=16)
 
 
-def _frames(seed, num_frames=13):
-    return np.random.default_rng(seed).integers(0, 256, (num_frames, 24, 40, 3), dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
@@ -40,7 +37,7 @@ def setup(tmp_path_factory):
     model = VivitForVideoClassification(VivitConfig(**TINY, id2label=LABELS, backend="eager"))
     model.save_pretrained(root / "model")
     PROC.save_pretrained(root / "model")
-    write_video(root / "clip.mp4", _frames(0))
+    write_video(root / "clip.mp4", random_frames(0, 13))
     return root, model.eval()
 
 
@@ -146,7 +143,7 @@ def test_predict_without_processor_config_uses_defaults(tmp_path, capsys):
         VivitConfig(**{**TINY, "image_size": 224, "tubelet_size": [2, 112, 112]}, id2label=LABELS, backend="eager")
     )
     model.save_pretrained(tmp_path / "m")
-    write_video(tmp_path / "v.mp4", _frames(3, 8))
+    write_video(tmp_path / "v.mp4", random_frames(3, 8))
     code, out, err = _run(["predict", str(tmp_path / "v.mp4"), "--model", str(tmp_path / "m"), "--json"], capsys)
     assert code == 0, err
     assert "no preprocessor_config.json" in err and "default preprocessing" in err
@@ -171,7 +168,7 @@ def test_eval_cli_matches_per_video_predictions(setup, tmp_path, capsys):
     for c, name in [(0, "walk"), (2, "run")]:
         (data / name).mkdir(parents=True)
         for i in range(2):
-            write_video(data / name / f"{i}.mp4", _frames(10 * c + i, 9 + 2 * i))
+            write_video(data / name / f"{i}.mp4", random_frames(10 * c + i, 9 + 2 * i))
     code, out, err = _run(
         [
             "eval",

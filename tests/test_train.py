@@ -260,10 +260,11 @@ def test_resume_continues_bit_identically(tmp_path, capsys):
 
 
 def test_cli_end_to_end(tiny_config, tmp_path):
-    """`python -m vivit.train` in a fresh process: last stdout line is the JSON summary; the checkpoint loads."""
+    """`vivit train` (through the `vivit` dispatcher) in a fresh process: the last stdout line is the JSON summary;
+    the checkpoint loads and reproduces the reported accuracy."""
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "vivit.train", *_common(tiny_config, out), "--epochs", "1", "--ema-decay", "0.9"]
+    cmd = [sys.executable, "-m", "vivit", "train", *_common(tiny_config, out), "--epochs", "1", "--ema-decay", "0.9"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -286,14 +287,19 @@ def test_cli_end_to_end(tiny_config, tmp_path):
     assert result["top1"] == summary["val_top1"]
 
 
-def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head(tiny_config, tmp_path, capsys):
+def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head_compiled(tiny_config, tmp_path, capsys):
+    """--init HF_VIVIT_DIR with a different number of classes, trained through --compile and checkpointing."""
     source = _tiny_model(num_labels=5)
     source.save_pretrained(tmp_path / "pretrained")
-    summary = _run(
-        _common(tiny_config, tmp_path / "ft") + ["--epochs", "1", "--init", str(tmp_path / "pretrained")], capsys
-    )
+    torch._dynamo.reset()
+    argv = ["--epochs", "1", "--init", str(tmp_path / "pretrained"), "--compile", "aot_eager"]
+    summary = _run(_common(tiny_config, tmp_path / "ft") + argv + ["--gradient-checkpointing"], capsys)
+    torch._dynamo.reset()
     tuned = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 32)
+    body = "vivit.encoder.layer.0.output.dense.weight"
+    assert not torch.equal(tuned.state_dict()[body], source.state_dict()[body])  # trained, from the source weights
+    torch.testing.assert_close(tuned.state_dict()[body], source.state_dict()[body], atol=0.05, rtol=0)
 
 
 def test_bad_arguments_are_named(tiny_config, tmp_path):

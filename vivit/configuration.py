@@ -31,7 +31,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vivit-h-16x2": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120),
 }
 
-# Keys HF's PretrainedConfig writes that carry no meaning for this library; kept verbatim in `extra` on read.
+# Warnings already given in this process (the remainder warning would otherwise repeat for every config built).
 _warned: set[str] = set()
 
 
@@ -181,12 +181,11 @@ class VivitConfig:
             raise ValueError(
                 f"pooling='cls' needs a CLS token, which variant {self.variant!r} does not have; use pooling='mean'"
             )
-        for name in ("num_frames", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads"):
+        positive = ("num_frames", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads")
+        for name in (*positive, "intermediate_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.intermediate_size, int) or self.intermediate_size < 1:
-            raise ValueError(f"intermediate_size must be a positive integer, got {self.intermediate_size!r}")
         if not isinstance(self.num_temporal_layers, int) or self.num_temporal_layers < 0:
             raise ValueError(f"num_temporal_layers must be an integer >= 0, got {self.num_temporal_layers!r}")
         if self.hidden_size % self.num_attention_heads:
@@ -207,9 +206,9 @@ class VivitConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        sizes = (self.num_frames, *self.image_hw)
-        if any(size < tube for size, tube in zip(sizes, self.tubelet_size)):
+        if not self._fits_one_tubelet():
             return  # HF accepts such a config; building a model from it raises (see check_buildable)
+        sizes = (self.num_frames, *self.image_hw)
         dropped = [size % tube for size, tube in zip(sizes, self.tubelet_size)]
         if any(dropped):
             _warn_once(
@@ -217,11 +216,15 @@ class VivitConfig:
                 f"the last {tuple(dropped)} frames/rows/columns are dropped (as in Conv3d and Hugging Face)"
             )
 
+    def _fits_one_tubelet(self) -> bool:
+        sizes = (self.num_frames, *self.image_hw)
+        return all(size >= tube for size, tube in zip(sizes, self.tubelet_size))
+
     def check_buildable(self) -> None:
         """validate(), and raise when not one tubelet fits the configured input (a model needs one token)."""
         self.validate()
-        sizes = (self.num_frames, *self.image_hw)
-        if any(size < tube for size, tube in zip(sizes, self.tubelet_size)):
+        if not self._fits_one_tubelet():
+            sizes = (self.num_frames, *self.image_hw)
             raise ValueError(
                 f"(num_frames, height, width) = {sizes} is smaller than tubelet_size {tuple(self.tubelet_size)}: "
                 "no tubelet fits"

@@ -256,9 +256,9 @@ class VideoCSV(VideoDataset):
             start_col, end_col, body, first_line = pick(_START_COLUMNS), pick(_END_COLUMNS), table[1:], 2
         else:
             path_col, label_col, start_col, end_col, body, first_line = 0, 1, 2, 3, table, 1
+        needed = max(path_col, label_col)
         rows = []
         for number, cells in enumerate(body, start=first_line):
-            needed = max(c for c in (path_col, label_col) if c is not None)
             if len(cells) <= needed:
                 raise ValueError(f"{file}:{number}: expected 'path label [start end]', got {cells}")
             try:

@@ -18,8 +18,7 @@ import torch
 from kernels import attention as _attention
 from kernels import ln_mlp as _ln_mlp
 from kernels import patch_embed as _patch_embed
-
-BACKENDS = ("auto", "triton", "eager")
+from vivit.configuration import BACKENDS
 
 
 def resolve_backend(backend: str) -> str:
@@ -98,11 +97,11 @@ def ln_mlp(
     backend: str = "auto",
 ) -> torch.Tensor:
     """x + drop_path_scale * MLP(LayerNorm(x)), the whole residual MLP branch of a block."""
-    tensors = (x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale)
-    dropout_p = dropout_p if training else 0.0
+    params = (x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
+    tensors = (*params, drop_path_scale)
     path = _choose("ln_mlp", backend, lambda: _ln_mlp.triton_unsupported_reason(*tensors), *tensors)
     return _ln_mlp.ln_mlp(
-        *tensors[:7],
+        *params,
         eps=eps,
         activation=activation,
         dropout_p=dropout_p,
@@ -142,11 +141,6 @@ def attention(
         return _attention.triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
 
     path = _choose("attention", backend, reason, q, k, v, key_mask)
-    if path == "eager" and axis == "temporal":
-        # kernels.attention's eager path merges (S, H) with a try-view-except-reshape that breaks torch.compile
-        # tracing when the merge needs a copy (the strided q/k/v slices of the fused QKV output): make that copy
-        # here, as the reshape would. Remove once the kernel's eager path uses reshape directly.
-        q, k, v = (t if t.stride(2) == t.shape[3] * t.stride(3) else t.contiguous() for t in (q, k, v))
     out = _attention.attention(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, backend=path)
     return out, None
 

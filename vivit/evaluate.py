@@ -17,6 +17,8 @@ import sys
 import torch
 from tqdm import tqdm
 
+from vivit.predict import add_clip_arguments, fail, load_model_and_processor, pick_device
+
 
 @torch.no_grad()
 def evaluate(
@@ -78,9 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="a class-per-folder directory or an annotation list (CSV/TXT)")
     parser.add_argument("--root", default=None, help="base folder of the list's relative paths (default: its folder)")
     parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
-    parser.add_argument("--stride", type=int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)")
-    parser.add_argument("--sampling", choices=("strided", "uniform"), default="strided")
+    add_clip_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=2, help="videos per batch")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -112,8 +112,6 @@ def _dataset(args, model, processor, num_frames):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from vivit.predict import fail, load_model_and_processor, pick_device
-
     try:
         device = pick_device(args.device)
         model, processor = load_model_and_processor(args.model, device)

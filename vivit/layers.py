@@ -85,20 +85,16 @@ class Block(nn.Module):
     def forward(self, x, grid, key_mask=None, frame_mask=None, output_attentions=False):
         """x (B, L, D); grid (T', S) of the tubelet tokens; key_mask (B, L) for joint attention; frame_mask (B, T')
         for the factorised attentions. Returns (x, tuple of attention probabilities)."""
+        if self.kind == "factorized":
+            steps = [("temporal", self.norm_t, self.attn_t), ("spatial", self.norm1, self.attn)]
+            steps = steps if self.time_first else steps[::-1]
+        else:  # "joint" or "dot_product": the axis has the kind's name
+            steps = [(self.kind, self.norm1, self.attn)]
+        mask = key_mask if self.kind == "joint" else frame_mask
         attentions = ()
-        if self.kind == "joint":
-            x, probs = self._residual_attention(x, self.norm1, self.attn, "joint", grid, key_mask, output_attentions)
+        for axis, norm, attn in steps:
+            x, probs = self._residual_attention(x, norm, attn, axis, grid, mask, output_attentions)
             attentions += probs
-        elif self.kind == "dot_product":
-            x, probs = self._residual_attention(
-                x, self.norm1, self.attn, "dot_product", grid, frame_mask, output_attentions
-            )
-            attentions += probs
-        else:
-            order = [("temporal", self.norm_t, self.attn_t), ("spatial", self.norm1, self.attn)]
-            for axis, norm, attn in order if self.time_first else order[::-1]:
-                x, probs = self._residual_attention(x, norm, attn, axis, grid, frame_mask, output_attentions)
-                attentions += probs
         scale = drop_path_scale(x, self.drop_path, self.training)
         m = self.mlp
         x = dispatch.ln_mlp(

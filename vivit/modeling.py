@@ -227,6 +227,15 @@ class VivitPreTrainedModel(PretrainedMixin, nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------- models
+# The attention of the (first) encoder's blocks: Model 2's spatial encoder attends jointly within each frame.
+_BLOCK_KIND = {
+    "spatiotemporal": "joint",
+    "factorized_encoder": "joint",
+    "factorized_self_attention": "factorized",
+    "factorized_dot_product": "dot_product",
+}
+
+
 class VivitModel(VivitPreTrainedModel):
     """The ViViT encoder: pixel_values (B, frames, channels, H, W) -> tokens, pooled vector (optional pooler)."""
 
@@ -235,19 +244,12 @@ class VivitModel(VivitPreTrainedModel):
         config.check_buildable()
         self.config = config
         self.embeddings = VivitEmbeddings(config)
-        if config.variant == "factorized_encoder":
-            self.encoder = Encoder(config, config.num_hidden_layers, "joint")
-            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-            if config.num_temporal_layers > 0:
-                self.temporal_embeddings = TemporalEmbeddings(config)
-                self.temporal_encoder = Encoder(config, config.num_temporal_layers, "joint")
-                self.temporal_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        else:
-            kind = {"spatiotemporal": "joint", "factorized_self_attention": "factorized"}.get(
-                config.variant, "dot_product"
-            )
-            self.encoder = Encoder(config, config.num_hidden_layers, kind)
-            self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder = Encoder(config, config.num_hidden_layers, _BLOCK_KIND[config.variant])
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        if config.variant == "factorized_encoder" and config.num_temporal_layers > 0:
+            self.temporal_embeddings = TemporalEmbeddings(config)
+            self.temporal_encoder = Encoder(config, config.num_temporal_layers, "joint")
+            self.temporal_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pooler = VivitPooler(config) if add_pooling_layer else None
         self.init_weights()
         self._register_checkpoint_hooks()
@@ -312,12 +314,10 @@ class VivitModel(VivitPreTrainedModel):
         """frame_mask (B, frames): True for real frames; padded frames are excluded as attention keys and from mean
         pooling. attention_mask (B, 1 + tokens), Model 1 only (HF 5.x): 1/True for tokens that may be attended."""
         grid = self._check_input(pixel_values, frame_mask, interpolate_pos_encoding)
+        if attention_mask is not None and self.config.variant != "spatiotemporal":
+            raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask")
         tmask = self.tubelet_mask(frame_mask, grid[0])
         if self.config.variant == "factorized_encoder":
-            if attention_mask is not None:
-                raise ValueError(
-                    "attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask"
-                )
             last, pooled, hidden_states, attentions = self._forward_factorized_encoder(
                 pixel_values, grid, tmask, output_hidden_states, output_attentions
             )
@@ -346,10 +346,6 @@ class VivitModel(VivitPreTrainedModel):
         if self.embeddings.num_prefix and token_mask is not None:
             key_mask = torch.cat([token_mask.new_ones(B, 1), token_mask], dim=1)
         if attention_mask is not None:
-            if self.config.variant != "spatiotemporal":
-                raise ValueError(
-                    "attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask"
-                )
             if tuple(attention_mask.shape) != (B, x.shape[1]):
                 raise ValueError(
                     f"attention_mask must have shape (batch, tokens) = {(B, x.shape[1])}, "

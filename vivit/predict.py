@@ -111,15 +111,20 @@ def classify(
     return logits.mean(0).softmax(-1).cpu()
 
 
+def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
+    """The clip-sampling options `vivit predict` and `vivit eval` share."""
+    parser.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
+    parser.add_argument("--stride", type=int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)")
+    parser.add_argument("--sampling", choices=("strided", "uniform"), default="strided")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit predict", description="Classify a video file with a saved model.")
     parser.add_argument("video", help="the video file")
     parser.add_argument("--model", required=True, help="model directory (HF or vivit: config.json + weights)")
     parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops, e.g. 4x3 (default 1x1)")
     parser.add_argument("--topk", type=int, default=5, help="how many labels to print")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
-    parser.add_argument("--stride", type=int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)")
-    parser.add_argument("--sampling", choices=("strided", "uniform"), default="strided")
+    add_clip_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=4, help="views per forward pass")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")

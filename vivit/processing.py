@@ -138,13 +138,17 @@ def crop(frames: torch.Tensor, top: int, left: int, height: int, width: int) -> 
     return out
 
 
-def center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """HF's center crop: offsets floor((in - out) / 2); a frame smaller than the crop is zero-padded, centred with
-    the extra padding row/column at the top/left (as HF's `ceil` padding does)."""
-    in_h, in_w = frames.shape[-2:]
+def center_offsets(in_h: int, in_w: int, height: int, width: int) -> tuple[int, int]:
+    """(top, left) of HF's center crop: floor((in - out) / 2); negative (zero padding) for a frame smaller than the
+    crop, with the extra padding row/column at the top/left (as HF's `ceil` padding does)."""
     top = (in_h - height) // 2 if in_h >= height else -math.ceil((height - in_h) / 2)
     left = (in_w - width) // 2 if in_w >= width else -math.ceil((width - in_w) / 2)
-    return crop(frames, top, left, height, width)
+    return top, left
+
+
+def center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """HF's center crop (see `center_offsets`); a frame smaller than the crop is zero-padded."""
+    return crop(frames, *center_offsets(*frames.shape[-2:], height, width), height, width)
 
 
 def rescale_and_normalize(

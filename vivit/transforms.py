@@ -11,7 +11,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vivit.processing import VivitImageProcessor, crop, rescale_and_normalize, resize, shortest_edge_size
+from vivit.processing import (
+    VivitImageProcessor,
+    center_offsets,
+    crop,
+    rescale_and_normalize,
+    resize,
+    shortest_edge_size,
+)
 
 
 def parse_views(views: str | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -129,8 +136,7 @@ class EvalTransform:
         return out[0] if single_clip and self.num_crops == 1 else out
 
     def _offsets(self, height: int, width: int, crop_h: int, crop_w: int) -> list[tuple[int, int]]:
-        center_top = (height - crop_h) // 2 if height >= crop_h else -((crop_h - height + 1) // 2)
-        center_left = (width - crop_w) // 2 if width >= crop_w else -((crop_w - width + 1) // 2)
+        center_top, center_left = center_offsets(height, width, crop_h, crop_w)
         if self.num_crops == 1:
             return [(center_top, center_left)]
         if width >= height:

@@ -1,0 +1,111 @@
+"""Triton forward kernel of kernels.attention (launchers, custom ops and the design notes live there).
+
+Every sequence is addressed by strides alone: token (b, outer, head, pos) of a tensor sits at
+b * stride_b + outer * stride_o + head * stride_h + pos * stride_l (+ d * stride_d). joint: outer is unused (stride
+0), pos runs over L; spatial: outer = t, pos = s; temporal: outer = s, pos = t. Sequences are numbered
+z = outer * n_heads + head inside each batch element, so neighbouring sequences of a packed tile are neighbouring
+heads in memory. Log-sum-exp (base 2, fp32) is kept as (B, n_outer, n_heads, L).
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _tile_tokens(start, z0, n_seq, seq_len, n_heads, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK: tl.constexpr):
+    """The BLOCK token slots of a tile: PACK sequences of SEQ_BLOCK slots, or (PACK == 1) one run from `start`.
+
+    Returns each slot's sequence z, its outer and head index (int64), its position, and whether it is a token.
+    """
+    offs = tl.arange(0, BLOCK)
+    if PACK > 1:
+        z = z0 + offs // SEQ_BLOCK
+        pos = offs % SEQ_BLOCK
+    else:
+        z = z0 + offs * 0
+        pos = start + offs
+    ok = (pos < seq_len) & (z < n_seq)
+    return z, (z // n_heads).to(tl.int64), (z % n_heads).to(tl.int64), pos, ok
+
+
+@triton.jit
+def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK: tl.constexpr):
+    """Slots that are real, unmasked keys."""
+    if HAS_MASK:
+        keep = tl.load(MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok, other=0)
+        ok = ok & (keep != 0)
+    return ok
+
+
+@triton.jit
+def _attention_fwd_kernel(
+    Q, K, V, O, LSE, MASK,
+    stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
+    stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
+    stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
+    stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
+    stride_mb, stride_mo, stride_ml,
+    n_seq, n_heads, seq_len, head_dim, qk_scale,
+    HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr,
+):  # fmt: skip
+    pid_b = tl.program_id(1).to(tl.int64)
+    n_m = tl.cdiv(seq_len, BLOCK_M)
+    start_m = (tl.program_id(0) % n_m) * BLOCK_M
+    z0 = (tl.program_id(0) // n_m) * PACK
+
+    z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    ok_d = offs_d < head_dim
+    q_ptrs = Q + pid_b * stride_qb + (o_m * stride_qo + h_m * stride_qh + pos_m.to(tl.int64) * stride_ql)[:, None]
+    q = tl.load(q_ptrs + offs_d[None, :] * stride_qd, mask=ok_m[:, None] & ok_d[None, :], other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    # One key tile covers the whole sequence (and every packed sequence) when SINGLE_TILE: no rescaling loop.
+    kv_end = BLOCK_N if SINGLE_TILE else seq_len
+    for start_n in range(0, kv_end, BLOCK_N):
+        z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
+        tok_k = o_n * stride_ko + h_n * stride_kh + pos_n.to(tl.int64) * stride_kl
+        tok_v = o_n * stride_vo + h_n * stride_vh + pos_n.to(tl.int64) * stride_vl
+        kt = tl.load(
+            K + pid_b * stride_kb + tok_k[None, :] + offs_d[:, None] * stride_kd,
+            mask=ok_n[None, :] & ok_d[:, None],
+            other=0.0,
+        )
+        v = tl.load(
+            V + pid_b * stride_vb + tok_v[:, None] + offs_d[None, :] * stride_vd,
+            mask=ok_n[:, None] & ok_d[None, :],
+            other=0.0,
+        )
+        if UPCAST:
+            kt = kt.to(tl.float32)
+            v = v.to(tl.float32)
+        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
+        valid = ok_n[None, :] & ok_m[:, None]
+        if PACK > 1:
+            valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
+        s = tl.dot(q, kt, input_precision=DOT_PRECISION) * qk_scale
+        s = tl.where(valid, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
+        p = tl.math.exp2(s - m_safe[:, None])
+        if SINGLE_TILE:
+            l_i = tl.sum(p, 1)
+            acc = tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        else:
+            alpha = tl.math.exp2(m_i - m_safe)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+        m_i = m_new
+
+    empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)
+    out = acc / tl.where(empty, 1.0, l_i)[:, None]
+    lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
+    o_ptrs = O + pid_b * stride_ob + (o_m * stride_oo + h_m * stride_oh + pos_m.to(tl.int64) * stride_ol)[:, None]
+    tl.store(o_ptrs + offs_d[None, :] * stride_od, out.to(O.dtype.element_ty), mask=ok_m[:, None] & ok_d[None, :])
+    tl.store(LSE + (pid_b * n_seq + z_m) * seq_len + pos_m, lse, mask=ok_m)

@@ -1,0 +1,33 @@
+"""Small builders shared by the model and video tests (imported as `_helpers`: pytest puts tests/ on sys.path)."""
+
+import numpy as np
+import torch
+
+# Spelled out rather than taken from vivit.configuration, so that a variant dropped there fails the tests.
+VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
+
+# A tiny model on odd sizes: 5 frames (2 tubelets + 1 dropped frame), 9x13 pixels (2x3 patches + remainders).
+ODD_SMALL = dict(
+    image_size=[9, 13],
+    num_frames=5,
+    tubelet_size=[2, 4, 4],
+    hidden_size=20,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=23,
+    num_labels=3,
+    num_temporal_layers=1,
+)
+
+
+def randomize(model: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
+    """Non-trivial values in every parameter (initialisers leave CLS, positions and biases at zero); returns model."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, std)
+    return model
+
+
+def random_frames(seed: int, num_frames: int, height: int = 24, width: int = 40) -> np.ndarray:
+    """A random uint8 RGB video (num_frames, height, width, 3), reproducible from `seed`."""
+    return np.random.default_rng(seed).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
