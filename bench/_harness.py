@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 RESULTS: list[Row] = []
-CEILINGS: dict = {}
+CEILINGS: dict = {}  # measured at the start of the run
+CEILINGS_END: dict = {}  # and at its end
 NOTES: list[str] = []
 MEMORY: list[dict] = []  # {op, peaks: {impl: bytes}, ours, method}
 OPTIONS = {"disabled": False, "seconds": float(os.environ.get("VIVIT_BENCH_SECONDS", "2"))}
@@ -97,8 +98,12 @@ def measure_ceilings() -> dict:
     return out
 
 
+def _best(key: str) -> float:
+    return max(CEILINGS.get(key, float("nan")), CEILINGS_END.get(key, float("-inf")))
+
+
 def matmul_rate(dtype: torch.dtype = torch.float32) -> float:
-    return CEILINGS.get(f"matmul_{str(dtype).split('.')[-1]}_flops", float("nan"))
+    return _best(f"matmul_{str(dtype).split('.')[-1]}_flops")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -138,7 +143,7 @@ class Row:
         if self.flops:
             return f"{100 * self.flops / s / matmul_rate(self.dtype):.0f} % matmul"
         if self.bytes and CEILINGS.get("copy_bytes_per_s"):
-            return f"{100 * self.bytes / s / CEILINGS['copy_bytes_per_s']:.0f} % copy"
+            return f"{100 * self.bytes / s / _best('copy_bytes_per_s'):.0f} % copy"
         return "-"
 
 
@@ -267,19 +272,24 @@ def summary_rows() -> list[list[str]]:
 HEADERS = ["op", "ours", "median", "throughput", "of ceiling", "baseline", "baseline median", "ratio"]
 
 
+def _ceilings_text(c: dict) -> str:
+    unit, scale = ("TFLOP/s", 1e12) if on_gpu() else ("GFLOP/s", 1e9)
+    parts = [
+        f"{k.split('_')[1]} matmul {v / scale:.3g} {unit}"
+        for k, v in c.items()
+        if k.startswith("matmul_") and k.endswith("_flops")
+    ]
+    return ", ".join(parts + [f"copy {c['copy_bytes_per_s'] / 1e9:.3g} GB/s (read + write)"])
+
+
 def ceilings_line() -> str:
     if not CEILINGS:
         return "ceilings: not measured"
-    parts = [
-        f"{k.split('_')[1]} matmul {v / 1e12:.3g} TFLOP/s"
-        if on_gpu()
-        else f"{k.split('_')[1]} matmul {v / 1e9:.3g} GFLOP/s"
-        for k, v in CEILINGS.items()
-        if k.startswith("matmul_") and k.endswith("_flops")
-    ]
-    parts.append(f"copy {CEILINGS['copy_bytes_per_s'] / 1e9:.3g} GB/s (read + write)")
-    sizes = f"(matmul {CEILINGS['matmul_size']}^3, copy {CEILINGS['copy_mib']:.0f} MiB)"
-    return "measured ceilings on " + machine() + ": " + ", ".join(parts) + " " + sizes
+    sizes = f"matmul {CEILINGS['matmul_size']}^3, copy {CEILINGS['copy_mib']:.0f} MiB"
+    text = f"measured ceilings on {machine()} ({sizes}): at start {_ceilings_text(CEILINGS)}"
+    if CEILINGS_END:
+        text += f"; at end {_ceilings_text(CEILINGS_END)} (shares use the higher)"
+    return text
 
 
 def text_table(headers, rows) -> str:

@@ -121,8 +121,10 @@ def test_model1_vs_hf(benchmark, mode):
         for attn, model in hf.items():
             model.eval()
             got = model(pixel_values=pixels).logits.float()
-            tol = 2e-2 if _setting()["dtype"] != torch.float32 else 1e-4
-            assert torch.allclose(got, ref, rtol=tol, atol=tol), f"HF {attn} logits differ from ours"
+            # fp32: the parity the test suite holds; bf16 on a GPU: a coarse bound relative to the logits' scale.
+            tol = 1e-4 if _setting()["dtype"] == torch.float32 else 5e-2 * ref.abs().max().item()
+            err = (got - ref).abs().max().item()
+            assert err <= tol, f"HF {attn} logits differ from ours by {err:.3g} (> {tol:.3g})"
     baselines = {f"HF {attn}": _step(model, pixels, labels, mode) for attn, model in hf.items()}
     eager = ours
     if H.on_gpu():

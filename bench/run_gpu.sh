@@ -23,7 +23,7 @@ echo "== 2/3 kernel report"
 python -m kernels.report > "$out.report.txt"
 
 echo "== 3/3 benchmarks"
-python -m pytest bench/ -q -p no:cacheprovider --deselect bench/bench_gpu_correctness.py \
+python -m pytest bench/ -q -p no:cacheprovider --ignore=bench/bench_gpu_correctness.py \
     --bench-report "$out.bench.md" --benchmark-columns=median,iqr,rounds
 
 {

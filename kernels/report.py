@@ -349,6 +349,33 @@ def format_compiled(rows: list[dict]) -> str:
     return _table(headers, body)
 
 
+def format_summary(rows: list[dict]) -> str:
+    """One line per kernel and target: how many configurations, and the range of each resource."""
+    groups: dict = {}
+    for r in rows:
+        if not r.get("error"):
+            groups.setdefault((r["kernel"], r["target"]), []).append(r)
+    headers = ["kernel", "target", "configs", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM"]
+    body = []
+    for (kernel, target), rs in groups.items():
+        span = lambda key, rs=rs: f"{min(r[key] for r in rs)}-{max(r[key] for r in rs)}"
+        tc = "all" if all(r["tensor_cores"] for r in rs) else f"{sum(r['tensor_cores'] for r in rs)}/{len(rs)}"
+        shared = f"{min(r['shared_bytes'] for r in rs) / 1024:.0f}-{max(r['shared_bytes'] for r in rs) / 1024:.0f}"
+        body.append(
+            [
+                kernel,
+                target,
+                len(rs),
+                span("registers"),
+                max(r["spill_bytes"] for r in rs),
+                shared,
+                tc,
+                span("programs_per_sm"),
+            ]
+        )
+    return _table(headers, body)
+
+
 def format_roofline(ops: list[dict]) -> str:
     headers = ["op", "shape", "GFLOP", "fewest MB", "unfused MB", "saved MB"]
     for gpu in GPUS:
@@ -403,8 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
-        print("COMPILED (ahead of time, Triton + ptxas; no GPU used)\n")
+        print("COMPILED (ahead of time by Triton's compiler and ptxas, read from the cubin; no GPU used)\n")
         print(format_compiled(rows) if rows else "(no kernel module provides aot_specs() yet)")
+        if rows:
+            print("\nSUMMARY per kernel and target (ranges over the kept configurations)\n")
+            print(format_summary(rows))
         if not args.no_roofline:
             print("\n" + format_roofline(roofline_ops()))
     return 1 if problems else 0

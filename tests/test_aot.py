@@ -46,7 +46,7 @@ def compiled():
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,  # a cold compile of every configuration on a busy 2-core machine
     )
     assert proc.returncode == 0, f"kernels.report failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
     try:

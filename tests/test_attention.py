@@ -83,6 +83,7 @@ def _check_triton(shape, axis, dtype, key_mask=None, layout="contiguous"):
         (1, 32, torch.float32),
         (49, 64, torch.float16),
         (49, 80, torch.float32),
+        (100, 64, torch.float16),  # one 128-key tile, two query tiles
         (196, 64, torch.float32),
         (197, 80, torch.float16),
         (257, 32, torch.float32),
