@@ -35,7 +35,8 @@ from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
 from vivit.synthetic import SyntheticMotion
 
-# The default tiny model: small enough to reach >= 90 % on the synthetic task within minutes on 2 CPU cores.
+# The default tiny model. `vivit train` with no arguments (4 epochs of 4096 clips) measured 98.2 % validation top-1
+# in 230 s on 2 shared CPU cores (load average 3-4; the epochs themselves take ~10 s each on idle cores).
 TINY = dict(
     image_size=32,
     num_frames=8,
@@ -91,7 +92,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=6)
+    g.add_argument("--epochs", type=int, default=4)
     g.add_argument("--batch-size", type=int, default=32, help="per process, per micro-step")
     g.add_argument("--accum-steps", type=int, default=1, help="micro-steps per optimizer step")
     g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
@@ -210,11 +211,10 @@ def build_config(args: argparse.Namespace, num_labels: int):
         config = VivitConfig.from_preset(args.preset)
     else:
         config = VivitConfig(**TINY)
-    if args.variant is not None:
-        config.variant = args.variant
-    config.num_labels = num_labels
-    config.drop_path_rate = args.drop_path
-    return config
+    overrides = dict(num_labels=num_labels, drop_path_rate=args.drop_path)
+    if args.variant is not None:  # pooling=None: the variant's own default (CLS for Models 1-2, mean for 3-4)
+        overrides.update(variant=args.variant, pooling=None)
+    return VivitConfig.from_dict(config.to_dict(), **overrides)
 
 
 def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
