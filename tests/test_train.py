@@ -319,3 +319,25 @@ def test_bad_arguments_are_named(tiny_config, tmp_path):
         main(["--epochs", "0"])
     with pytest.raises(ValueError, match="batch-size"):
         main(_common(tiny_config, tmp_path) + ["--batch-size", "65"])
+
+
+def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
+    """--data ROOT with ROOT/{train,val}/<class>/*.mp4 (real encoded videos); the saved model carries the class names."""
+    from _helpers import random_frames
+
+    from vivit.io import write_video
+
+    root = tmp_path / "videos"
+    for split, count in (("train", 4), ("val", 2)):
+        for label in ("jumping", "waving"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                write_video(root / split / label / f"{i}.mp4", random_frames(100 * i + len(label), 9, 20, 22))
+    argv = [
+        "--config", tiny_config, "--data", str(root), "--batch-size", "4", "--epochs", "1",
+        "--output-dir", str(tmp_path / "run"), "--no-progress",
+    ]  # fmt: skip
+    summary = _run(argv, capsys)
+    assert summary["epochs"] == 1 and 0.0 <= summary["val_top1"] <= 1.0
+    model = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
+    assert sorted(model.config.id2label.values()) == ["jumping", "waving"]

@@ -260,7 +260,7 @@ def build_datasets(args: argparse.Namespace, config_like: dict):
         common = dict(num_frames=frames, image_size=size, num_channels=channels, seed=args.seed)
         train = SyntheticMotion(args.train_samples, split="train", **common)
         val = SyntheticMotion(args.val_samples, split="validation", num_views=args.eval_views, **common)
-        return train, val, train.num_classes
+        return train, val, train.class_names
     from vivit.data import VideoFolder
 
     train = VideoFolder(args.data, split="train", num_frames=frames, image_size=size, train=True)
@@ -272,7 +272,7 @@ def build_datasets(args: argparse.Namespace, config_like: dict):
         views=f"{args.eval_views}x1",
         class_to_idx=train.class_to_idx,
     )
-    return train, val, len(train.classes)
+    return train, val, list(train.classes)
 
 
 def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: int, rank: int, world: int):
@@ -533,11 +533,14 @@ def main(argv: list[str] | None = None) -> int:
         shape = _model_classes()[0].from_pretrained(args.init).to_dict()
     else:
         shape = build_config(args, 2).to_dict()
-    train_set, val_set, num_classes = build_datasets(args, shape)
-    num_labels = args.num_labels or num_classes
+    train_set, val_set, class_names = build_datasets(args, shape)
+    num_labels = args.num_labels or len(class_names)
 
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = build_model(args, num_labels)
+    if num_labels == len(class_names):  # the saved model names its classes (for `vivit predict`)
+        model.config.id2label = dict(enumerate(class_names))
+        model.config.label2id = {name: i for i, name in enumerate(class_names)}
     if args.resume:
         load_weights(model, Path(args.resume))
     if args.gradient_checkpointing:
