@@ -322,7 +322,7 @@ def test_bad_arguments_are_named(tiny_config, tmp_path):
 
 
 def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
-    """--data ROOT with ROOT/{train,val}/<class>/*.mp4 (real encoded videos); the saved model carries the class names."""
+    """--data ROOT with ROOT/{train,val}/<class>/*.mp4 (real encoded videos); the model names its classes."""
     from _helpers import random_frames
 
     from vivit.io import write_video
