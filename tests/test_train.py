@@ -341,3 +341,11 @@ def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
     assert summary["epochs"] == 1 and 0.0 <= summary["val_top1"] <= 1.0
     model = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert sorted(model.config.id2label.values()) == ["jumping", "waving"]
+    # the checkpoint carries its preprocessing, so `vivit predict` runs on it as saved
+    from vivit.predict import main as predict
+
+    video = root / "val" / "waving" / "0.mp4"
+    assert predict([str(video), "--model", summary["checkpoint"], "--topk", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model"] == summary["checkpoint"]
+    assert sorted(p["label"] for p in result["predictions"]) == ["jumping", "waving"]

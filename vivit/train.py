@@ -412,7 +412,21 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args) -> None:
+def input_processor(dataset, image_size: int):
+    """The preprocessing that turns a video file into what the model was trained on, saved beside the weights so that
+    `vivit predict` / `vivit eval` feed the model the same thing: the video dataset's own processor, or for the
+    synthetic clips (values in [-1, 1], the whole frame) the [-1, 1] preset at the model's frame size."""
+    from vivit.processing import VivitImageProcessor
+
+    processor = getattr(dataset, "processor", None)
+    if processor is not None:
+        return processor
+    return VivitImageProcessor.from_preset("original", size={"shortest_edge": image_size}, crop_size=image_size)
+
+
+def save_checkpoint(
+    path: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args, processor=None
+) -> None:
     """Gather on every rank, write on rank 0 into a temporary directory, then swap it in (never half-written)."""
     state = full_model_state(model)
     optim_state = full_optimizer_state(model, optimizer)
@@ -430,9 +444,13 @@ def save_checkpoint(path: Path, *, model, optimizer, scheduler, ema, epoch: int,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         unwrap(model).config.save_pretrained(tmp)
+        if processor is not None:
+            processor.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in state.items()}, tmp / "model.safetensors", metadata={"format": "pt"})
         if ema_weights is not None:  # the averaged weights as a directory of their own, loadable like the model
             unwrap(model).config.save_pretrained(tmp / "ema")
+            if processor is not None:
+                processor.save_pretrained(tmp / "ema")
             save_file(ema_weights, tmp / "ema" / "model.safetensors", metadata={"format": "pt"})
         trainer_state = {
             "optimizer": optim_state,
@@ -535,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = build_config(args, 2).to_dict()
     train_set, val_set, class_names = build_datasets(args, shape)
     num_labels = args.num_labels or len(class_names)
+    size = shape["image_size"]
+    processor = input_processor(val_set, size[0] if isinstance(size, (list, tuple)) else size)
 
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = build_model(args, num_labels)
@@ -620,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
             step=step,
             rank=rank,
             args=args,
+            processor=processor,
         )
         record = {
             "epoch": epoch + 1,
