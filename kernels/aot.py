@@ -40,6 +40,7 @@ class KernelSpec:
     num_warps: int = 4
     num_stages: int = 2
     divisible: tuple = ()
+    uses_dot: bool = True  # False for row kernels (statistics, reductions): no tensor-core instruction is expected
     extra: dict = field(default_factory=dict)
 
 
@@ -131,6 +132,7 @@ def compile_spec(spec: KernelSpec, arch: int) -> dict:
         "tensor_cores": "mma.sync" in ptx or "wgmma" in ptx,
         "wgmma": "wgmma" in ptx,
         "programs_per_sm": min(by_regs, by_threads, by_shared, MAX_PROGRAMS_PER_SM),
+        "uses_dot": spec.uses_dot,
         "num_warps": spec.num_warps,
         "num_stages": spec.num_stages,
     }

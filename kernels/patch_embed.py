@@ -672,8 +672,8 @@ class PatchEmbedFunction(torch.autograd.Function):
 def aot_specs() -> list:
     """Every kept GEMM kernel configuration at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536, M = 32*3136).
 
-    bf16 and fp16, plus fp32 with tf32 dots. Not listed: fp32 with ieee dots (same tiles, no tensor cores; compiled
-    by hand without spills) and the two small kernels without a GEMM (CLS rows, position sums of dY).
+    bf16 and fp16, plus fp32 with tf32 dots; then the two small kernels without a GEMM (CLS rows, position sums of
+    dY), marked `uses_dot=False`. Not listed: fp32 with ieee dots (same tiles, no tensor cores).
     """
     from kernels.aot import KernelSpec
 
@@ -696,6 +696,19 @@ def aot_specs() -> list:
             {},
         ),
     }
+
+    def signature(fn, dtype: str, constexprs: dict) -> dict:
+        out = {}
+        for arg in fn.arg_names:  # in the kernel's own order, as the runtime binds them
+            if arg in constexprs or arg in unit:
+                out[arg] = "constexpr"
+                constexprs.setdefault(arg, 1)
+            elif arg.endswith("_ptr"):
+                out[arg] = "*fp32" if arg in ("dw_ptr", "dpos_ptr") else f"*{dtype}"
+            else:
+                out[arg] = "i32"
+        return out
+
     specs = []
     for dtype in ("bf16", "fp16", "fp32"):
         for name, (key, fn, strides, flags) in kernels.items():
@@ -704,25 +717,42 @@ def aot_specs() -> list:
                 **tile, **flags, DOT_F32=False, PRECISION="tf32" if dtype == "fp32" else "ieee",
                 BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
             )  # fmt: skip
-            signature = {}
-            for arg in fn.arg_names:  # in the kernel's own order, as the runtime binds them
-                if arg in constexprs or arg in unit:
-                    signature[arg] = "constexpr"
-                    constexprs.setdefault(arg, 1)
-                elif arg.endswith("_ptr"):
-                    signature[arg] = "*fp32" if arg == "dw_ptr" else f"*{dtype}"
-                else:
-                    signature[arg] = "i32"
+            signature_ = signature(fn, dtype, constexprs)
             specs.append(
                 KernelSpec(
                     name=name,
                     config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
                     fn=fn,
-                    signature=signature,
+                    signature=signature_,
                     constexprs=constexprs,
                     num_warps=num_warps,
                     num_stages=num_stages,
-                    divisible=(*[a for a in signature if a.endswith("_ptr")], "D", "K", *strides),
+                    divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", "K", *strides),
+                )
+            )
+    # The row kernels, as the launchers run them at D=768 (default num_warps=4, num_stages=3).
+    block_p, block_n = _POS_CONFIG
+    row_kernels = {
+        "patch_embed_fwd_cls": (_patch_embed_cls_kernel, dict(HAS_POS=True, BLOCK_R=16, BLOCK_N=128),
+                                ("stride_ob", "stride_ot")),
+        "patch_embed_bwd_pos": (_patch_embed_bwd_pos_kernel, dict(BLOCK_P=block_p, BLOCK_N=block_n),
+                                ("stride_gb", "stride_gt", "stride_gr")),
+    }  # fmt: skip
+    for dtype in ("bf16", "fp16"):
+        for name, (fn, constexprs, strides) in row_kernels.items():
+            signature_ = signature(fn, dtype, constexprs)
+            blocks = " ".join(f"{k}={v}" for k, v in constexprs.items() if k.startswith("BLOCK"))
+            specs.append(
+                KernelSpec(
+                    name=name,
+                    config=f"{dtype} {blocks} w4",
+                    fn=fn,
+                    signature=signature_,
+                    constexprs=constexprs,
+                    num_warps=4,
+                    num_stages=3,
+                    divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", *strides),
+                    uses_dot=False,
                 )
             )
     return specs

@@ -109,6 +109,7 @@ def _compile_one(index: int) -> dict:
             "spill_bytes": None,
             "shared_bytes": None,
             "tensor_cores": None,
+            "uses_dot": spec.uses_dot,
             "programs_per_sm": None,
             "error": f"{type(exc).__name__}: {str(exc).strip()[-600:]}",
         }
@@ -145,7 +146,7 @@ def row_failures(row: dict) -> list[str]:
         out.append(f"uses {row['registers']} registers > 255")
     if row["shared_bytes"] > row["shared_limit"]:
         out.append(f"needs {row['shared_bytes']} B shared memory > limit {row['shared_limit']}")
-    if not row["tensor_cores"]:
+    if row.get("uses_dot", True) and not row["tensor_cores"]:
         out.append("emits no tensor-core instruction (mma/wgmma)")
     return out
 
@@ -331,7 +332,11 @@ def format_compiled(rows: list[dict]) -> str:
         if r.get("error"):
             body.append([r["kernel"], r["config"], r["target"], "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
             continue
-        tc = ("wgmma" if r.get("wgmma") else "mma") if r["tensor_cores"] else "no"
+        tc = (
+            ("wgmma" if r.get("wgmma") else "mma")
+            if r["tensor_cores"]
+            else ("no" if r.get("uses_dot", True) else "no dot")
+        )
         status = "; ".join(row_failures(r)) or "ok"
         body.append(
             [
@@ -359,7 +364,10 @@ def format_summary(rows: list[dict]) -> str:
     body = []
     for (kernel, target), rs in groups.items():
         span = lambda key, rs=rs: f"{min(r[key] for r in rs)}-{max(r[key] for r in rs)}"
-        tc = "all" if all(r["tensor_cores"] for r in rs) else f"{sum(r['tensor_cores'] for r in rs)}/{len(rs)}"
+        if not any(r.get("uses_dot", True) for r in rs):
+            tc = "no dot (row kernel)"
+        else:
+            tc = "all" if all(r["tensor_cores"] for r in rs) else f"{sum(r['tensor_cores'] for r in rs)}/{len(rs)}"
         shared = f"{min(r['shared_bytes'] for r in rs) / 1024:.0f}-{max(r['shared_bytes'] for r in rs) / 1024:.0f}"
         body.append(
             [
