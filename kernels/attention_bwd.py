@@ -8,7 +8,7 @@ then `_attention_bwd_dkdv_kernel`.
 import triton
 import triton.language as tl
 
-from kernels.attention_fwd import _key_ok, _tile_tokens
+from kernels.attention_fwd import _key_ok, _load_rows, _row_offsets, _tile_tokens
 
 
 @triton.jit
@@ -32,54 +32,22 @@ def _attention_bwd_dkdv_kernel(
     _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     ok_d = offs_d < head_dim
-    tok_n = pos_n.to(tl.int64)
     mask_n = ok_n[:, None] & ok_d[None, :]
-    k = tl.load(
-        K
-        + pid_b * stride_kb
-        + (o_n * stride_ko + h_n * stride_kh + tok_n * stride_kl)[:, None]
-        + offs_d[None, :] * stride_kd,
-        mask=mask_n,
-        other=0.0,
-    )
-    v = tl.load(
-        V
-        + pid_b * stride_vb
-        + (o_n * stride_vo + h_n * stride_vh + tok_n * stride_vl)[:, None]
-        + offs_d[None, :] * stride_vd,
-        mask=mask_n,
-        other=0.0,
-    )
-    if UPCAST:
-        k = k.to(tl.float32)
-        v = v.to(tl.float32)
+    rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
+    k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
+    rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
+    v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
     key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     for start_m in range(0, seq_len, BLOCK_M):
         z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
-        tok_m = pos_m.to(tl.int64)
         mask_m = ok_m[:, None] & ok_d[None, :]
-        q = tl.load(
-            Q
-            + pid_b * stride_qb
-            + (o_m * stride_qo + h_m * stride_qh + tok_m * stride_ql)[:, None]
-            + offs_d[None, :] * stride_qd,
-            mask=mask_m,
-            other=0.0,
-        )
-        do = tl.load(
-            DO
-            + pid_b * stride_gb
-            + (o_m * stride_go + h_m * stride_gh + tok_m * stride_gl)[:, None]
-            + offs_d[None, :] * stride_gd,
-            mask=mask_m,
-            other=0.0,
-        )
-        if UPCAST:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
+        rows_q = _row_offsets(o_m, h_m, pos_m, stride_qo, stride_qh, stride_ql)
+        q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, mask_m, UPCAST)
+        rows_g = _row_offsets(o_m, h_m, pos_m, stride_go, stride_gh, stride_gl)
+        do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask_m, UPCAST)
         row = (pid_b * n_seq + z_m) * seq_len + pos_m
         lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
         delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
@@ -92,7 +60,7 @@ def _attention_bwd_dkdv_kernel(
 
     grad = (
         pid_b * stride_db
-        + (o_n * stride_do + h_n * stride_dh + tok_n * stride_dl)[:, None]
+        + _row_offsets(o_n, h_n, pos_n, stride_do, stride_dh, stride_dl)[:, None]
         + offs_d[None, :] * stride_dd
     )
     tl.store(DK + grad, (dk * sm_scale).to(DK.dtype.element_ty), mask=mask_n)
@@ -121,35 +89,13 @@ def _attention_bwd_dq_kernel(
     z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     ok_d = offs_d < head_dim
-    tok_m = pos_m.to(tl.int64)
     mask_m = ok_m[:, None] & ok_d[None, :]
-    q = tl.load(
-        Q
-        + pid_b * stride_qb
-        + (o_m * stride_qo + h_m * stride_qh + tok_m * stride_ql)[:, None]
-        + offs_d[None, :] * stride_qd,
-        mask=mask_m,
-        other=0.0,
-    )
-    do = tl.load(
-        DO
-        + pid_b * stride_gb
-        + (o_m * stride_go + h_m * stride_gh + tok_m * stride_gl)[:, None]
-        + offs_d[None, :] * stride_gd,
-        mask=mask_m,
-        other=0.0,
-    )
-    if UPCAST:
-        q = q.to(tl.float32)
-        do = do.to(tl.float32)
-    o = tl.load(
-        O
-        + pid_b * stride_ob
-        + (o_m * stride_oo + h_m * stride_oh + tok_m * stride_ol)[:, None]
-        + offs_d[None, :] * stride_od,
-        mask=mask_m,
-        other=0.0,
-    )
+    rows_q = _row_offsets(o_m, h_m, pos_m, stride_qo, stride_qh, stride_ql)
+    q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, mask_m, UPCAST)
+    rows_g = _row_offsets(o_m, h_m, pos_m, stride_go, stride_gh, stride_gl)
+    do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask_m, UPCAST)
+    rows_o = _row_offsets(o_m, h_m, pos_m, stride_oo, stride_oh, stride_ol)
+    o = _load_rows(O + pid_b * stride_ob, rows_o, offs_d, stride_od, mask_m, False)  # upcast below, for delta only
     # delta = rowsum(dO * O) is computed here once per query row and stored for the dK/dV kernel launched next.
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     row = (pid_b * n_seq + z_m) * seq_len + pos_m
@@ -159,27 +105,11 @@ def _attention_bwd_dq_kernel(
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for start_n in range(0, seq_len, BLOCK_N):
         _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
-        tok_n = pos_n.to(tl.int64)
         mask_n = ok_n[:, None] & ok_d[None, :]
-        k = tl.load(
-            K
-            + pid_b * stride_kb
-            + (o_n * stride_ko + h_n * stride_kh + tok_n * stride_kl)[:, None]
-            + offs_d[None, :] * stride_kd,
-            mask=mask_n,
-            other=0.0,
-        )
-        v = tl.load(
-            V
-            + pid_b * stride_vb
-            + (o_n * stride_vo + h_n * stride_vh + tok_n * stride_vl)[:, None]
-            + offs_d[None, :] * stride_vd,
-            mask=mask_n,
-            other=0.0,
-        )
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
+        rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
+        k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
+        rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
+        v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
         key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
         p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
@@ -189,7 +119,7 @@ def _attention_bwd_dq_kernel(
 
     grad = (
         pid_b * stride_db
-        + (o_m * stride_do + h_m * stride_dh + tok_m * stride_dl)[:, None]
+        + _row_offsets(o_m, h_m, pos_m, stride_do, stride_dh, stride_dl)[:, None]
         + offs_d[None, :] * stride_dd
     )
     tl.store(DQ + grad, (dq * sm_scale).to(DQ.dtype.element_ty), mask=mask_m)
@@ -214,53 +144,17 @@ def _attention_bwd_tile_kernel(
     z0 = tl.program_id(0) * PACK
     z, o_t, h_t, pos, ok = _tile_tokens(0, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK)
     offs_d = tl.arange(0, BLOCK_D)
-    tok = pos.to(tl.int64)
     mask = ok[:, None] & (offs_d < head_dim)[None, :]
-    q = tl.load(
-        Q
-        + pid_b * stride_qb
-        + (o_t * stride_qo + h_t * stride_qh + tok * stride_ql)[:, None]
-        + offs_d[None, :] * stride_qd,
-        mask=mask,
-        other=0.0,
-    )
-    k = tl.load(
-        K
-        + pid_b * stride_kb
-        + (o_t * stride_ko + h_t * stride_kh + tok * stride_kl)[:, None]
-        + offs_d[None, :] * stride_kd,
-        mask=mask,
-        other=0.0,
-    )
-    v = tl.load(
-        V
-        + pid_b * stride_vb
-        + (o_t * stride_vo + h_t * stride_vh + tok * stride_vl)[:, None]
-        + offs_d[None, :] * stride_vd,
-        mask=mask,
-        other=0.0,
-    )
-    o = tl.load(
-        O
-        + pid_b * stride_ob
-        + (o_t * stride_oo + h_t * stride_oh + tok * stride_ol)[:, None]
-        + offs_d[None, :] * stride_od,
-        mask=mask,
-        other=0.0,
-    )
-    do = tl.load(
-        DO
-        + pid_b * stride_gb
-        + (o_t * stride_go + h_t * stride_gh + tok * stride_gl)[:, None]
-        + offs_d[None, :] * stride_gd,
-        mask=mask,
-        other=0.0,
-    )
-    if UPCAST:
-        q = q.to(tl.float32)
-        k = k.to(tl.float32)
-        v = v.to(tl.float32)
-        do = do.to(tl.float32)
+    rows_q = _row_offsets(o_t, h_t, pos, stride_qo, stride_qh, stride_ql)
+    q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, mask, UPCAST)
+    rows_k = _row_offsets(o_t, h_t, pos, stride_ko, stride_kh, stride_kl)
+    k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask, UPCAST)
+    rows_v = _row_offsets(o_t, h_t, pos, stride_vo, stride_vh, stride_vl)
+    v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask, UPCAST)
+    rows_o = _row_offsets(o_t, h_t, pos, stride_oo, stride_oh, stride_ol)
+    o = _load_rows(O + pid_b * stride_ob, rows_o, offs_d, stride_od, mask, False)  # upcast below, for delta only
+    rows_g = _row_offsets(o_t, h_t, pos, stride_go, stride_gh, stride_gl)
+    do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask, UPCAST)
     lse = tl.load(LSE + (pid_b * n_seq + z) * seq_len + pos, mask=ok, other=float("inf"))
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     key_ok = _key_ok(MASK, pid_b, o_t, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK)
@@ -277,7 +171,9 @@ def _attention_bwd_tile_kernel(
     dk = tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION) * sm_scale
 
     grad = (
-        pid_b * stride_db + (o_t * stride_do + h_t * stride_dh + tok * stride_dl)[:, None] + offs_d[None, :] * stride_dd
+        pid_b * stride_db
+        + _row_offsets(o_t, h_t, pos, stride_do, stride_dh, stride_dl)[:, None]
+        + offs_d[None, :] * stride_dd
     )
     tl.store(DQ + grad, dq.to(DQ.dtype.element_ty), mask=mask)
     tl.store(DK + grad, dk.to(DK.dtype.element_ty), mask=mask)

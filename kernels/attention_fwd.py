@@ -38,6 +38,21 @@ def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MA
 
 
 @triton.jit
+def _row_offsets(outer, head, pos, stride_o, stride_h, stride_l):
+    """Offset (int64) of each token slot's row inside its batch element."""
+    return outer * stride_o + head * stride_h + pos.to(tl.int64) * stride_l
+
+
+@triton.jit
+def _load_rows(X, rows, offs_d, stride_d, mask, UPCAST: tl.constexpr):
+    """The (slots, BLOCK_D) tile of rows `rows` of X, zeros where masked; fp32 when UPCAST (interpreter bf16)."""
+    x = tl.load(X + rows[:, None] + offs_d[None, :] * stride_d, mask=mask, other=0.0)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
 def _attention_fwd_kernel(
     Q, K, V, O, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -58,10 +73,8 @@ def _attention_fwd_kernel(
     z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     ok_d = offs_d < head_dim
-    q_ptrs = Q + pid_b * stride_qb + (o_m * stride_qo + h_m * stride_qh + pos_m.to(tl.int64) * stride_ql)[:, None]
-    q = tl.load(q_ptrs + offs_d[None, :] * stride_qd, mask=ok_m[:, None] & ok_d[None, :], other=0.0)
-    if UPCAST:
-        q = q.to(tl.float32)
+    rows_q = _row_offsets(o_m, h_m, pos_m, stride_qo, stride_qh, stride_ql)
+    q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, ok_m[:, None] & ok_d[None, :], UPCAST)
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -70,21 +83,17 @@ def _attention_fwd_kernel(
     kv_end = BLOCK_N if SINGLE_TILE else seq_len
     for start_n in range(0, kv_end, BLOCK_N):
         z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
-        tok_k = o_n * stride_ko + h_n * stride_kh + pos_n.to(tl.int64) * stride_kl
-        tok_v = o_n * stride_vo + h_n * stride_vh + pos_n.to(tl.int64) * stride_vl
+        rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
+        rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
+        # K is loaded transposed, (BLOCK_D, BLOCK_N), ready for q @ kt.
         kt = tl.load(
-            K + pid_b * stride_kb + tok_k[None, :] + offs_d[:, None] * stride_kd,
+            K + pid_b * stride_kb + rows_k[None, :] + offs_d[:, None] * stride_kd,
             mask=ok_n[None, :] & ok_d[:, None],
-            other=0.0,
-        )
-        v = tl.load(
-            V + pid_b * stride_vb + tok_v[:, None] + offs_d[None, :] * stride_vd,
-            mask=ok_n[:, None] & ok_d[None, :],
             other=0.0,
         )
         if UPCAST:
             kt = kt.to(tl.float32)
-            v = v.to(tl.float32)
+        v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
         ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
         valid = ok_n[None, :] & ok_m[:, None]
         if PACK > 1:
@@ -106,6 +115,10 @@ def _attention_fwd_kernel(
     empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)
     out = acc / tl.where(empty, 1.0, l_i)[:, None]
     lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
-    o_ptrs = O + pid_b * stride_ob + (o_m * stride_oo + h_m * stride_oh + pos_m.to(tl.int64) * stride_ol)[:, None]
-    tl.store(o_ptrs + offs_d[None, :] * stride_od, out.to(O.dtype.element_ty), mask=ok_m[:, None] & ok_d[None, :])
+    rows_o = _row_offsets(o_m, h_m, pos_m, stride_oo, stride_oh, stride_ol)
+    tl.store(
+        O + pid_b * stride_ob + rows_o[:, None] + offs_d[None, :] * stride_od,
+        out.to(O.dtype.element_ty),
+        mask=ok_m[:, None] & ok_d[None, :],
+    )
     tl.store(LSE + (pid_b * n_seq + z_m) * seq_len + pos_m, lse, mask=ok_m)

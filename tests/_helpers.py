@@ -19,6 +19,18 @@ ODD_SMALL = dict(
     num_temporal_layers=1,
 )
 
+# The trainer tests' model: 16x16 frames, 4 frames, 8x8x2 tubelets: 8 tokens + CLS; one block. Seconds per run.
+TINY = dict(
+    image_size=16,
+    num_frames=4,
+    tubelet_size=[2, 8, 8],
+    num_channels=3,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
+
 
 def randomize(model: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
     """Non-trivial values in every parameter (initialisers leave CLS, positions and biases at zero); returns model."""

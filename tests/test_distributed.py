@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from _helpers import TINY
 from safetensors.torch import load_file
 
 from vivit.configuration import VivitConfig
@@ -23,16 +24,7 @@ from vivit.train import forward_backward, init_distributed, main, wrap_model
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(
-    image_size=16,
-    num_frames=4,
-    tubelet_size=[2, 8, 8],
-    num_channels=3,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-)
+TWO_BLOCKS = {**TINY, "num_hidden_layers": 2}
 
 
 def _free_port() -> int:
@@ -56,7 +48,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     got_rank, got_world, device = init_distributed("cpu")
     assert (got_rank, got_world) == (rank, world)
     torch.manual_seed(0)
-    model = wrap_model(VivitForVideoClassification(VivitConfig(**TINY, num_labels=8)), "ddp", device)
+    model = wrap_model(VivitForVideoClassification(VivitConfig(**TWO_BLOCKS, num_labels=8)), "ddp", device)
     x, t = _batch()
     share = slice(rank * 3, rank * 3 + 3)  # each rank sees half of the batch
     forward_backward(model, x[share], t[share])
@@ -70,7 +62,7 @@ def test_ddp_two_processes_give_the_gradients_of_the_combined_batch(tmp_path):
     out = tmp_path / "grads.pt"
     mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
     torch.manual_seed(0)
-    model = VivitForVideoClassification(VivitConfig(**TINY, num_labels=8))
+    model = VivitForVideoClassification(VivitConfig(**TWO_BLOCKS, num_labels=8))
     x, t = _batch()
     forward_backward(model, x, t)
     ddp = torch.load(out)
@@ -98,7 +90,7 @@ def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
     """2 FSDP2 processes x batch 4 == 1 process x batch 8 (the samplers split the same shuffled order), through a
     checkpoint after epoch 1 and a resume from it (optimizer state re-sharded from the full state dict)."""
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
+    config.write_text(json.dumps(TWO_BLOCKS))
     common = ["--config", str(config), "--train-samples", "32", "--val-samples", "16", "--epochs", "2", "--no-progress"]
     common += ["--lr", "3e-3", "--ema-decay", "0.9", "--accum-steps", "2"]
 

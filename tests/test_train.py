@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _helpers import TINY
 from safetensors.torch import load_file
 
 from vivit.configuration import VivitConfig
@@ -22,17 +23,6 @@ from vivit.synthetic import SyntheticMotion
 from vivit.train import build_optimizer, forward_backward, main, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
-# 16x16 frames, 4 frames, 8x8x2 tubelets: 8 tokens + CLS; one block. Seconds per run on 2 cores.
-TINY = dict(
-    image_size=16,
-    num_frames=4,
-    tubelet_size=[2, 8, 8],
-    num_channels=3,
-    hidden_size=32,
-    num_hidden_layers=1,
-    num_attention_heads=2,
-    intermediate_size=64,
-)
 
 
 @pytest.fixture()
