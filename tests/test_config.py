@@ -4,6 +4,7 @@ import json
 import warnings
 
 import pytest
+import transformers
 
 from vivit import VivitConfig
 from vivit.configuration import PRESETS
@@ -38,7 +39,6 @@ def test_hf_defaults():
 
 
 def test_defaults_agree_with_transformers():
-    transformers = pytest.importorskip("transformers")
     theirs = transformers.VivitConfig().to_dict()
     ours = VivitConfig().to_dict()
     for key in HF_DEFAULTS:
@@ -141,7 +141,6 @@ def test_json_round_trip_keeps_unknown_keys(tmp_path):
 
 
 def test_reads_and_is_read_by_transformers(tmp_path):
-    transformers = pytest.importorskip("transformers")
     theirs = transformers.VivitConfig(
         image_size=[12, 9], num_frames=5, hidden_size=48, num_attention_heads=6, id2label={0: "a", 1: "b", 2: "c"}
     )

@@ -2,11 +2,10 @@
 
 import pytest
 import torch
+import transformers
 from _helpers import randomize
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel
-
-transformers = pytest.importorskip("transformers")
 
 TINY = dict(
     image_size=10,

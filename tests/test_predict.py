@@ -8,6 +8,7 @@ import av
 import numpy as np
 import pytest
 import torch
+import transformers
 from _helpers import random_frames
 
 from vivit.cli import main as cli
@@ -64,9 +65,7 @@ def test_predict_json_matches_manual_pipeline(setup, capsys):
     assert len(result["predictions"]) == 3
     # oracle: full decode with PyAV, 2 clips of 4 frames at stride 2 (span 7 of 13: starts 0 and 6),
     # HF's own processor (center crop), our model, mean of the logits
-    hf_processor = pytest.importorskip("transformers").VivitImageProcessor(
-        size={"shortest_edge": 18}, crop_size={"height": 16, "width": 16}
-    )
+    hf_processor = transformers.VivitImageProcessor(size={"shortest_edge": 18}, crop_size={"height": 16, "width": 16})
     frames = _decode(root / "clip.mp4")
     with torch.no_grad():
         logits = [
@@ -85,7 +84,6 @@ def test_predict_json_matches_manual_pipeline(setup, capsys):
 
 def test_predict_multiview_and_hf_directory(setup, tmp_path, capsys):
     root, _ = setup
-    transformers = pytest.importorskip("transformers")
     torch.manual_seed(1)
     hf_config = transformers.VivitConfig(**TINY, id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
     hf_model = transformers.VivitForVideoClassification(hf_config).eval()

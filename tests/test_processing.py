@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+import transformers
 from PIL import Image
 
 from vivit.processing import VivitImageProcessor
 
-transformers = pytest.importorskip("transformers")
 HFProcessor = transformers.VivitImageProcessor
 
 # One 8-bit input level after HF's default rescale (1/127.5) and normalize (std 0.5).

@@ -31,8 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from vivit.configuration import VivitConfig
 from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
+from vivit.modeling import VivitForVideoClassification
 from vivit.synthetic import SyntheticMotion
 
 # The default tiny model. `vivit train` with no arguments (4 epochs of 4096 clips) measured 98.2 % validation top-1
@@ -47,13 +49,6 @@ TINY = dict(
     num_attention_heads=4,
     intermediate_size=128,
 )
-
-
-def _model_classes():
-    from vivit.configuration import VivitConfig
-    from vivit.modeling import VivitForVideoClassification
-
-    return VivitConfig, VivitForVideoClassification
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -204,7 +199,6 @@ def no_grad_sync(model: nn.Module, skip: bool):
 
 
 def build_config(args: argparse.Namespace, num_labels: int):
-    VivitConfig, _ = _model_classes()
     if args.config:
         config = VivitConfig.from_pretrained(args.config)
     elif args.preset:
@@ -219,7 +213,6 @@ def build_config(args: argparse.Namespace, num_labels: int):
 
 def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
     """The model, from scratch or from --init (HF ViViT directory or image ViT)."""
-    VivitConfig, VivitForVideoClassification = _model_classes()
     init = Path(args.init) if args.init else None
     if init is not None and init.is_dir() and _is_vivit_dir(init):
         # fine-tuning: the body is reused, a head of a different size starts fresh
@@ -548,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     # the datasets first: the number of classes sizes the head
     torch.manual_seed(args.seed)
     if args.init and Path(args.init).is_dir() and _is_vivit_dir(Path(args.init)):
-        shape = _model_classes()[0].from_pretrained(args.init).to_dict()
+        shape = VivitConfig.from_pretrained(args.init).to_dict()
     else:
         shape = build_config(args, 2).to_dict()
     train_set, val_set, class_names = build_datasets(args, shape)
