@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["vivit", "kernels"],
+    packages=["vivit", "vivit_kernels"],
     install_requires=[
         "torch>=2.5",
         # Triton ships wheels for Linux x86_64/aarch64 only; elsewhere the eager paths still run.

@@ -66,7 +66,7 @@ ATTENTION_CASES = [
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", ATTENTION_CASES, ids=lambda c: f"{c[0]}-{'x'.join(map(str, c[1]))}-h{c[2]}d{c[3]}")
 def test_attention(case, dtype):
-    from kernels.attention import attention, attention_reference
+    from vivit_kernels.attention import attention, attention_reference
 
     axis, lead, heads, dim, masked = case
     qkv = torch.randn(*lead, 3, heads, dim, device="cuda")
@@ -90,7 +90,7 @@ def test_attention(case, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("layout", ["tokens", "cls", "per_frame_cls"])
 def test_patch_embed(layout, dtype):
-    from kernels.patch_embed import patch_embed, patch_embed_reference
+    from vivit_kernels.patch_embed import patch_embed, patch_embed_reference
 
     B, nF, C, Hh, Ww, D = 2, 9, 3, 64, 48, 200  # odd frame count: the last frame is dropped as by Conv3d
     Tp, S = nF // 2, (Hh // 16) * (Ww // 16)
@@ -117,7 +117,7 @@ def test_patch_embed(layout, dtype):
 @pytest.mark.parametrize("activation", ["gelu_tanh", "gelu"])
 @pytest.mark.parametrize("shape", [(2, 197, 768, 3072), (3, 17, 200, 800)], ids=lambda s: "x".join(map(str, s)))
 def test_ln_mlp(shape, activation, dtype):
-    from kernels.ln_mlp import ln_mlp, ln_mlp_reference
+    from vivit_kernels.ln_mlp import ln_mlp, ln_mlp_reference
 
     B, L, D, I = shape
     x = torch.randn(B, L, D, device="cuda")
@@ -144,7 +144,7 @@ def test_ln_mlp(shape, activation, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("shape", [(2, 197, 768), (3, 17, 200)], ids=lambda s: "x".join(map(str, s)))
 def test_ln_linear(shape, dtype):
-    from kernels.ln_mlp import ln_linear, ln_linear_reference
+    from vivit_kernels.ln_mlp import ln_linear, ln_linear_reference
 
     B, L, D = shape
     x = torch.randn(B, L, D, device="cuda")

@@ -136,7 +136,7 @@ def _run_row(benchmark, op, backend, pass_, make, fwd_ours, fwd_eager, baselines
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_patch_embed(benchmark, backend, pass_):
     _check_backend(backend)
-    from kernels.patch_embed import patch_embed
+    from vivit_kernels.patch_embed import patch_embed
 
     s, dev = _shapes(), H.device()
     B, nF, C, Hh, D = s["batch"], s["frames"], 3, s["image"], s["hidden"]
@@ -224,7 +224,7 @@ def _math_attention(q, k, v, axis):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_attention(benchmark, backend, axis, pass_):
     _check_backend(backend)
-    from kernels.attention import attention
+    from vivit_kernels.attention import attention
 
     s, dev, dt = _shapes(), H.device(), _shapes()["dtype"]
     Hn, Dh = s["heads"], s["hidden"] // s["heads"]
@@ -292,7 +292,7 @@ def _param(*shape, dev, dt, scale=0.02, fill=None):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ln_linear(benchmark, backend, pass_):
     _check_backend(backend)
-    from kernels.ln_mlp import ln_linear
+    from vivit_kernels.ln_mlp import ln_linear
 
     s, dev = _shapes(), H.device()
     dt, D = s["dtype"], s["hidden"]
@@ -328,7 +328,7 @@ def test_ln_linear(benchmark, backend, pass_):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_ln_mlp(benchmark, backend, pass_):
     _check_backend(backend)
-    from kernels.ln_mlp import ln_mlp
+    from vivit_kernels.ln_mlp import ln_mlp
 
     s, dev = _shapes(), H.device()
     dt, D, I = s["dtype"], s["hidden"], s["mlp"]
@@ -366,7 +366,7 @@ def test_ln_mlp_peak_memory(benchmark):
     """Issue 5: peak activation memory of the LN-MLP block's forward + backward, Triton vs eager (GPU only)."""
     if not H.on_gpu():
         pytest.skip("no CUDA GPU: the LN-MLP memory row compares the Triton kernel with eager on a GPU")
-    from kernels.ln_mlp import ln_mlp
+    from vivit_kernels.ln_mlp import ln_mlp
 
     s, dev = _shapes(), H.device()
     dt, D, I = s["dtype"], s["hidden"], s["mlp"]

@@ -20,7 +20,7 @@ echo "== 1/3 correctness of the Triton kernels on this GPU"
 python -m pytest bench/bench_gpu_correctness.py -x -q -p no:cacheprovider
 
 echo "== 2/3 kernel report"
-python -m kernels.report > "$out.report.txt"
+python -m vivit_kernels.report > "$out.report.txt"
 
 echo "== 3/3 benchmarks"
 python -m pytest bench/ -q -p no:cacheprovider --ignore=bench/bench_gpu_correctness.py \
@@ -35,7 +35,7 @@ python -m pytest bench/ -q -p no:cacheprovider --ignore=bench/bench_gpu_correctn
     echo
     cat "$out.bench.md"
     echo
-    echo "### Kernel report (\`python -m kernels.report\`)"
+    echo "### Kernel report (\`python -m vivit_kernels.report\`)"
     echo
     echo '```'
     cat "$out.report.txt"

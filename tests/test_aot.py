@@ -1,6 +1,6 @@
 """Every kept Triton kernel configuration compiles for A100 (sm_80) and H100 (sm_90) cleanly, checked without a GPU.
 
-`python -m kernels.report --json` compiles each kernel module's `aot_specs()` with Triton's real compiler and ptxas in
+`python -m vivit_kernels.report --json` compiles each kernel module's `aot_specs()` with Triton's real compiler and ptxas in
 a subprocess without TRITON_INTERPRET (interpreted kernels have no compile path). A configuration that spills, uses
 more than 255 registers, exceeds shared memory or emits no tensor-core instruction fails here: prune it, do not skip it.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import report
+from vivit_kernels import report
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"sm_80", "sm_90"}
@@ -37,18 +37,18 @@ SHARED_LIMIT = {"sm_80": 163 * 1024, "sm_90": 227 * 1024}
 
 @pytest.fixture(scope="module")
 def compiled():
-    """(rows, stderr) of one `python -m kernels.report --json` run."""
+    """(rows, stderr) of one `python -m vivit_kernels.report --json` run."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_DEFAULT_FP_FUSION"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-m", "kernels.report", "--json"],
+        [sys.executable, "-m", "vivit_kernels.report", "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=1800,  # a cold compile of every configuration on a busy 2-core machine
     )
-    assert proc.returncode == 0, f"kernels.report failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, f"vivit_kernels.report failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}"
     try:
         rows = json.loads(proc.stdout)
     except json.JSONDecodeError as exc:  # --json must print nothing but JSON on stdout
@@ -93,12 +93,12 @@ def test_every_configuration_compiles_without_spills_within_limits_on_tensor_cor
 @pytest.mark.parametrize("name", report.KERNEL_MODULES)
 def test_each_kernel_module_contributes_its_kernels_for_both_targets(compiled, name):
     rows, stderr = compiled
-    module = importlib.import_module(f"kernels.{name}")
+    module = importlib.import_module(f"vivit_kernels.{name}")
     kernels = report.triton_kernels(module)
-    assert kernels, f"kernels/{name}.py defines no Triton kernel"
-    assert hasattr(module, "aot_specs"), f"kernels/{name}.py defines Triton kernels {kernels} but no aot_specs()"
+    assert kernels, f"vivit_kernels/{name}.py defines no Triton kernel"
+    assert hasattr(module, "aot_specs"), f"vivit_kernels/{name}.py defines Triton kernels {kernels} but no aot_specs()"
     specs = module.aot_specs()
-    assert specs, f"kernels/{name}.py: aot_specs() is empty"
+    assert specs, f"vivit_kernels/{name}.py: aot_specs() is empty"
     mine = [r for r in rows if r.get("module") == name]
     for spec in specs:
         targets = {r["target"] for r in mine if (r["kernel"], r["config"]) == (spec.name, spec.config)}

@@ -1,4 +1,4 @@
-"""kernels.attention: the Triton kernel (through the interpreter) and the eager path against an fp64 reference.
+"""vivit_kernels.attention: the Triton kernel (through the interpreter) and the eager path against an fp64 reference.
 
 Error rule (FlashAttention's): for the output and each gradient, the kernel's max and mean error against the fp64
 reference are at most twice PyTorch's own error in the same dtype (eager SDPA, also against fp64), plus a small floor
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import attention as attn_mod
-from kernels.attention import attention, attention_reference, triton_unsupported_reason
+from vivit_kernels import attention as attn_mod
+from vivit_kernels.attention import attention, attention_reference, triton_unsupported_reason
 
 EPS = {torch.float32: torch.finfo(torch.float32).eps, torch.float16: torch.finfo(torch.float16).eps}
 
@@ -45,14 +45,15 @@ def _run(leaves, make, axis, key_mask, grad, backend=None):
 def _assert_close(name, got, torch_low, ref):
     """Max and mean error of the kernel <= 2 x PyTorch's error in the same dtype + a floor of rounding noise.
 
-    fp16: one ulp at the reference's magnitude (max or mean |ref|). fp32: both errors are pure rounding noise from
-    different summation orders, so the floor is 16 ulp at max(1, magnitude), and the relative norm error stays
-    under 1e-5 (kernels.md's fp32 ieee bound).
+    Both kernels accumulate in fp32, so every dtype gets 16 fp32 ulp at max(1, magnitude) (inputs are unit-scale
+    randn): that covers a gradient that is exactly zero in exact arithmetic (one key: dq = dk = 0) where PyTorch's
+    own error happens to be zero too. fp16 adds one fp16 ulp at the reference's magnitude (max or mean |ref|). fp32
+    also keeps the relative norm error under 1e-5 (kernels.md's fp32 ieee bound).
     """
     err, err_torch = (got.double() - ref).abs(), (torch_low.double() - ref).abs()
     for stat in ("max", "mean"):
         scale = getattr(ref.abs(), stat)().item()
-        floor = EPS[got.dtype] * (scale if got.dtype == torch.float16 else 16 * max(1.0, scale))
+        floor = 16 * EPS[torch.float32] * max(1.0, scale) + (scale * EPS[got.dtype] if got.dtype != torch.float32 else 0)
         e, e_torch = getattr(err, stat)().item(), getattr(err_torch, stat)().item()
         assert e <= 2 * e_torch + floor, f"{name}: {stat} error {e:.3e} > 2 x torch {e_torch:.3e} + floor {floor:.3e}"
     if got.dtype == torch.float32 and ref.norm() > 0:

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import gemm
-from kernels import ln_mlp as mod
-from kernels.ln_mlp import dropout_keep_mask, ln_linear, ln_linear_reference, ln_mlp, ln_mlp_reference
+from vivit_kernels import gemm
+from vivit_kernels import ln_mlp as mod
+from vivit_kernels.ln_mlp import dropout_keep_mask, ln_linear, ln_linear_reference, ln_mlp, ln_mlp_reference
 
 EPS = 1e-5
 FLOOR = {torch.float32: 2e-6, torch.float16: 5e-4, torch.bfloat16: 4e-3}

@@ -6,7 +6,7 @@ import torch
 from _helpers import ODD_SMALL, VARIANTS, randomize
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from kernels._utils import INTERPRET
+from vivit_kernels._utils import INTERPRET
 from vivit import VivitConfig, VivitForVideoClassification
 
 pytestmark = [

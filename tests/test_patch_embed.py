@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.patch_embed import patch_embed, patch_embed_reference
+from vivit_kernels.patch_embed import patch_embed, patch_embed_reference
 
 # (B, F, C, H, W), (D, t, h, w): odd channels, remainders that drop, 1 / 17 / 196 tokens.
 SHAPES = [
@@ -179,7 +179,7 @@ def test_triton_strided_upstream_gradient():
 
 def test_triton_poisoned_buffers(monkeypatch):
     # Every buffer a kernel is meant to overwrite starts as NaN: an element left unwritten shows up in the result.
-    import kernels.patch_embed as pe
+    import vivit_kernels.patch_embed as pe
 
     real = pe._new_empty
     monkeypatch.setattr(pe, "_new_empty", lambda *a, **k: real(*a, **k).fill_(float("nan")))
@@ -198,7 +198,7 @@ def test_triton_remainder_pixels_get_zero_grad():
 
 
 def test_triton_backward_is_deterministic():
-    import kernels.patch_embed as pe
+    import vivit_kernels.patch_embed as pe
 
     x, weight, b, pos, cls, _ = _make((2, 2, 3, 64, 64), (48, 2, 4, 4), "cls_pos", torch.float32)
     assert pe._dw_splits(512, 1, 64, x.device) > 1  # the split-and-sum dW path is the one under test
@@ -218,7 +218,7 @@ def test_triton_unsupported_dtype_raises():
 
 
 def test_opcheck():
-    from kernels.patch_embed import _patch_embed_bwd_op, _patch_embed_fwd_op
+    from vivit_kernels.patch_embed import _patch_embed_bwd_op, _patch_embed_fwd_op
 
     x, weight, b, pos, cls, _ = _make((2, 5, 3, 9, 8), (48, 2, 4, 4), "cls_pos", torch.float32)
     torch.library.opcheck(_patch_embed_fwd_op, (x, weight, b, pos, cls, False))
@@ -245,7 +245,7 @@ def test_torch_compile_aot_eager():
 
 def test_fp32_dot_precision_follows_torch_setting():
     # The interpreter computes fp32 dots exactly either way, so the choice itself is what can be checked here.
-    from kernels.patch_embed import _dot_args
+    from vivit_kernels.patch_embed import _dot_args
 
     before = torch.get_float32_matmul_precision()
     try:

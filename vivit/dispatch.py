@@ -3,7 +3,7 @@
 Backends (config.backend, or the `backend=` argument of every function here):
   "eager"  - plain differentiable PyTorch (scaled_dot_product_attention, one GEMM per projection).
   "triton" - strict: run the op's Triton kernel or raise NotImplementedError("<op>: <reason>"). With TRITON_INTERPRET=1
-             set before `kernels` is imported, CPU tensors run the real kernels through Triton's interpreter.
+             set before `vivit_kernels` is imported, CPU tensors run the real kernels through Triton's interpreter.
   "auto"   - the environment variable VIVIT_BACKEND ("eager" or "triton") decides when set; otherwise Triton for CUDA
              tensors where the op's kernel supports the call, eager everywhere else.
 fp32 matmuls inside kernels follow torch.get_float32_matmul_precision() (ieee at "highest", tf32 otherwise).
@@ -15,9 +15,9 @@ import os
 
 import torch
 
-from kernels import attention as _attention
-from kernels import ln_mlp as _ln_mlp
-from kernels import patch_embed as _patch_embed
+from vivit_kernels import attention as _attention
+from vivit_kernels import ln_mlp as _ln_mlp
+from vivit_kernels import patch_embed as _patch_embed
 from vivit.configuration import BACKENDS
 
 
@@ -58,7 +58,7 @@ def patch_embed(
     per_frame_cls: bool = False,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """Tubelet embedding + position embedding + CLS token(s); see kernels.patch_embed.patch_embed."""
+    """Tubelet embedding + position embedding + CLS token(s); see vivit_kernels.patch_embed.patch_embed."""
     tensors = (pixel_values, weight, bias, pos_embed, cls_token)
     path = _choose("patch_embed", backend, lambda: _patch_embed.triton_unsupported_reason(*tensors), *tensors)
     return _patch_embed.patch_embed(*tensors, per_frame_cls=per_frame_cls, backend=path)

@@ -4,10 +4,10 @@
     ln_linear(x, ...) = LN(x) @ weight.T + bias                         weight (N, D)
 
 Design (backend="triton")
-- LayerNorm statistics (mean, rstd) are computed in fp32 by a small row kernel (kernels/layer_norm.py). The GEMMs
+- LayerNorm statistics (mean, rstd) are computed in fp32 by a small row kernel (vivit_kernels/layer_norm.py). The GEMMs
   that consume LN(x) normalise their A operand on load, (x - mean) * rstd * gamma + beta, so the normalised input is
   never written.
-- One GEMM kernel (kernels/gemm.py `gemm_kernel`, C = A' @ B) serves every forward GEMM and the backward dX GEMMs
+- One GEMM kernel (vivit_kernels/gemm.py `gemm_kernel`, C = A' @ B) serves every forward GEMM and the backward dX GEMMs
   through constexpr prologues on A (LayerNorm; per-row drop-path scale and dropout-mask regeneration) and epilogues
   on C (bias, GELU, dropout, storing the pre-activation, GELU backward, per-row scale, residual add).
   fc1: A = LN(x) on load; epilogue bias, stores the pre-activation z (training only), GELU, dropout -> h.

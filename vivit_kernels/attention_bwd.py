@@ -1,6 +1,6 @@
-"""Triton backward kernels of kernels.attention: deterministic (every program owns the rows it writes, no atomics).
+"""Triton backward kernels of vivit_kernels.attention: deterministic (every program owns the rows it writes, no atomics).
 
-Addressing as in kernels.attention_fwd. Sequences that fit one tile take `_attention_bwd_tile_kernel` (dQ, dK, dV
+Addressing as in vivit_kernels.attention_fwd. Sequences that fit one tile take `_attention_bwd_tile_kernel` (dQ, dK, dV
 and delta in one launch); longer ones take `_attention_bwd_dq_kernel` (which also writes delta = rowsum(dO * O)) and
 then `_attention_bwd_dkdv_kernel`.
 """
@@ -8,7 +8,7 @@ then `_attention_bwd_dkdv_kernel`.
 import triton
 import triton.language as tl
 
-from kernels.attention_fwd import _key_ok, _load_rows, _row_offsets, _tile_tokens
+from vivit_kernels.attention_fwd import _key_ok, _load_rows, _row_offsets, _tile_tokens
 
 
 @triton.jit

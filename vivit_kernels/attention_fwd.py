@@ -1,4 +1,4 @@
-"""Triton forward kernel of kernels.attention (launchers, custom ops and the design notes live there).
+"""Triton forward kernel of vivit_kernels.attention (launchers, custom ops and the design notes live there).
 
 Every sequence is addressed by strides alone: token (b, outer, head, pos) of a tensor sits at
 b * stride_b + outer * stride_o + head * stride_h + pos * stride_l (+ d * stride_d). joint: outer is unused (stride

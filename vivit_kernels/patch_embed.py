@@ -26,7 +26,7 @@ backend="triton" (custom ops vivit_kernels::patch_embed_fwd / patch_embed_bwd un
 GPU goal (a TARGET, not measured: no GPU was available when this was written): for ViViT-B input (32 frames of
 224^2, bf16, H100) the forward should be >= 1.3x faster than rearrange + contiguous + F.linear and >= 3x faster than
 nn.Conv3d. Measured figures belong in BENCHMARKS.md (bench/bench_kernels.py).
-What was checked without a GPU (aot_specs, kernels.report): the kept configurations (bf16, fp16, fp32-tf32) compile
+What was checked without a GPU (aot_specs, vivit_kernels.report): the kept configurations (bf16, fp16, fp32-tf32) compile
 for sm_80 and sm_90 with tensor-core instructions (mma.sync / wgmma), no spills and shared memory within limits; the
 fp32-ieee variants of the same tiles compile without spills too (no tensor cores by definition).
 """
@@ -38,7 +38,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
 
 if HAS_TRITON:
     import triton
@@ -675,7 +675,7 @@ def aot_specs() -> list:
     bf16 and fp16, plus fp32 with tf32 dots; then the two small kernels without a GEMM (CLS rows, position sums of
     dY), marked `uses_dot=False`. Not listed: fp32 with ieee dots (same tiles, no tensor cores).
     """
-    from kernels.aot import KernelSpec
+    from vivit_kernels.aot import KernelSpec
 
     tile = dict(T=2, PH=16, PW=16, CLS_OFF=1)
     x_strides = ("stride_xb", "stride_xf", "stride_xc", "stride_xh")

@@ -1,7 +1,7 @@
 """What our Triton kernels would cost on real GPUs, measured by compiling them here, without a GPU.
 
-    python -m kernels.report            # tables: compiled resources per kernel, then the modeled roofline
-    python -m kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
+    python -m vivit_kernels.report            # tables: compiled resources per kernel, then the modeled roofline
+    python -m vivit_kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
 
 Part 1 (compiled, real): every kernel module's `aot_specs()` (each kept configuration at realistic ViViT shapes) is
 compiled for sm_80 (A100) and sm_90 (H100) by Triton's own compiler and `ptxas`; each row gives registers per thread,
@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-# The kernel modules, each owning one op and its kernels (kernels/<name>.py with `aot_specs()`).
+# The kernel modules, each owning one op and its kernels (vivit_kernels/<name>.py with `aot_specs()`).
 KERNEL_MODULES = ("attention", "patch_embed", "ln_mlp")
 TARGETS = (80, 90)
 COMPILED_KEYS = (
@@ -60,22 +60,22 @@ def triton_kernels(module) -> list[str]:
 
 
 def module_status(name: str):
-    """(module or None, specs, problem or None, note or None) for kernels/<name>.py.
+    """(module or None, specs, problem or None, note or None) for vivit_kernels/<name>.py.
 
     A missing file, or a module that defines no Triton kernel yet, is a note; a module with kernels but without
     `aot_specs()` (or with an empty one) is a problem.
     """
-    if importlib.util.find_spec(f"kernels.{name}") is None:
-        return None, [], None, f"kernels/{name}.py is not written yet"
-    module = importlib.import_module(f"kernels.{name}")
+    if importlib.util.find_spec(f"vivit_kernels.{name}") is None:
+        return None, [], None, f"vivit_kernels/{name}.py is not written yet"
+    module = importlib.import_module(f"vivit_kernels.{name}")
     kernels = triton_kernels(module)
     if not hasattr(module, "aot_specs"):
         if not kernels:
-            return module, [], None, f"kernels/{name}.py defines no Triton kernel yet"
-        return module, [], f"kernels/{name}.py defines Triton kernels {kernels} but no aot_specs()", None
+            return module, [], None, f"vivit_kernels/{name}.py defines no Triton kernel yet"
+        return module, [], f"vivit_kernels/{name}.py defines Triton kernels {kernels} but no aot_specs()", None
     specs = list(module.aot_specs())
     if not specs:
-        return module, [], f"kernels/{name}.py: aot_specs() returned no KernelSpec", None
+        return module, [], f"vivit_kernels/{name}.py: aot_specs() returned no KernelSpec", None
     return module, specs, None, None
 
 
@@ -94,7 +94,7 @@ _JOBS: list = []  # (module name, spec, arch), read by forked workers by index
 
 
 def _compile_one(index: int) -> dict:
-    from kernels.aot import compile_spec
+    from vivit_kernels.aot import compile_spec
 
     name, spec, arch = _JOBS[index]
     start = time.perf_counter()
@@ -413,11 +413,11 @@ def format_roofline(ops: list[dict]) -> str:
 def _reexec_without_interpreter() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    os.execve(sys.executable, [sys.executable, "-m", "kernels.report", *sys.argv[1:]], env)
+    os.execve(sys.executable, [sys.executable, "-m", "vivit_kernels.report", *sys.argv[1:]], env)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kernels.report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vivit_kernels.report", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the compiled rows as a JSON list on stdout")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel compiles")
     parser.add_argument("--no-roofline", action="store_true", help="skip the modeled roofline tables")

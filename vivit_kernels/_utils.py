@@ -30,5 +30,5 @@ def triton_unavailable_reason(*tensors: torch.Tensor) -> str | None:
     if device == "cpu" and INTERPRET:
         return None
     if device == "cpu":
-        return "CPU tensors need TRITON_INTERPRET=1 set before `kernels` is imported"
+        return "CPU tensors need TRITON_INTERPRET=1 set before `vivit_kernels` is imported"
     return f"device type {device!r} is not supported"

@@ -50,7 +50,7 @@ no GPU run exists yet). ViViT-B, bf16, head dim 64, batch 8.
     the single-tile backward, which does 5.
   joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
     warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
-Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and kernels.report): every kept
+Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report): every kept
 configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
 """
 
@@ -59,13 +59,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
 
 if HAS_TRITON:
     import triton
 
-    from kernels.attention_bwd import _attention_bwd_dkdv_kernel, _attention_bwd_dq_kernel, _attention_bwd_tile_kernel
-    from kernels.attention_fwd import _attention_fwd_kernel
+    from vivit_kernels.attention_bwd import _attention_bwd_dkdv_kernel, _attention_bwd_dq_kernel, _attention_bwd_tile_kernel
+    from vivit_kernels.attention_fwd import _attention_fwd_kernel
 
 LOG2E = 1.4426950408889634
 AXES = ("joint", "spatial", "temporal")
@@ -491,7 +491,7 @@ def aot_specs() -> list:
     fp32 (tf32), at ViViT-B shapes."""
     import inspect
 
-    from kernels.aot import KernelSpec
+    from vivit_kernels.aot import KernelSpec
 
     specs = []
 
