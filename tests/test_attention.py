@@ -53,7 +53,9 @@ def _assert_close(name, got, torch_low, ref):
     err, err_torch = (got.double() - ref).abs(), (torch_low.double() - ref).abs()
     for stat in ("max", "mean"):
         scale = getattr(ref.abs(), stat)().item()
-        floor = 16 * EPS[torch.float32] * max(1.0, scale) + (scale * EPS[got.dtype] if got.dtype != torch.float32 else 0)
+        floor = 16 * EPS[torch.float32] * max(1.0, scale) + (
+            scale * EPS[got.dtype] if got.dtype != torch.float32 else 0
+        )
         e, e_torch = getattr(err, stat)().item(), getattr(err_torch, stat)().item()
         assert e <= 2 * e_torch + floor, f"{name}: {stat} error {e:.3e} > 2 x torch {e_torch:.3e} + floor {floor:.3e}"
     if got.dtype == torch.float32 and ref.norm() > 0:

@@ -6,8 +6,8 @@ import torch
 from _helpers import ODD_SMALL, VARIANTS, randomize
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vivit_kernels._utils import INTERPRET
 from vivit import VivitConfig, VivitForVideoClassification
+from vivit_kernels._utils import INTERPRET
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*tubelet_size"),

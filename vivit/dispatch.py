@@ -15,10 +15,11 @@ import os
 
 import torch
 
+from vivit.configuration import BACKENDS
 from vivit_kernels import attention as _attention
 from vivit_kernels import ln_mlp as _ln_mlp
 from vivit_kernels import patch_embed as _patch_embed
-from vivit.configuration import BACKENDS
+from vivit_kernels._utils import INTERPRET
 
 
 def resolve_backend(backend: str) -> str:
@@ -33,13 +34,19 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
+def _kernel_device(t: torch.Tensor) -> bool:
+    """Whether `auto` may consider a kernel for a tensor on this device: CUDA, or, for tests of the dispatch rules,
+    CPU tensors run by Triton's interpreter when VIVIT_AUTO_INTERPRETER=1 is set as well as TRITON_INTERPRET=1."""
+    return t.is_cuda or (INTERPRET and os.environ.get("VIVIT_AUTO_INTERPRETER") == "1")
+
+
 def _choose(op: str, backend: str, reason_fn, *tensors: torch.Tensor | None) -> str:
     """The path an op takes: "triton" or "eager". Strict "triton" raises when the kernel cannot run."""
     backend = resolve_backend(backend)
     if backend == "eager":
         return "eager"
     if backend == "auto":
-        if not all(t is None or t.is_cuda for t in tensors):
+        if not all(t is None or _kernel_device(t) for t in tensors):
             return "eager"
         return "triton" if reason_fn() is None else "eager"
     reason = reason_fn()

@@ -64,7 +64,11 @@ from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reaso
 if HAS_TRITON:
     import triton
 
-    from vivit_kernels.attention_bwd import _attention_bwd_dkdv_kernel, _attention_bwd_dq_kernel, _attention_bwd_tile_kernel
+    from vivit_kernels.attention_bwd import (
+        _attention_bwd_dkdv_kernel,
+        _attention_bwd_dq_kernel,
+        _attention_bwd_tile_kernel,
+    )
     from vivit_kernels.attention_fwd import _attention_fwd_kernel
 
 LOG2E = 1.4426950408889634
