@@ -1,6 +1,7 @@
 """Test-suite set-up: Triton kernels run through the interpreter on the CPU.
 
-Both variables must be set before anything imports triton or `vivit_kernels` (`triton.jit` reads them at decoration time).
+Both variables must be set before anything imports triton or `vivit_kernels` (`triton.jit` reads them at
+decoration time).
 """
 
 import os

@@ -1,8 +1,9 @@
 """Every kept Triton kernel configuration compiles for A100 (sm_80) and H100 (sm_90) cleanly, checked without a GPU.
 
-`python -m vivit_kernels.report --json` compiles each kernel module's `aot_specs()` with Triton's real compiler and ptxas in
-a subprocess without TRITON_INTERPRET (interpreted kernels have no compile path). A configuration that spills, uses
-more than 255 registers, exceeds shared memory or emits no tensor-core instruction fails here: prune it, do not skip it.
+`python -m vivit_kernels.report --json` compiles each kernel module's `aot_specs()` with Triton's real compiler and
+ptxas in a subprocess without TRITON_INTERPRET (interpreted kernels have no compile path). A configuration that spills,
+uses more than 255 registers, exceeds shared memory or emits no tensor-core instruction fails here: prune it, do not
+skip it.
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ no GPU run exists yet). ViViT-B, bf16, head dim 64, batch 8.
     the single-tile backward, which does 5.
   joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
     warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
-Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report): every kept
-configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
+Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report): every
+kept configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Triton backward kernels of vivit_kernels.attention: deterministic (every program owns the rows it writes, no atomics).
+"""Triton backward kernels of vivit_kernels.attention: deterministic (every program owns the rows it writes, no
+atomics).
 
 Addressing as in vivit_kernels.attention_fwd. Sequences that fit one tile take `_attention_bwd_tile_kernel` (dQ, dK, dV
 and delta in one launch); longer ones take `_attention_bwd_dq_kernel` (which also writes delta = rowsum(dO * O)) and

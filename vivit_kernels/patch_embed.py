@@ -26,9 +26,9 @@ backend="triton" (custom ops vivit_kernels::patch_embed_fwd / patch_embed_bwd un
 GPU goal (a TARGET, not measured: no GPU was available when this was written): for ViViT-B input (32 frames of
 224^2, bf16, H100) the forward should be >= 1.3x faster than rearrange + contiguous + F.linear and >= 3x faster than
 nn.Conv3d. Measured figures belong in BENCHMARKS.md (bench/bench_kernels.py).
-What was checked without a GPU (aot_specs, vivit_kernels.report): the kept configurations (bf16, fp16, fp32-tf32) compile
-for sm_80 and sm_90 with tensor-core instructions (mma.sync / wgmma), no spills and shared memory within limits; the
-fp32-ieee variants of the same tiles compile without spills too (no tensor cores by definition).
+What was checked without a GPU (aot_specs, vivit_kernels.report): the kept configurations (bf16, fp16, fp32-tf32)
+compile for sm_80 and sm_90 with tensor-core instructions (mma.sync / wgmma), no spills and shared memory within limits;
+the fp32-ieee variants of the same tiles compile without spills too (no tensor cores by definition).
 """
 
 from __future__ import annotations
