@@ -30,14 +30,14 @@ stage() {  # stage NAME LIMIT_SECONDS ARGS...: one first_light.py stage under a 
     [ $rc -eq 0 ] || tail -n 5 "$out/$name.log"
 }
 
-stage env 60 env
+stage env 45 env
 cat "$out/env.log"
 for op in attention patch_embed ln_linear ln_mlp; do
-    stage "correct-$op" 240 correct "$op" &
+    stage "correct-$op" 180 correct "$op" &
 done
 wait
-stage train 150 train
-stage bench 150 bench
+stage train 100 train
+stage bench 100 bench
 "$py" bench/first_light.py report "$out" >/dev/null
 status=$?
 echo "== first light: $out/first-light.md ($((SECONDS - start)) s, report exit $status)"
