@@ -80,7 +80,7 @@ def guarded(stage: Stage, label: dict, fn) -> None:
 
 def sync() -> None:
     if torch.cuda.is_available():
-        sync()
+        torch.cuda.synchronize()
 
 
 # ----------------------------------------------------------------------------------------------------------------------
