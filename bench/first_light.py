@@ -403,6 +403,11 @@ def _ms(fn) -> float:
     return do_bench(fn, warmup=10, rep=60, return_mode="median")
 
 
+def _grad_fn(fn, leaves, upstream):
+    """A closure running fn forward and backward (gradients of every leaf)."""
+    return lambda: torch.autograd.grad(fn(*leaves), leaves, upstream)
+
+
 def stage_bench(outdir: str) -> Stage:
     import torch.nn.functional as F
 
@@ -441,66 +446,81 @@ def stage_bench(outdir: str) -> Stage:
 
         guarded(stage, {"row": name}, go)
 
+    def both(name, ours, baseline, leaves, base_leaves, out_shape, flops=None, bytes_=None, baseline_name=""):
+        """A forward row and a forward + backward row (backward counted as 2.5x the forward FLOPs)."""
+        row(f"{name} fwd", lambda: ours(*leaves), lambda: baseline(*base_leaves), flops, bytes_, baseline_name)
+        leaves = [x.detach().requires_grad_() for x in leaves]
+        base_leaves = [x.detach().requires_grad_() for x in base_leaves]
+        up = torch.randn(out_shape, device=DEVICE, dtype=bf16)
+        row(
+            f"{name} fwd+bwd",
+            _grad_fn(ours, leaves, up),
+            _grad_fn(baseline, base_leaves, up.reshape(baseline(*base_leaves).shape)),
+            flops and flops * 3.5,
+            bytes_ and bytes_ * 3,
+            baseline_name,
+        )
+
     def sdpa(q, k, v):  # (N, L, H, D) -> SDPA's (N, H, L, D)
         return F.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v))).transpose(1, 2)
 
+    def qkv_views(*lead):  # strided q, k, v out of one fused projection, as the model makes them
+        return torch.randn(*lead, 3, 12, 64, device=DEVICE, dtype=bf16).unbind(-3)
+
     # Spatial attention, ViViT-B Model 3 at 16 frames, batch 8: 64 sequences of 197 tokens, 12 heads of 64.
-    qkv = torch.randn(8, 8, 197, 3, 12, 64, device=DEVICE, dtype=bf16)
-    q, k, v = qkv.unbind(3)
-    qf, kf, vf = (t.reshape(64, 197, 12, 64) for t in (q, k, v))
-    fl = 4 * 64 * 12 * 197 * 197 * 64
-    row(
-        "attention spatial fwd 64x197 H12 D64",
-        lambda: attention(q, k, v, axis="spatial", backend="triton"),
-        lambda: sdpa(qf, kf, vf),
-        flops=fl,
-        baseline_name="SDPA (contiguous inputs)",
-    )
-    qg = [t.detach().requires_grad_() for t in (q, k, v)]
-    qfg = [t.detach().contiguous().requires_grad_() for t in (qf, kf, vf)]
-    go = torch.randn(8, 8, 197, 12, 64, device=DEVICE, dtype=bf16)
-    row(
-        "attention spatial fwd+bwd 64x197 H12 D64",
-        lambda: torch.autograd.grad(attention(*qg, axis="spatial", backend="triton"), qg, go),
-        lambda: torch.autograd.grad(sdpa(*qfg), qfg, go.reshape(64, 197, 12, 64)),
-        flops=fl * 3.5,
+    q, k, v = qkv_views(8, 8, 197)
+    both(
+        "attention spatial 64x197 H12 D64",
+        lambda q, k, v: attention(q, k, v, axis="spatial", backend="triton"),
+        sdpa,
+        [q, k, v],
+        [t.reshape(64, 197, 12, 64) for t in (q, k, v)],
+        q.shape,
+        flops=4 * 64 * 12 * 197 * 197 * 64,
         baseline_name="SDPA (contiguous inputs)",
     )
     # Temporal attention: 8 clips x 196 positions, 8 tubelet frames.
-    qkv = torch.randn(8, 8, 196, 3, 12, 64, device=DEVICE, dtype=bf16)
-    q, k, v = qkv.unbind(3)
-    qt, kt, vt = (t.permute(0, 2, 1, 3, 4).reshape(8 * 196, 8, 12, 64) for t in (q, k, v))
-    row(
-        "attention temporal fwd 1568x8 H12 D64",
-        lambda: attention(q, k, v, axis="temporal", backend="triton"),
-        lambda: sdpa(qt, kt, vt),
+    q, k, v = qkv_views(8, 8, 196)
+    both(
+        "attention temporal 1568x8 H12 D64",
+        lambda q, k, v: attention(q, k, v, axis="temporal", backend="triton"),
+        sdpa,
+        [q, k, v],
+        [t.permute(0, 2, 1, 3, 4).reshape(8 * 196, 8, 12, 64) for t in (q, k, v)],
+        q.shape,
         bytes_=4 * q.numel() * 2,
         baseline_name="SDPA (permuted contiguous inputs)",
     )
     # Joint attention, Model 1 at 32 frames: 3137 tokens.
-    qkv = torch.randn(2, 3137, 3, 12, 64, device=DEVICE, dtype=bf16)
-    q, k, v = qkv.unbind(2)
-    row(
-        "attention joint fwd 2x3137 H12 D64",
-        lambda: attention(q, k, v, axis="joint", backend="triton"),
-        lambda: sdpa(q, k, v),
+    q, k, v = qkv_views(2, 3137)
+    both(
+        "attention joint 2x3137 H12 D64",
+        lambda q, k, v: attention(q, k, v, axis="joint", backend="triton"),
+        sdpa,
+        [q, k, v],
+        [q, k, v],
+        q.shape,
         flops=4 * 2 * 12 * 3137 * 3137 * 64,
         baseline_name="SDPA (strided inputs)",
     )
     # Patch embedding: 8 clips of 32 frames at 224^2 into 768 channels.
     video = torch.randn(8, 32, 3, 224, 224, device=DEVICE, dtype=bf16)
-    conv = torch.nn.Conv3d(3, 768, (2, 16, 16), (2, 16, 16)).cuda().to(bf16)
-    pos = torch.randn(1 + 16 * 196, 768, device=DEVICE, dtype=bf16)
-    cls = torch.randn(768, device=DEVICE, dtype=bf16)
+    conv = torch.nn.Conv3d(3, 768, (2, 16, 16), (2, 16, 16)).to(DEVICE, bf16)
+    # The clip is an input, not a leaf: training needs no gradient of the pixels.
+    embed = [conv.weight.detach(), conv.bias.detach(), torch.randn(1 + 16 * 196, 768, device=DEVICE, dtype=bf16)]
+    embed.append(torch.randn(768, device=DEVICE, dtype=bf16))
 
-    def conv_embed():
-        x = conv(video.transpose(1, 2)).flatten(2).transpose(1, 2)
-        return torch.cat([cls.expand(8, 1, 768), x], 1) + pos
+    def conv_embed(weight, bias, pos, cls):
+        x = F.conv3d(video.transpose(1, 2), weight, bias, stride=(2, 16, 16)).flatten(2).transpose(1, 2)
+        return torch.cat([cls.expand(x.shape[0], 1, -1), x], 1) + pos
 
-    row(
-        "patch_embed fwd 8x32x3x224x224 -> 768",
-        lambda: patch_embed(video, conv.weight, conv.bias, pos, cls, backend="triton"),
+    both(
+        "patch_embed 8x32x3x224x224 -> 768",
+        lambda *a: patch_embed(video, *a, backend="triton"),
         conv_embed,
+        embed,
+        embed,
+        (8, 1 + 16 * 196, 768),
         flops=2 * 8 * 16 * 196 * 768 * 1536,
         baseline_name="Conv3d + cat + pos",
     )
@@ -510,47 +530,58 @@ def stage_bench(outdir: str) -> Stage:
     w2, b2 = (0.02 * torch.randn(768, 3072)).to(DEVICE, bf16), torch.zeros(768, device=DEVICE, dtype=bf16)
     tokens = 8 * 1569
 
-    def eager_mlp():
+    def eager_mlp(x, lw, lb, w1, b1, w2, b2):
         h = F.layer_norm(x, (768,), lw, lb, 1e-6)
         return x + F.linear(F.gelu(F.linear(h, w1, b1), approximate="tanh"), w2, b2)
 
-    row(
-        "ln_mlp fwd 12552 tokens 768->3072->768",
-        lambda: ln_mlp(x, lw, lb, w1, b1, w2, b2, eps=1e-6, activation="gelu_tanh", backend="triton"),
+    mlp = [x, lw, lb, w1, b1, w2, b2]
+    both(
+        "ln_mlp 12552 tokens 768->3072->768",
+        lambda *a: ln_mlp(*a, eps=1e-6, activation="gelu_tanh", backend="triton"),
         eager_mlp,
+        mlp,
+        mlp,
+        x.shape,
         flops=2 * 2 * tokens * 768 * 3072,
         baseline_name="eager (cuBLAS)",
     )
     wq, bq = _ln_params(768, 2304, bf16)[2:]
-    row(
-        "ln_linear fwd 12552 tokens 768->2304",
-        lambda: ln_linear(x, lw, lb, wq, bq, eps=1e-6, backend="triton"),
-        lambda: F.linear(F.layer_norm(x, (768,), lw, lb, 1e-6), wq, bq),
+    lin = [x, lw, lb, wq, bq]
+    both(
+        "ln_linear 12552 tokens 768->2304",
+        lambda *a: ln_linear(*a, eps=1e-6, backend="triton"),
+        lambda x, lw, lb, w, b: F.linear(F.layer_norm(x, (768,), lw, lb, 1e-6), w, b),
+        lin,
+        lin,
+        (8, 1569, 2304),
         flops=2 * tokens * 768 * 2304,
         baseline_name="eager (cuBLAS)",
     )
-    # One ViViT-B Model 1 training step under autocast, 16 frames, batch 4.
+    # One ViViT-B training step under autocast, 16 frames, batch 4: Models 1 and 3, Triton and auto against eager.
     from vivit import VivitConfig, VivitForVideoClassification
 
-    torch.manual_seed(0)
-    model = VivitForVideoClassification(VivitConfig.from_preset("vivit-b-16x2", num_frames=16)).cuda().train()
     clip = torch.randn(4, 16, 3, 224, 224, device=DEVICE)
     labels = torch.zeros(4, dtype=torch.long, device=DEVICE)
+    for variant in ("spatiotemporal", "factorized_self_attention"):
+        torch.manual_seed(0)
+        cfg = VivitConfig.from_preset("vivit-b-16x2", variant=variant, num_frames=16)
+        model = VivitForVideoClassification(cfg).to(DEVICE).train()
 
-    def step(backend):
-        def go():
-            model.config.backend = backend
-            with torch.autocast("cuda", torch.bfloat16):
-                model(clip, labels=labels).loss.backward()
+        def step(backend, model=model):
+            def go():
+                model.config.backend = backend
+                with torch.autocast("cuda", torch.bfloat16):
+                    model(clip, labels=labels).loss.backward()
 
-        return go
+            return go
 
-    row(
-        "ViViT-B Model 1 train step, bf16 autocast, 4x16 frames",
-        step("triton"),
-        step("eager"),
-        baseline_name="our eager path (SDPA + cuBLAS)",
-    )
+        for backend in ("triton", "auto"):
+            row(
+                f"ViViT-B {variant} train step, bf16 autocast, 4x16 frames, backend={backend}",
+                step(backend),
+                step("eager"),
+                baseline_name="backend=eager (SDPA + cuBLAS)",
+            )
     stage.finish()
     return stage
 
