@@ -37,7 +37,7 @@ for op in attention patch_embed ln_linear ln_mlp; do
 done
 wait
 stage train 100 train
-stage bench 100 bench
+stage bench 150 bench
 "$py" bench/first_light.py report "$out" >/dev/null
 status=$?
 echo "== first light: $out/first-light.md ($((SECONDS - start)) s, report exit $status)"
