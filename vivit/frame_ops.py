@@ -4,8 +4,9 @@ The pieces of `vivit.processing.VivitImageProcessor`'s pipeline, kept free of `t
 transforms (`vivit.transforms`) and the data-loading workers (`vivit.data`) can use them without importing it.
 
 Numerics. HF resizes uint8 frames with PIL's antialiased filter. On the CPU, torch's `F.interpolate(antialias=True)`
-on uint8 tensors implements the same fixed-point filter: results equal PIL's within one 8-bit level per pixel
-(almost all pixels are identical), which is what we use for bilinear and bicubic. Other devices resize in float and
+on uint8 tensors implements the same fixed-point filter: almost all pixels equal PIL's, the others are within one
+8-bit level, except about one pixel in 10^7 at two levels (torch rounds the filter weights more coarsely than PIL).
+That is what we use for bilinear and bicubic. Other devices resize in float and
 round back to uint8, so they may differ from PIL by one level. The nearest/box/hamming/lanczos filters fall back to
 PIL itself, frame by frame (CPU uint8 input only).
 """

@@ -34,8 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+# The class itself, not `transformers.AutoImageProcessor`: some versions (5.17) put a placeholder there that demands
+# torchvision, which neither this module nor the registration needs.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
 from transformers.processing_utils import ImagesKwargs
 from transformers.utils import filter_out_non_signature_kwargs
 
