@@ -4,6 +4,7 @@ AutoImageProcessor, numpy / PIL / torch videos batched or not, the per-image met
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 
@@ -333,6 +334,12 @@ def test_save_pretrained_returns_the_file_list_and_round_trips(tmp_path):
     assert VivitImageProcessor.from_pretrained(tmp_path / "saved").to_dict() == proc.to_dict()
     assert VivitImageProcessor.from_pretrained(files[0]).to_dict() == proc.to_dict()  # the file itself
     assert VivitImageProcessor.from_pretrained(tmp_path / "saved", do_normalize=False).do_normalize is False
+
+
+def test_pickles_for_data_loader_workers():
+    proc = VivitImageProcessor(**SMALL, offset=False)
+    again = pickle.loads(pickle.dumps(proc))
+    assert type(again) is VivitTorchImageProcessor and again.to_dict() == proc.to_dict()
 
 
 def test_auto_image_processor_loads_ours_and_leaves_hf_configs_to_hf(tmp_path):
