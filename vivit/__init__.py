@@ -13,6 +13,7 @@ _EXPORTS = {
     "VivitModel": "vivit.modeling",
     "VivitForVideoClassification": "vivit.modeling",
     "VivitImageProcessor": "vivit.processing",
+    "VivitTorchImageProcessor": "vivit.processing",
     "read_video": "vivit.io",
     "VideoFolder": "vivit.data",
     "VideoCSV": "vivit.data",

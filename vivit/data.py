@@ -12,14 +12,17 @@ import csv
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from vivit.io import VideoReadError, read_clips, read_video
-from vivit.processing import VivitImageProcessor
 from vivit.transforms import EvalTransform, TrainTransform, parse_views
+
+if TYPE_CHECKING:  # the processor module imports transformers; decoding does not need it
+    from vivit.processing import VivitImageProcessor
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".wmv", ".nut")
 
@@ -76,7 +79,7 @@ class VideoDataset(Dataset):
             raise ValueError("image_size: give either a processor or an image_size, not both")
         if processor is None:
             # HF's 256 -> 224 resize/crop ratio, scaled to the requested crop.
-            processor = VivitImageProcessor() if image_size is None else _processor_for(image_size)
+            processor = _processor_for(image_size)
         self.processor = processor
         if transform is None:
             transform = (
@@ -126,7 +129,11 @@ class VideoDataset(Dataset):
             raise VideoReadError(sample.path, f"failed to load sample {index} ({type(e).__name__}: {e})") from e
 
 
-def _processor_for(image_size: int) -> VivitImageProcessor:
+def _processor_for(image_size: int | None) -> VivitImageProcessor:
+    from vivit.processing import VivitImageProcessor
+
+    if image_size is None:
+        return VivitImageProcessor()
     if image_size < 1:
         raise ValueError(f"image_size: expected >= 1, got {image_size}")
     return VivitImageProcessor(size={"shortest_edge": round(image_size * 256 / 224)}, crop_size=image_size)

@@ -1,15 +1,23 @@
-"""`VivitImageProcessor`: Hugging Face's ViViT preprocessing, computed on whole clips with torch.
+"""`VivitImageProcessor`: Hugging Face's ViViT preprocessing as a transformers image processor, computed on whole
+clips with torch.
 
-Same arguments, defaults, config file and outputs as `transformers.VivitImageProcessor`, but every frame of every
-video goes through one batched torch pipeline (resize -> center crop -> rescale -> normalize) instead of a per-frame
+It is a `transformers.BaseImageProcessor`: `from_pretrained` (local directories, Hub ids, the cache),
+`save_pretrained` / `push_to_hub`, `to_dict` / `to_json_string` / `to_json_file` / `from_dict` / `from_json_file`,
+`AutoImageProcessor` and HF's `BatchFeature` all come from transformers. Arguments, defaults and the config file are
+those of `transformers.VivitImageProcessor`, but `preprocess` runs every frame of every video through one batched
+torch pipeline (resize -> center crop -> rescale -> normalize, see `vivit.frame_ops`) instead of a per-frame
 numpy/PIL loop, on whatever device the input tensor lives.
 
-Numerics. HF resizes uint8 frames with PIL's antialiased filter. On the CPU, torch's `F.interpolate(antialias=True)`
-on uint8 tensors implements the same fixed-point filter: results equal PIL's within one 8-bit level per pixel
-(almost all pixels are identical), which is what we use for bilinear and bicubic. Other devices resize in float and
-round back to uint8, so they may differ from PIL by one level. The nearest/box/hamming/lanczos filters fall back to
-PIL itself, frame by frame (CPU uint8 input only). Float input is resized in float (HF would first quantize it to
-uint8), so float results are close to HF's but not bit-level comparable.
+Config files. `save_pretrained` writes HF's `preprocessor_config.json` with `image_processor_type`
+"VivitTorchImageProcessor" (the class's name; `VivitImageProcessor` is the same class under the name vivit has always
+exported). A distinct name is what lets `AutoImageProcessor` return this class for a directory we saved, once
+`vivit.processing` is imported, while HF's own ViViT configs keep loading HF's class. Every other key is HF's, so
+`transformers.VivitImageProcessor.from_pretrained(directory)` reads a directory saved here, and this class reads
+HF's. Without vivit installed, `AutoImageProcessor` does not know the name: use HF's class directly there.
+
+Numerics: within one 8-bit level per pixel of HF's PIL-based output (see `vivit.frame_ops`). Float input is
+resized in float (HF would first quantize it to uint8), so float results are close to HF's but not bit-level
+comparable.
 
 The [-3, 1] quirk. HF's defaults rescale with `x / 127.5 - 1` (already [-1, 1]) and then normalize with
 mean = std = 0.5, giving values in [-3, 1]. The published HF checkpoints' expected logits are computed that way, so
@@ -19,23 +27,41 @@ it stays the default here. The original (scenic / Flax) ViViT saw [-1, 1]: use
 
 from __future__ import annotations
 
-import json
-import math
-import os
+import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+
+# The class itself, not `transformers.AutoImageProcessor`: some versions (5.17) put a placeholder there that demands
+# torchvision, which neither this module nor the registration needs.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
+from transformers.processing_utils import ImagesKwargs
+from transformers.utils import filter_out_non_signature_kwargs
+
+# Re-exported: these lived here before `vivit.frame_ops` existed.
+from vivit.frame_ops import (  # noqa: F401
+    BICUBIC,
+    BILINEAR,
+    BOX,
+    HAMMING,
+    LANCZOS,
+    NEAREST,
+    _per_channel,
+    _resize_uint8_in_float,
+    center_crop,
+    center_offsets,
+    crop,
+    resample_id,
+    rescale_and_normalize,
+    resize,
+    shortest_edge_size,
+)
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
-
-# PIL's resampling filter ids (PIL.Image.Resampling), as HF stores them in preprocessor_config.json.
-NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING = 0, 1, 2, 3, 4, 5
-_RESAMPLE_NAMES = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
-_TORCH_MODES = {BILINEAR: "bilinear", BICUBIC: "bicubic"}
 
 IMAGENET_STANDARD_MEAN = (0.5, 0.5, 0.5)
 IMAGENET_STANDARD_STD = (0.5, 0.5, 0.5)
@@ -47,170 +73,33 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class BatchFeature(dict):
-    """A dict whose keys are also attributes (like HF's `BatchFeature`); `.to(...)` moves torch tensors."""
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError as e:
-            raise AttributeError(name) from e
-
-    def to(self, *args, **kwargs) -> BatchFeature:
-        return BatchFeature({k: v.to(*args, **kwargs) if torch.is_tensor(v) else v for k, v in self.items()})
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Functional pieces on (N, C, H, W) tensors. The clip transforms in `vivit.transforms` reuse them.
-
-
-def resample_id(resample: Any) -> int:
-    """PIL filter id from an int, a `PIL.Image.Resampling`/HF `PILImageResampling` member or a name."""
-    if isinstance(resample, str):
-        if resample.lower() not in _RESAMPLE_NAMES:
-            raise ValueError(f"resample: expected one of {sorted(_RESAMPLE_NAMES)}, got {resample!r}")
-        return _RESAMPLE_NAMES[resample.lower()]
-    value = int(getattr(resample, "value", resample))
-    if value not in _RESAMPLE_NAMES.values():
-        raise ValueError(f"resample: expected a PIL filter id 0..5, got {resample!r}")
-    return value
-
-
-def shortest_edge_size(height: int, width: int, shortest_edge: int) -> tuple[int, int]:
-    """Output (height, width) with the short side = `shortest_edge`, the long side truncated like HF/torchvision."""
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
-    return (new_long, new_short) if width <= height else (new_short, new_long)
-
-
-def resize(frames: torch.Tensor, size: tuple[int, int], resample: int = BILINEAR) -> torch.Tensor:
-    """Antialiased resize of (N, C, H, W) frames to `size` = (height, width), PIL-compatible on uint8.
-
-    uint8 in -> uint8 out (float math on non-CPU devices, rounded back); float in -> float out.
-    """
-    if tuple(frames.shape[-2:]) == tuple(size):
-        return frames
-    resample = resample_id(resample)
-    if resample not in _TORCH_MODES:
-        return _resize_with_pil(frames, size, resample)
-    mode = _TORCH_MODES[resample]
-    if frames.dtype == torch.uint8 and frames.device.type != "cpu":
-        return _resize_uint8_in_float(frames, size, mode)
-    if frames.dtype == torch.uint8:
-        # The CPU uint8 kernel is fastest (and PIL-exact) on channels-last frames, which HWC video already is.
-        frames = frames.contiguous(memory_format=torch.channels_last)
-    return F.interpolate(frames, size=size, mode=mode, antialias=True, align_corners=False)
-
-
-def _resize_uint8_in_float(frames: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    # Devices without a uint8 antialiased kernel: the same filter in float32, rounded back to uint8.
-    out = F.interpolate(frames.float(), size=size, mode=mode, antialias=True, align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _resize_with_pil(frames: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
-    from PIL import Image
-
-    if frames.dtype != torch.uint8 or frames.device.type != "cpu":
-        raise ValueError(
-            f"resample={resample}: only bilinear (2) and bicubic (3) run in torch; the other PIL filters need uint8 "
-            f"frames on the CPU, got {frames.dtype} on {frames.device}"
-        )
-    height, width = size
-    hwc = frames.permute(0, 2, 3, 1).numpy()
-    out = []
-    for frame in hwc:
-        image = Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame)
-        out.append(np.array(image.resize((width, height), resample=resample)).reshape(height, width, -1))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
-
-
-def crop(frames: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
-    """Crop (..., H, W) at (top, left); the parts of the window outside the frame are zeros (HF's padding)."""
-    in_h, in_w = frames.shape[-2:]
-    if top >= 0 and left >= 0 and top + height <= in_h and left + width <= in_w:
-        return frames[..., top : top + height, left : left + width]
-    out = frames.new_zeros(*frames.shape[:-2], height, width)
-    src_t, src_l = max(top, 0), max(left, 0)
-    src_b, src_r = min(top + height, in_h), min(left + width, in_w)
-    if src_b > src_t and src_r > src_l:
-        out[..., src_t - top : src_b - top, src_l - left : src_r - left] = frames[..., src_t:src_b, src_l:src_r]
-    return out
-
-
-def center_offsets(in_h: int, in_w: int, height: int, width: int) -> tuple[int, int]:
-    """(top, left) of HF's center crop: floor((in - out) / 2); negative (zero padding) for a frame smaller than the
-    crop, with the extra padding row/column at the top/left (as HF's `ceil` padding does)."""
-    top = (in_h - height) // 2 if in_h >= height else -math.ceil((height - in_h) / 2)
-    left = (in_w - width) // 2 if in_w >= width else -math.ceil((width - in_w) / 2)
-    return top, left
-
-
-def center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """HF's center crop (see `center_offsets`); a frame smaller than the crop is zero-padded."""
-    return crop(frames, *center_offsets(*frames.shape[-2:], height, width), height, width)
-
-
-def rescale_and_normalize(
-    frames: torch.Tensor,
-    *,
-    do_rescale: bool,
-    rescale_factor: float,
-    offset: bool,
-    do_normalize: bool,
-    image_mean: Sequence[float] | float,
-    image_std: Sequence[float] | float,
-    channel_dim: int = -3,
-) -> torch.Tensor:
-    """float32 `((x * rescale_factor - offset) - mean) / std`, folded into one multiply-add per channel."""
-    num_channels = frames.shape[channel_dim]
-    scale = torch.ones(num_channels, dtype=torch.float64)
-    shift = torch.zeros(num_channels, dtype=torch.float64)
-    if do_rescale:
-        scale *= rescale_factor
-        shift -= 1.0 if offset else 0.0
-    if do_normalize:
-        mean = _per_channel(image_mean, num_channels, "image_mean")
-        std = _per_channel(image_std, num_channels, "image_std")
-        scale, shift = scale / std, (shift - mean) / std
-    view = [1] * frames.dim()
-    view[channel_dim] = num_channels
-    out = frames.to(torch.float32, memory_format=torch.contiguous_format)
-    if do_rescale or do_normalize:
-        device = frames.device
-        out.mul_(scale.to(device, torch.float32).view(view)).add_(shift.to(device, torch.float32).view(view))
-    return out
-
-
-def _per_channel(value: Sequence[float] | float, num_channels: int, name: str) -> torch.Tensor:
-    values = torch.as_tensor(value, dtype=torch.float64).flatten()
-    if values.numel() == 1:
-        return values.expand(num_channels)
-    if values.numel() != num_channels:
-        raise ValueError(f"{name}: expected 1 or {num_channels} values (one per channel), got {list(values.tolist())}")
-    return values
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # Input normalization: everything becomes a list of (T, C, H, W) tensors (one per video).
 
 
-def _channel_layout(shape: tuple[int, ...], input_data_format: str | None) -> str:
+def _format_name(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    """'channels_first' / 'channels_last' / 'none' from a string or HF's `ChannelDimension`."""
+    fmt = str(getattr(value, "value", value))
+    if fmt not in allowed:
+        raise ValueError(f"{name}: expected one of {list(allowed)}, got {value!r}")
+    return fmt
+
+
+def _channel_layout(shape: tuple[int, ...], input_data_format: Any, name: str = "videos") -> str:
     """'first' or 'last' for the trailing 3 dims of `shape` (C, H, W) / (H, W, C)."""
     if input_data_format is not None:
-        fmt = str(getattr(input_data_format, "value", input_data_format))
-        if fmt not in ("channels_first", "channels_last"):
-            raise ValueError(f"input_data_format: expected 'channels_first' or 'channels_last', got {fmt!r}")
+        fmt = _format_name(input_data_format, "input_data_format", ("channels_first", "channels_last"))
         return "first" if fmt == "channels_first" else "last"
     first, last = shape[-3] in (1, 3), shape[-1] in (1, 3)
     if first and last:
         raise ValueError(
-            f"videos: cannot tell whether the channels of shape {tuple(shape)} are first or last (both have size 1 "
+            f"{name}: cannot tell whether the channels of shape {tuple(shape)} are first or last (both have size 1 "
             "or 3); pass input_data_format='channels_first' or 'channels_last'"
         )
     if not (first or last):
         raise ValueError(
-            f"videos: expected frames with 1 or 3 channels, (C, H, W) or (H, W, C), got shape {tuple(shape)}"
+            f"{name}: expected frames with 1 or 3 channels, (C, H, W) or (H, W, C), got shape {tuple(shape)} "
+            "(pass input_data_format for other channel counts)"
         )
     return "first" if first else "last"
 
@@ -233,27 +122,35 @@ def _to_tensor(array: Any) -> torch.Tensor:
     return tensor
 
 
-def _frames_to_video(frames: Sequence[Any], input_data_format: str | None) -> torch.Tensor:
+def _frames_to_video(frames: Sequence[Any], input_data_format: Any, layouts: list[str]) -> torch.Tensor:
     """A list of frames (PIL images, HWC/CHW arrays or tensors) -> (T, C, H, W)."""
     tensors = []
+    layout = "first"
     for i, frame in enumerate(frames):
-        frame = _pil_to_array(frame)
-        tensor = _to_tensor(frame)
+        is_pil = _is_pil(frame)
+        tensor = _to_tensor(_pil_to_array(frame))
         if tensor.dim() == 2:
             tensor = tensor[None]
         elif tensor.dim() != 3:
             raise ValueError(f"videos: frame {i} has shape {tuple(tensor.shape)}; expected (H, W, C) or (C, H, W)")
-        if _channel_layout(tuple(tensor.shape), input_data_format) == "last":
+        # A PIL image is (H, W, C) whatever input_data_format says about the arrays.
+        layout = "last" if is_pil else _channel_layout(tuple(tensor.shape), input_data_format)
+        if layout == "last":
             tensor = tensor.permute(2, 0, 1)
         tensors.append(tensor)
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) != 1:
         raise ValueError(f"videos: all frames of a video must have one shape, got {sorted(shapes)}")
+    layouts.append(layout)
     return torch.stack(tensors)
 
 
+def _is_pil(frame: Any) -> bool:
+    return hasattr(frame, "getbands") and hasattr(frame, "convert")
+
+
 def _pil_to_array(frame: Any) -> Any:
-    if hasattr(frame, "getbands") and hasattr(frame, "convert"):  # a PIL image
+    if _is_pil(frame):
         if frame.mode not in ("RGB", "L"):
             frame = frame.convert("RGB")
         return np.asarray(frame)
@@ -261,38 +158,38 @@ def _pil_to_array(frame: Any) -> Any:
 
 
 def _is_frame_like(x: Any) -> bool:
-    return torch.is_tensor(x) or isinstance(x, np.ndarray) or (hasattr(x, "getbands") and hasattr(x, "convert"))
+    return torch.is_tensor(x) or isinstance(x, np.ndarray) or _is_pil(x)
 
 
-def to_videos(videos: Any, input_data_format: str | None = None) -> list[torch.Tensor]:
+def to_videos(videos: Any, input_data_format: Any = None, layouts: list[str] | None = None) -> list[torch.Tensor]:
     """Any accepted input -> a list of (T, C, H, W) uint8 or float tensors, one per video.
 
     Accepted: one frame (PIL, (H, W, C)/(C, H, W) array or tensor), a list of frames (one video), a list of videos,
     a 4-D (T, H, W, C)/(T, C, H, W) array or tensor (one video), a 5-D batch, or a list of 4-D videos.
+    `layouts`, when given, receives each video's input channel layout ('first' / 'last').
     """
+    layouts = [] if layouts is None else layouts
     if isinstance(videos, (list, tuple)):
         if len(videos) == 0:
             raise ValueError("videos: got an empty list")
         first = videos[0]
         if isinstance(first, (list, tuple)):  # a list of videos, each a list of frames
-            return [_frames_to_video(v, input_data_format) for v in videos]
+            return [_frames_to_video(v, input_data_format, layouts) for v in videos]
         if not _is_frame_like(first):
             raise ValueError(f"videos: expected frames (PIL, numpy or torch) or lists of them, got {type(first)}")
         ndim = np.ndim(first) if not torch.is_tensor(first) else first.dim()
         if ndim == 4:  # a list of 4-D videos
-            return [v for video in videos for v in to_videos(video, input_data_format)]
-        return [_frames_to_video(videos, input_data_format)]
+            return [v for video in videos for v in to_videos(video, input_data_format, layouts)]
+        return [_frames_to_video(videos, input_data_format, layouts)]
     if _is_frame_like(videos):
-        videos = _pil_to_array(videos)
+        if _is_pil(videos) or np.ndim(videos) in (2, 3):
+            return [_frames_to_video([videos], input_data_format, layouts)]
         tensor = _to_tensor(videos)
-        if tensor.dim() in (2, 3):
-            return [_frames_to_video([tensor], input_data_format)]
-        if tensor.dim() == 4:
+        if tensor.dim() in (4, 5):
             layout = _channel_layout(tuple(tensor.shape), input_data_format)
-            return [tensor.permute(0, 3, 1, 2) if layout == "last" else tensor]
-        if tensor.dim() == 5:
-            layout = _channel_layout(tuple(tensor.shape), input_data_format)
-            return list(tensor.permute(0, 1, 4, 2, 3) if layout == "last" else tensor)
+            videos = tensor[None] if tensor.dim() == 4 else tensor
+            layouts.extend([layout] * len(videos))
+            return list(videos.permute(0, 1, 4, 2, 3) if layout == "last" else videos)
         raise ValueError(
             f"videos: expected a frame (3-D), a video (T, H, W, C)/(T, C, H, W) or a batch of videos (5-D), "
             f"got shape {tuple(tensor.shape)}"
@@ -303,28 +200,117 @@ def to_videos(videos: Any, input_data_format: str | None = None) -> list[torch.T
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# One image (or a tensor batch of them) for the per-image methods HF's processors have.
+
+
+def _image_frames(image: Any, input_data_format: Any, method: str) -> tuple[torch.Tensor, Callable, str]:
+    """numpy/torch image -> ((N, C, H, W) tensor, a function giving an output back in the input's kind, layout)."""
+    is_numpy = isinstance(image, np.ndarray)
+    if not is_numpy and not torch.is_tensor(image):
+        raise ValueError(f"{method}: image: expected a numpy array or a torch tensor, got {type(image).__name__}")
+    tensor = torch.from_numpy(image if image.flags.writeable else image.copy()) if is_numpy else image
+    if tensor.dim() < 2:
+        raise ValueError(f"{method}: image: expected (H, W), (C, H, W) or (H, W, C), got shape {tuple(tensor.shape)}")
+    if tensor.dim() == 2:
+        if input_data_format is not None:
+            _format_name(input_data_format, "input_data_format", ("none",))
+        layout, frames = "none", tensor[None, None]
+    else:
+        if (
+            input_data_format is not None
+            and _format_name(input_data_format, "input_data_format", ("channels_first", "channels_last", "none"))
+            == "none"
+        ):
+            raise ValueError(f"input_data_format: 'none' is for 2-D images, got shape {tuple(tensor.shape)}")
+        layout = _channel_layout(tuple(tensor.shape), input_data_format, f"{method}: image")
+        frames = tensor.movedim(-1, -3) if layout == "last" else tensor
+        frames = frames.reshape(-1, *frames.shape[-3:])
+    lead = tensor.shape[:-3] if tensor.dim() > 3 else ()
+
+    def give_back(out: torch.Tensor, data_format: Any) -> Any:
+        fmt = layout if data_format is None else _format_name(data_format, "data_format", _FORMATS)
+        fmt = {"first": "channels_first", "last": "channels_last"}.get(fmt, fmt)
+        if fmt == "none":
+            if out.shape[-3] != 1:
+                raise ValueError(f"data_format: 'none' needs 1 channel, got {out.shape[-3]}")
+            out = out[:, 0]
+        elif fmt == "channels_last":
+            out = out.movedim(-3, -1)
+        out = out.reshape(*lead, *out.shape[1:]) if tensor.dim() > 2 else out[0]
+        return out.numpy() if is_numpy else out
+
+    return frames, give_back, layout
+
+
+_FORMATS = ("channels_first", "channels_last", "none")
+
+
+def _no_extra_kwargs(method: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise TypeError(f"{method}: unsupported keyword arguments {sorted(kwargs)}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def _size_dict(size: Any, name: str, default_to_square: bool) -> dict[str, int]:
-    if isinstance(size, int):
-        return {"height": size, "width": size} if default_to_square else {"shortest_edge": size}
-    if isinstance(size, (list, tuple)) and len(size) == 2:
+    if isinstance(size, numbers.Integral) and not isinstance(size, bool) and size > 0:
+        return {"height": int(size), "width": int(size)} if default_to_square else {"shortest_edge": int(size)}
+    if isinstance(size, (list, tuple)) and len(size) == 2 and all(_positive_int(v) for v in size):
         return {"height": int(size[0]), "width": int(size[1])}
-    if isinstance(size, dict):
+    if isinstance(size, dict) and all(_positive_int(v) for v in size.values()):
         if set(size) == {"shortest_edge"} or set(size) == {"height", "width"}:
             return {k: int(v) for k, v in size.items()}
-    raise ValueError(f"{name}: expected {{'shortest_edge': s}} or {{'height': h, 'width': w}}, got {size!r}")
+    expected = "{'height': h, 'width': w}" if default_to_square else "{'shortest_edge': s} or {'height': h, 'width': w}"
+    raise ValueError(f"{name}: expected {expected} with positive integers, got {size!r}")
 
 
-class VivitImageProcessor:
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _crop_size_dict(crop_size: Any) -> dict[str, int]:
+    size = _size_dict(crop_size, "crop_size", True)
+    if "shortest_edge" in size:
+        raise ValueError(f"crop_size: expected {{'height': h, 'width': w}}, got {crop_size!r}")
+    return size
+
+
+def _mean_or_std(value: Any, name: str) -> float | list[float]:
+    values = value.tolist() if isinstance(value, (np.ndarray, torch.Tensor)) else value
+    if isinstance(values, (list, tuple)):
+        if not values or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"{name}: expected a number or a list of numbers (one per channel), got {value!r}")
+        values = [float(v) for v in values]
+    elif not isinstance(values, numbers.Real) or isinstance(values, bool):
+        raise ValueError(f"{name}: expected a number or a list of numbers (one per channel), got {value!r}")
+    if name.endswith("std") and any(v == 0 for v in (values if isinstance(values, list) else [values])):
+        raise ValueError(f"{name}: expected non-zero values (it divides), got {value!r}")
+    return values
+
+
+def _rescale_factor(value: Any) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"rescale_factor: expected a positive number, got {value!r}")
+    return value
+
+
+class VivitImageProcessorKwargs(ImagesKwargs, total=False):
+    """HF's image-processor keyword arguments plus ViViT's `offset` (so `from_dict(..., offset=...)` applies it)."""
+
+    offset: bool
+
+
+class VivitTorchImageProcessor(BaseImageProcessor):
     r"""ViViT video preprocessing with HF's arguments, defaults and config file, computed in batched torch.
 
     Args:
         do_resize: resize frames to `size`.
-        size: `{"shortest_edge": 256}` (aspect kept, long side truncated) or `{"height": h, "width": w}`.
+        size: `{"shortest_edge": 256}` (aspect kept, long side truncated) or `{"height": h, "width": w}`; an int
+            means a shortest edge.
         resample: PIL filter id (2 = bilinear). Bilinear and bicubic run in torch; the others in PIL per frame.
         do_center_crop: crop the center `crop_size` window (zero-padded where the frame is smaller).
-        crop_size: `{"height": 224, "width": 224}`.
+        crop_size: `{"height": 224, "width": 224}`; an int means a square.
         do_rescale: multiply by `rescale_factor` (and subtract 1 when `offset`).
         rescale_factor: 1/127.5.
         offset: subtract 1 after rescaling (1/127.5 then maps [0, 255] to [-1, 1]).
@@ -333,20 +319,21 @@ class VivitImageProcessor:
             used [-1, 1]: `VivitImageProcessor.from_preset("original")`.
 
     Call it on one frame, a list of frames, a list of videos, a (T, H, W, C)/(T, C, H, W) array or tensor, or a 5-D
-    batch (uint8 in [0, 255], or float in the same scale). Returns `BatchFeature(pixel_values=...)` of shape
+    batch (uint8 in [0, 255], or float in the same scale). Returns HF's `BatchFeature(pixel_values=...)` of shape
     (videos, frames, C, H, W) (float32): a tensor for `return_tensors="pt"` (on the input's device), an array for
     "np", HF's nested lists of (C, H, W) arrays for None.
     """
 
     model_input_names = ["pixel_values"]
+    valid_kwargs = VivitImageProcessorKwargs
 
     def __init__(
         self,
         do_resize: bool = True,
-        size: dict[str, int] | None = None,
+        size: dict[str, int] | int | None = None,
         resample: int = BILINEAR,
         do_center_crop: bool = True,
-        crop_size: dict[str, int] | None = None,
+        crop_size: dict[str, int] | int | None = None,
         do_rescale: bool = True,
         rescale_factor: float = 1 / 127.5,
         offset: bool = True,
@@ -355,102 +342,130 @@ class VivitImageProcessor:
         image_std: float | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> None:
+        # Written by `to_dict` (HF's or ours); the class being built is what names the type.
+        kwargs.pop("image_processor_type", None)
+        # Like HF's processors, other keys (bookkeeping from other versions) are kept as attributes and saved back.
+        super().__init__(**kwargs)
         self.do_resize = do_resize
         self.size = _size_dict(size if size is not None else {"shortest_edge": 256}, "size", False)
         self.resample = resample_id(resample)
         self.do_center_crop = do_center_crop
-        self.crop_size = _size_dict(
-            crop_size if crop_size is not None else {"height": 224, "width": 224}, "crop_size", True
-        )
+        self.crop_size = _crop_size_dict(crop_size if crop_size is not None else {"height": 224, "width": 224})
         self.do_rescale = do_rescale
-        self.rescale_factor = rescale_factor
+        self.rescale_factor = _rescale_factor(rescale_factor)
         self.offset = offset
         self.do_normalize = do_normalize
-        self.image_mean = list(image_mean) if isinstance(image_mean, (list, tuple)) else image_mean
-        self.image_std = list(image_std) if isinstance(image_std, (list, tuple)) else image_std
-        if self.image_mean is None:
-            self.image_mean = list(IMAGENET_STANDARD_MEAN)
-        if self.image_std is None:
-            self.image_std = list(IMAGENET_STANDARD_STD)
-        # HF configs carry bookkeeping keys (image_processor_type, processor_class, ...): ignore them. Like HF,
-        # offset=True with do_rescale=False is only rejected when preprocessing.
-
-    # --- construction / serialization ------------------------------------------------------------------------------
+        self.image_mean = _mean_or_std(image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN, "image_mean")
+        self.image_std = _mean_or_std(image_std if image_std is not None else IMAGENET_STANDARD_STD, "image_std")
+        # Like HF, offset=True with do_rescale=False is only rejected when preprocessing.
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> VivitImageProcessor:
+    def from_preset(cls, name: str, **overrides: Any) -> VivitTorchImageProcessor:
         """`"hf"`: HF's defaults ([-3, 1] output). `"original"`: the scenic ViViT's [-1, 1] input (x / 127.5 - 1)."""
         if name not in PRESETS:
             raise ValueError(f"preset: expected one of {sorted(PRESETS)}, got {name!r}")
         return cls(**{**PRESETS[name], **overrides})
 
-    @classmethod
-    def from_dict(cls, config: dict[str, Any], **overrides: Any) -> VivitImageProcessor:
-        return cls(**{**config, **overrides})
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> VivitImageProcessor:
-        """Read HF's `preprocessor_config.json` from a directory (or that file itself)."""
-        path = os.fspath(path)
-        file = os.path.join(path, PREPROCESSOR_CONFIG_NAME) if os.path.isdir(path) else path
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"{file}: no such preprocessor config")
-        try:
-            with open(file, encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{file}: not a readable JSON preprocessor config ({e})") from e
-        if not isinstance(config, dict):
-            raise ValueError(f"{file}: expected a JSON object, got {type(config).__name__}")
-        return cls.from_dict(config, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "crop_size": dict(self.crop_size),
-            "do_center_crop": self.do_center_crop,
-            "do_normalize": self.do_normalize,
-            "do_rescale": self.do_rescale,
-            "do_resize": self.do_resize,
-            "image_mean": self.image_mean,
-            "image_processor_type": "VivitImageProcessor",
-            "image_std": self.image_std,
-            "offset": self.offset,
-            "resample": self.resample,
-            "rescale_factor": self.rescale_factor,
-            "size": dict(self.size),
-        }
-
-    def save_pretrained(self, directory: str | os.PathLike) -> str:
-        os.makedirs(directory, exist_ok=True)
-        file = os.path.join(os.fspath(directory), PREPROCESSOR_CONFIG_NAME)
-        with open(file, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
-        return file
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__} {json.dumps(self.to_dict(), indent=2, sort_keys=True)}"
-
-    # --- processing ------------------------------------------------------------------------------------------------
-
-    def __call__(self, videos: Any, **kwargs: Any) -> BatchFeature:
-        return self.preprocess(videos, **kwargs)
-
-    def output_size(self, height: int, width: int, size: dict[str, int] | None = None) -> tuple[int, int]:
+    def output_size(self, height: int, width: int, size: dict[str, int] | int | None = None) -> tuple[int, int]:
         """(height, width) after the resize step for an input frame of (height, width)."""
         size = _size_dict(size if size is not None else self.size, "size", False)
         if "shortest_edge" in size:
             return shortest_edge_size(height, width, size["shortest_edge"])
         return size["height"], size["width"]
 
+    # --- HF's per-image steps (one frame, numpy or torch; a torch batch (..., C, H, W) works too) -------------------
+
+    def resize(
+        self,
+        image: np.ndarray | torch.Tensor,
+        size: dict[str, int] | int,
+        resample: int = BILINEAR,
+        data_format: str | None = None,
+        input_data_format: str | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor:
+        """Resize to `size` ({"shortest_edge": s}: aspect kept; {"height", "width"}: exactly). uint8 stays uint8
+        (within one level of HF's PIL result); float is resized in float. `data_format=None` keeps the layout."""
+        _no_extra_kwargs("resize", kwargs)
+        frames, give_back, _ = _image_frames(image, input_data_format, "resize")
+        out = resize(frames, self.output_size(*frames.shape[-2:], size), resample_id(resample))
+        return give_back(out, data_format)
+
+    def center_crop(
+        self,
+        image: np.ndarray | torch.Tensor,
+        size: dict[str, int] | int,
+        data_format: str | None = None,
+        input_data_format: str | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor:
+        """The center (size["height"], size["width"]) window, zero-padded where the image is smaller (as HF)."""
+        _no_extra_kwargs("center_crop", kwargs)
+        size = _size_dict(size, "size", True)
+        if "shortest_edge" in size:
+            raise ValueError(f"center_crop: size: expected {{'height': h, 'width': w}}, got {size!r}")
+        frames, give_back, _ = _image_frames(image, input_data_format, "center_crop")
+        return give_back(center_crop(frames, size["height"], size["width"]), data_format)
+
+    def rescale(
+        self,
+        image: np.ndarray | torch.Tensor,
+        scale: float,
+        offset: bool = True,
+        data_format: str | None = None,
+        input_data_format: str | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor:
+        """float32 `image * scale`, minus 1 when `offset` (1/127.5 then maps [0, 255] to [-1, 1]); computed like
+        HF: the product in float64, rounded to float32, then the offset."""
+        _no_extra_kwargs("rescale", kwargs)
+        is_numpy = isinstance(image, np.ndarray)
+        if not is_numpy and not torch.is_tensor(image):
+            raise ValueError(f"rescale: image: expected a numpy array or a torch tensor, got {type(image).__name__}")
+        if not isinstance(scale, numbers.Real) or isinstance(scale, bool):
+            raise ValueError(f"rescale: scale: expected a number, got {scale!r}")
+        if is_numpy:
+            out = (image.astype(np.float64) * scale).astype(np.float32)
+        else:
+            out = (image.to(torch.float64) * scale).to(torch.float32)
+        if offset:
+            out = out - 1
+        if data_format is None:
+            return out
+        frames, give_back, _ = _image_frames(out, input_data_format, "rescale")
+        return give_back(frames, data_format)
+
+    def normalize(
+        self,
+        image: np.ndarray | torch.Tensor,
+        mean: float | Sequence[float],
+        std: float | Sequence[float],
+        data_format: str | None = None,
+        input_data_format: str | None = None,
+        **kwargs: Any,
+    ) -> np.ndarray | torch.Tensor:
+        """`(image - mean) / std` per channel; integer images become float32, float ones keep their dtype (as HF)."""
+        _no_extra_kwargs("normalize", kwargs)
+        frames, give_back, _ = _image_frames(image, input_data_format, "normalize")
+        if not frames.is_floating_point():
+            frames = frames.to(torch.float32)
+        channels = frames.shape[1]
+        mean_t = _per_channel(_mean_or_std(mean, "mean"), channels, "mean").to(frames.device, frames.dtype)
+        std_t = _per_channel(_mean_or_std(std, "std"), channels, "std").to(frames.device, frames.dtype)
+        out = (frames - mean_t.view(1, -1, 1, 1)) / std_t.view(1, -1, 1, 1)
+        return give_back(out, data_format)
+
+    # --- the batched pipeline ---------------------------------------------------------------------------------------
+
+    @filter_out_non_signature_kwargs()
     def preprocess(
         self,
         videos: Any,
         do_resize: bool | None = None,
-        size: dict[str, int] | None = None,
+        size: dict[str, int] | int | None = None,
         resample: int | None = None,
         do_center_crop: bool | None = None,
-        crop_size: dict[str, int] | None = None,
+        crop_size: dict[str, int] | int | None = None,
         do_rescale: bool | None = None,
         rescale_factor: float | None = None,
         offset: bool | None = None,
@@ -458,39 +473,45 @@ class VivitImageProcessor:
         image_mean: float | Sequence[float] | None = None,
         image_std: float | Sequence[float] | None = None,
         return_tensors: str | None = None,
-        data_format: str = "channels_first",
+        data_format: str | None = "channels_first",
         input_data_format: str | None = None,
     ) -> BatchFeature:
+        """Every frame of every video: resize -> center crop -> rescale (with offset) -> normalize, batched in torch.
+
+        Arguments left None take the processor's settings. `data_format`: the output frames' layout,
+        "channels_first" (C, H, W) by default, "channels_last", or None for each video's input layout.
+        Keyword arguments that are not in this signature are ignored with a warning naming them (as HF's).
+        """
         pick = lambda value, default: default if value is None else value
         do_resize = pick(do_resize, self.do_resize)
         size = _size_dict(pick(size, self.size), "size", False)
         resample = resample_id(pick(resample, self.resample))
         do_center_crop = pick(do_center_crop, self.do_center_crop)
-        crop_size = _size_dict(pick(crop_size, self.crop_size), "crop_size", True)
+        crop_size = _crop_size_dict(pick(crop_size, self.crop_size))
         do_rescale = pick(do_rescale, self.do_rescale)
-        rescale_factor = pick(rescale_factor, self.rescale_factor)
+        rescale_factor = _rescale_factor(pick(rescale_factor, self.rescale_factor))
         offset = pick(offset, self.offset)
         do_normalize = pick(do_normalize, self.do_normalize)
-        image_mean = pick(image_mean, self.image_mean)
-        image_std = pick(image_std, self.image_std)
+        image_mean = _mean_or_std(pick(image_mean, self.image_mean), "image_mean")
+        image_std = _mean_or_std(pick(image_std, self.image_std), "image_std")
         if offset and not do_rescale:
             raise ValueError("offset=True requires do_rescale=True (the offset is applied after rescaling)")
         return_tensors = str(getattr(return_tensors, "value", return_tensors)) if return_tensors is not None else None
         if return_tensors not in (None, "pt", "np"):
             raise ValueError(f"return_tensors: expected 'pt', 'np' or None, got {return_tensors!r}")
-        data_format = str(getattr(data_format, "value", data_format)) if data_format is not None else "channels_first"
-        if data_format not in ("channels_first", "channels_last"):
-            raise ValueError(f"data_format: expected 'channels_first' or 'channels_last', got {data_format!r}")
+        if data_format is not None:
+            data_format = _format_name(data_format, "data_format", ("channels_first", "channels_last"))
 
+        layouts: list[str] = []
         outputs = []
-        for video in to_videos(videos, input_data_format):
+        for video, layout in zip(to_videos(videos, input_data_format, layouts), layouts, strict=True):
             if video.is_floating_point() and video.dtype != torch.float32:
                 video = video.float()  # resize and normalize in float32 whatever the float input
             if do_rescale and video.is_floating_point() and video.numel() and 0 <= video.min() and video.max() <= 1:
                 warnings.warn(
                     "VivitImageProcessor: float frames in [0, 1] look already rescaled; pass do_rescale=False if so "
                     "(frames are expected in [0, 255])",
-                    stacklevel=2,
+                    stacklevel=3,
                 )
             if do_resize:
                 video = resize(video, self.output_size(*video.shape[-2:], size), resample)
@@ -505,12 +526,13 @@ class VivitImageProcessor:
                 image_mean=image_mean,
                 image_std=image_std,
             )
-            if data_format == "channels_last":
+            if data_format == "channels_last" or (data_format is None and layout == "last"):
                 video = video.permute(0, 2, 3, 1)
             outputs.append(video)
 
         if return_tensors is None:
-            return BatchFeature(pixel_values=[[frame.cpu().numpy() for frame in video] for video in outputs])
+            nested = [[frame.cpu().numpy() for frame in video] for video in outputs]
+            return BatchFeature(data={"pixel_values": nested})
         shapes = {tuple(v.shape[1:]) for v in outputs}
         if len(shapes) > 1:
             raise ValueError(
@@ -524,7 +546,27 @@ class VivitImageProcessor:
                 "cannot be stacked"
             )
         batch = outputs[0][None] if len(outputs) == 1 else torch.stack(outputs)
-        return BatchFeature(pixel_values=batch if return_tensors == "pt" else batch.cpu().numpy())
+        if return_tensors == "np":
+            batch = batch.cpu().numpy()
+        return BatchFeature(data={"pixel_values": batch}, tensor_type=return_tensors)
 
 
-__all__ = ["VivitImageProcessor", "BatchFeature", "PRESETS"]
+# The name vivit has always exported. The class itself is named differently from HF's `VivitImageProcessor` so that the
+# `image_processor_type` it saves resolves to it (not to HF's class) in `AutoImageProcessor`.
+VivitImageProcessor = VivitTorchImageProcessor
+
+
+class _VivitTorchProcessorKey:
+    """`AutoImageProcessor.register` files processors under a config class; transformers ignores registrations under
+    its own config classes and refuses names it already maps (such as "VivitConfig"), so this stand-in is the key.
+    `AutoImageProcessor.from_pretrained` finds registered processors by the `image_processor_type` name."""
+
+
+AutoImageProcessor.register(
+    _VivitTorchProcessorKey,
+    image_processor_classes={"torchvision": VivitTorchImageProcessor, "pil": VivitTorchImageProcessor},
+    exist_ok=True,
+)
+
+
+__all__ = ["PRESETS", "VivitImageProcessor", "VivitTorchImageProcessor"]

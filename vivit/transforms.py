@@ -8,17 +8,23 @@ evaluation and `vivit predict` feed the model identically scaled pixels.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from vivit.processing import (
-    VivitImageProcessor,
-    center_offsets,
-    crop,
-    rescale_and_normalize,
-    resize,
-    shortest_edge_size,
-)
+# The functional pieces, not `vivit.processing`: data-loading workers import this module and should not pay for
+# importing transformers.
+from vivit.frame_ops import center_offsets, crop, rescale_and_normalize, resize, shortest_edge_size
+
+if TYPE_CHECKING:
+    from vivit.processing import VivitImageProcessor
+
+
+def _default_processor() -> VivitImageProcessor:
+    from vivit.processing import VivitImageProcessor
+
+    return VivitImageProcessor()
 
 
 def parse_views(views: str | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -75,7 +81,7 @@ class TrainTransform:
         scale_range: tuple[int, int] | None = None,
         flip_p: float = 0.5,
     ):
-        self.processor = processor if processor is not None else VivitImageProcessor()
+        self.processor = processor if processor is not None else _default_processor()
         crop_h, crop_w = _crop_hw(self.processor)
         short = min(crop_h, crop_w)
         self.scale_range = tuple(scale_range) if scale_range is not None else (short, int(short * 1.25))
@@ -110,7 +116,7 @@ class EvalTransform:
     """
 
     def __init__(self, processor: VivitImageProcessor | None = None, *, num_crops: int = 1):
-        self.processor = processor if processor is not None else VivitImageProcessor()
+        self.processor = processor if processor is not None else _default_processor()
         if num_crops < 1:
             raise ValueError(f"num_crops: expected >= 1, got {num_crops}")
         self.num_crops = num_crops
