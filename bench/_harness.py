@@ -42,7 +42,7 @@ def sync() -> None:
 
 
 def cpu_threads() -> int:
-    """Threads for CPU rows: 2 by default (the issue-2 setting), VIVIT_BENCH_THREADS to change."""
+    """Threads for CPU rows: 2 by default (the small CPU setting), VIVIT_BENCH_THREADS to change."""
     return int(os.environ.get("VIVIT_BENCH_THREADS", "2"))
 
 

@@ -1,7 +1,7 @@
 """Per-kernel rows: tubelet embedding, attention (joint, spatial, temporal), LN-QKV and LN-MLP; forward, backward, both.
 
 On a GPU (bf16, ViViT-B/16x2 shapes) ours is the Triton kernel, against our eager path, `torch.compile` of it, every
-PyTorch SDPA backend and the plain modules a user would write. On the CPU (fp32, the issue-2 shapes) ours is the
+PyTorch SDPA backend and the plain modules a user would write. On the CPU (fp32, the small CPU shapes) ours is the
 eager path, against the plain modules (`torch.compile` only with VIVIT_BENCH_COMPILE=1: ~30 s of compile per graph).
 """
 
@@ -21,7 +21,7 @@ GELU_FAST = 0.7978845608
 
 
 def _shapes():
-    """Shapes per op: ViViT-B/16x2 on a GPU, the issue-2 model (112^2, 8 frames, hidden 384) on the CPU."""
+    """Shapes per op: ViViT-B/16x2 on a GPU, the small CPU model (112^2, 8 frames, hidden 384) on the CPU."""
     if H.on_gpu():
         return dict(
             batch=8,
@@ -363,7 +363,7 @@ def test_ln_mlp(benchmark, backend, pass_):
 
 
 def test_ln_mlp_peak_memory(benchmark):
-    """Issue 5: peak activation memory of the LN-MLP block's forward + backward, Triton vs eager (GPU only)."""
+    """Peak activation memory of the LN-MLP block's forward + backward, Triton vs eager (GPU only)."""
     if not H.on_gpu():
         pytest.skip("no CUDA GPU: the LN-MLP memory row compares the Triton kernel with eager on a GPU")
     from vivit_kernels.ln_mlp import ln_mlp

@@ -2,7 +2,7 @@
 
 Model 1 (spatiotemporal) against Hugging Face transformers (SDPA and eager attention) with the same weights (our
 `save_pretrained` loaded by HF's `from_pretrained`); Models 2-4, which HF lacks, against our eager path and
-`torch.compile` of it. The CPU rows use the issue-2 setting: image 112, 8 frames, hidden 384, 6 layers, 6 heads,
+`torch.compile` of it. The CPU rows use the small CPU setting: image 112, 8 frames, hidden 384, 6 layers, 6 heads,
 MLP 1536, batch 2, fp32, 2 threads; its share of the measured matmul rate is in the summary. On a GPU: ViViT-B/16x2
 (32x224^2), batch 4, bf16, ours = backend "auto" (Triton where supported).
 
@@ -135,7 +135,7 @@ def test_model1_vs_hf(benchmark, mode):
         baselines["vivit eager"] = _step(eager, pixels, labels, mode)
         baselines["torch.compile(vivit eager)"] = _step(torch.compile(compiled), pixels, labels, mode)
     flops = _count_flops(eager, pixels, labels, mode)  # Triton custom ops are opaque to the counter
-    op = f"Model 1 {mode}" + ("" if H.on_gpu() or H.timing_disabled() else " (issue-2 config)")
+    op = f"Model 1 {mode}" + ("" if H.on_gpu() or H.timing_disabled() else " (small CPU config)")
     H.compare(
         benchmark,
         op,
