@@ -115,6 +115,8 @@ class VivitConfig(PreTrainedConfig):
         if self.pooling is None:
             self.pooling = "cls" if self.variant in _CLS_VARIANTS else "mean"
         super().__post_init__(**kwargs)
+        if self.id2label is not None and self.label2id is None:  # a config.json written with id2label only
+            self.label2id = {label: i for i, label in self.id2label.items()}
         self.check_fields()
 
     # ----------------------------------------------------------------------------------------------- geometry

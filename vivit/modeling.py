@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import dispatch
+from vivit import dispatch, weight_names
 from vivit.configuration import VivitConfig
 from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
@@ -186,6 +186,13 @@ class VivitPreTrainedModel(PreTrainedModel):
             init.zeros_(module.position_embeddings)
             if module.cls_token is not None:
                 init.zeros_(module.cls_token)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """transformers' from_pretrained (every argument of it), for any of the four variants."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        weight_names.forget_legacy_load(loaded[0] if isinstance(loaded, tuple) else loaded)
+        return loaded
 
     def post_init(self) -> None:
         super().post_init()

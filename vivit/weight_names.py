@@ -44,6 +44,14 @@ class _LoadOnlyConverter(WeightConverter):
         return WeightRenaming(_NEVER, _NEVER)
 
 
+def forget_legacy_load(model) -> None:
+    """After loading a file with the fused names: save the classic names in full. transformers reverses only the
+    rules a load used, which for such a file are a part of the classic rules and would write a mix of both."""
+    used = getattr(model, "_weight_conversions", None) or ()
+    if any(isinstance(rule, (_LoadOnlyRenaming, _LoadOnlyConverter)) for rule in used):
+        model._weight_conversions = None  # as for a model built from scratch: the whole mapping, reversed
+
+
 def legacy_rules() -> list:
     """vivit <= 0.1 fused names (after transformers' `encoder.layer.` -> `layers.` rule) -> HF 5.x names."""
     rules: list = [
