@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 import transformers
-from _helpers import ODD_SMALL, VARIANTS, randomize
+from _helpers import ODD_SMALL, VARIANTS, classic_name, randomize
 from safetensors.torch import load_file, save_file
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel
@@ -20,21 +20,6 @@ def make(variant="spatiotemporal", cls=VivitForVideoClassification, **overrides)
 
 def video():
     return torch.randn(2, 5, 3, 9, 13)
-
-
-def classic_name(key: str) -> str:
-    """HF 5.x in-memory name -> the classic on-disk name (written out independently of transformers' mapping)."""
-    for new, old in (
-        ("layers.", "encoder.layer."),
-        ("attention.q_proj", "attention.attention.query"),
-        ("attention.k_proj", "attention.attention.key"),
-        ("attention.v_proj", "attention.attention.value"),
-        ("attention.o_proj", "attention.output.dense"),
-        ("mlp.fc1", "intermediate.dense"),
-        ("mlp.fc2", "output.dense"),
-    ):
-        key = key.replace(new, old)
-    return key
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -122,7 +107,9 @@ def test_previous_fused_names_load_and_save_as_hf(tmp_path, variant):
     assert not any(".qkv." in k or "norm1" in k for k in keys)
     assert keys == {classic_name(k) for k in model.state_dict()}
     if variant == "spatiotemporal":
-        _, hf_info = transformers.VivitForVideoClassification.from_pretrained(tmp_path / "new", output_loading_info=True)
+        _, hf_info = transformers.VivitForVideoClassification.from_pretrained(
+            tmp_path / "new", output_loading_info=True
+        )
         assert not any(hf_info.values()), hf_info
 
 

@@ -196,9 +196,7 @@ class VivitLayer(GradientCheckpointingLayer):
         projections = (attn.q_proj, attn.k_proj, attn.v_proj)
         weight = torch.cat([p.weight for p in projections])
         bias = None if attn.q_proj.bias is None else torch.cat([p.bias for p in projections])
-        qkv = dispatch.ln_linear(
-            x, norm.weight, norm.bias, weight, bias, eps=norm.eps, backend=self.config.backend
-        )
+        qkv = dispatch.ln_linear(x, norm.weight, norm.bias, weight, bias, eps=norm.eps, backend=self.config.backend)
         return qkv.view(shape)
 
     def _residual_attention(self, x, norm_name, attn_name, axis, grid, mask, output_attentions):
