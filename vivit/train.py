@@ -22,6 +22,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -227,9 +228,19 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
     init = Path(args.init) if args.init else None
     if init is not None and init.is_dir() and _is_vivit_dir(init):
         # fine-tuning: the body is reused, a head of a different size starts fresh
-        return VivitForVideoClassification.from_pretrained(
-            init, num_labels=num_labels, ignore_mismatched_sizes=True, drop_path_rate=args.drop_path
+        model, info = VivitForVideoClassification.from_pretrained(
+            init,
+            num_labels=num_labels,
+            ignore_mismatched_sizes=True,
+            drop_path_rate=args.drop_path,
+            output_loading_info=True,
         )
+        fresh = sorted(key for key, *_ in info["mismatched_keys"]) + sorted(info["missing_keys"])
+        if fresh:
+            warnings.warn(
+                f"--init {init}: re-initialised (size mismatch or not in the checkpoint): {fresh}", stacklevel=2
+            )
+        return model
     config = build_config(args, num_labels)
     if init is None:
         return VivitForVideoClassification(config)
@@ -557,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         load_weights(model, Path(args.resume))
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers >= 5.2x renamed it; 5.17 has only the old name
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     model.to(device)
     if args.compile:
         model.compile(backend=args.compile)  # in place: state-dict keys keep their names
