@@ -258,13 +258,27 @@ def build_layers(config: VivitConfig, depth: int, kind: str = "joint") -> nn.Mod
     return nn.ModuleList([VivitLayer(config, kind, rate) for rate in rates])
 
 
-def run_layers(layers, x, grid, key_mask=None, frame_mask=None, output_hidden_states=False, output_attentions=False):
-    """x through `layers`; returns (x, hidden states (input, then every block's output), attention probabilities)."""
-    hidden_states = (x,) if output_hidden_states else ()
-    attentions = ()
-    for layer in layers:
+def run_layers(
+    layers,
+    x,
+    grid,
+    key_mask=None,
+    frame_mask=None,
+    output_hidden_states=False,
+    output_attentions=False,
+    state_shape=None,
+):
+    """x through `layers`; returns (x, hidden states (input, then every block's output), attention probabilities).
+    state_shape: the shape the hidden states are returned in; the next block reads that very tensor, so that a
+    gradient retained on a returned hidden state is the real one."""
+    hidden_states, attentions = (), ()
+    for layer in (*layers, None):  # None: the last hidden state is recorded after the last block
+        if output_hidden_states:
+            state = x if state_shape is None else x.view(state_shape)
+            hidden_states += (state,)
+            x = state.view(x.shape)
+        if layer is None:
+            break
         x, *probs = layer(x, grid, key_mask, frame_mask, output_attentions)
         attentions += tuple(probs)
-        if output_hidden_states:
-            hidden_states += (x,)
     return x, hidden_states, attentions

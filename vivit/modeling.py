@@ -358,9 +358,15 @@ class VivitModel(VivitPreTrainedModel):
         B, D = x.shape[0], x.shape[-1]
         x = x.reshape(B * T, -1, D)
         x, hidden_states, attentions = run_layers(
-            self.layers, x, (1, x.shape[1]), None, None, output_hidden_states, output_attentions
+            self.layers,
+            x,
+            (1, x.shape[1]),
+            None,
+            None,
+            output_hidden_states,
+            output_attentions,
+            state_shape=(B, T, x.shape[1], D),
         )
-        hidden_states = tuple(h.view(B, T, -1, D) for h in hidden_states)
         attentions = tuple(a.view(B, T, *a.shape[1:]) for a in attentions)
         x = self.layernorm(x)
         frames = (x[:, 0] if self.embeddings.num_prefix else x.mean(dim=1)).view(B, T, D)
