@@ -21,9 +21,11 @@ setup(
         "tqdm>=4.60",
         # Scenic (Flax) checkpoints are msgpack files: read them without installing JAX.
         "msgpack>=1.0",
+        # The models are transformers models (PreTrainedModel, Auto classes, checkpoint conversion mapping).
+        "transformers>=5.17",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-benchmark>=4", "transformers>=4.57", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-benchmark>=4", "peft>=0.17", "accelerate>=1.0", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["vivit=vivit.cli:main"]},
 )

@@ -43,3 +43,23 @@ def randomize(model: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
 def random_frames(seed: int, num_frames: int, height: int = 24, width: int = 40) -> np.ndarray:
     """A random uint8 RGB video (num_frames, height, width, 3), reproducible from `seed`."""
     return np.random.default_rng(seed).integers(0, 256, (num_frames, height, width, 3), dtype=np.uint8)
+
+
+def classic_name(key: str) -> str:
+    """HF 5.x in-memory parameter name -> the classic on-disk name (`layers.0.attention.q_proj` ->
+    `encoder.layer.0.attention.attention.query`), written out here independently of transformers' mapping."""
+    for new, old in (
+        ("layers.", "encoder.layer."),
+        ("attention.q_proj", "attention.attention.query"),
+        ("attention.k_proj", "attention.attention.key"),
+        ("attention.v_proj", "attention.attention.value"),
+        ("attention.o_proj", "attention.output.dense"),
+        ("mlp.fc1", "intermediate.dense"),
+        ("mlp.fc2", "output.dense"),
+    ):
+        key = key.replace(new, old)
+    return key
+
+
+def classic_state(model: torch.nn.Module) -> dict:
+    return {classic_name(k): v for k, v in model.state_dict().items()}

@@ -1,10 +1,12 @@
-"""Checkpoint files and key names: safetensors, sharded safetensors, pytorch_model.bin, strictness, dtype."""
+"""Checkpoint files and key names through transformers' loader and saver: classic names on disk, HF 5.x names in
+memory, the older fused names of this library, sharded safetensors, pytorch_model.bin, loading info, dtype."""
 
 import json
 
 import pytest
 import torch
-from _helpers import ODD_SMALL, VARIANTS, randomize
+import transformers
+from _helpers import ODD_SMALL, VARIANTS, classic_name, randomize
 from safetensors.torch import load_file, save_file
 
 from vivit import VivitConfig, VivitForVideoClassification, VivitModel
@@ -24,15 +26,16 @@ def video():
 def test_save_and_load_every_variant(tmp_path, variant):
     model = make(variant)
     model.save_pretrained(tmp_path)
-    loaded = VivitForVideoClassification.from_pretrained(tmp_path)
+    loaded, info = VivitForVideoClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info
     assert loaded.config.variant == variant and not loaded.training
     x = video()
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, model(x).logits)
     keys = set(load_file(tmp_path / "model.safetensors"))
-    assert keys == set(model.state_dict())
+    assert keys == {classic_name(k) for k in model.state_dict()}
     assert "vivit.encoder.layer.1.attention.attention.value.bias" in keys
-    assert not any(".qkv." in k or "norm1" in k or "mlp." in k for k in keys)
+    assert not any("_proj" in k or ".layers." in k for k in keys)
     if variant == "factorized_encoder":
         assert {
             "vivit.temporal_embeddings.cls_token",
@@ -50,9 +53,69 @@ def test_save_and_load_every_variant(tmp_path, variant):
         assert "vivit.embeddings.cls_token" not in keys
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_files_under_in_memory_names_load(tmp_path, variant):
+    """A file written from a live state_dict() (HF 5.x names, e.g. by `vivit train`) loads unchanged."""
+    model = make(variant)
+    model.config.save_pretrained(tmp_path)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "model.safetensors")
+    loaded, info = VivitForVideoClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info.values()), info
+    with torch.no_grad():
+        x = video()
+        assert torch.equal(loaded(x).logits, model(x).logits)
+
+
+def fused_names(state: dict) -> dict:
+    """This library's previous checkpoint layout: norm1/attn.qkv (q, k, v stacked)/attn.proj/norm2, norm_t/attn_t."""
+    out = {}
+    for key, value in state.items():
+        old = key.replace(".layers.", ".encoder.layer.").replace("temporal_layers.", "temporal_encoder.layer.")
+        for new, fused in (
+            ("temporal_layernorm_before", "norm_t"),
+            ("layernorm_before", "norm1"),
+            ("layernorm_after", "norm2"),
+            ("temporal_attention.o_proj", "attn_t.proj"),
+            ("attention.o_proj", "attn.proj"),
+        ):
+            old = old.replace(f".{new}.", f".{fused}.")
+        for attn, short in (("temporal_attention", "attn_t"), ("attention", "attn")):
+            for part in ("weight", "bias"):
+                if old.endswith(f".{attn}.q_proj.{part}"):
+                    stem = old[: -len(f"{attn}.q_proj.{part}")]
+                    trio = [state[key.replace(".q_proj.", f".{p}_proj.")] for p in "qkv"]
+                    out[f"{stem}{short}.qkv.{part}"] = torch.cat(trio)
+        if "_proj." in old and ".o_proj." not in old:
+            continue
+        out[old] = value
+    return out
+
+
+@pytest.mark.parametrize("variant", ["spatiotemporal", "factorized_encoder", "factorized_self_attention"])
+def test_previous_fused_names_load_and_save_as_hf(tmp_path, variant):
+    model = make(variant)
+    old = fused_names(model.state_dict())
+    assert any(".attn.qkv.weight" in k for k in old) and not any("_proj" in k and "o_proj" not in k for k in old)
+    model.config.save_pretrained(tmp_path / "old")
+    save_file({k: v.contiguous() for k, v in old.items()}, tmp_path / "old" / "model.safetensors")
+    loaded, info = VivitForVideoClassification.from_pretrained(tmp_path / "old", output_loading_info=True)
+    assert not any(info.values()), info
+    for name, p in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], p), name
+    loaded.save_pretrained(tmp_path / "new")  # the fused layout is never written back
+    keys = set(load_file(tmp_path / "new" / "model.safetensors"))
+    assert not any(".qkv." in k or "norm1" in k for k in keys)
+    assert keys == {classic_name(k) for k in model.state_dict()}
+    if variant == "spatiotemporal":
+        _, hf_info = transformers.VivitForVideoClassification.from_pretrained(
+            tmp_path / "new", output_loading_info=True
+        )
+        assert not any(hf_info.values()), hf_info
+
+
 def test_sharded_safetensors_and_pytorch_bin(tmp_path):
     model = make()
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state = {classic_name(k): v.contiguous() for k, v in model.state_dict().items()}
     names = sorted(state)
     shards = {
         "model-00001-of-00002.safetensors": names[: len(names) // 2],
@@ -73,69 +136,107 @@ def test_sharded_safetensors_and_pytorch_bin(tmp_path):
     with torch.no_grad():
         want = model(x).logits
         for path in (sharded, binary):
-            assert torch.equal(VivitForVideoClassification.from_pretrained(path)(x).logits, want)
+            loaded, info = VivitForVideoClassification.from_pretrained(path, output_loading_info=True)
+            assert not any(info.values()), (path, info)
+            assert torch.equal(loaded(x).logits, want)
 
 
-def test_strict_keys_list_missing_and_unexpected(tmp_path):
+def test_loading_info_lists_missing_and_unexpected_and_initialises_the_missing(tmp_path):
     model = make()
-    state = model.state_dict()
-    state.pop("vivit.encoder.layer.0.layernorm_after.bias")
+    state = {classic_name(k): v for k, v in model.state_dict().items()}
+    state.pop("vivit.encoder.layer.0.layernorm_after.weight")
+    state.pop("vivit.encoder.layer.0.attention.attention.query.weight")
     state["vivit.encoder.layer.0.extra.weight"] = torch.zeros(1)
     model.config.save_pretrained(tmp_path)
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
-    with pytest.raises(
-        RuntimeError,
-        match=r"(?s)missing keys \(1\).*layernorm_after.bias.*unexpected keys \(1\)"
-        r".*extra.weight",
-    ):
-        VivitForVideoClassification.from_pretrained(tmp_path)
-    with pytest.raises(RuntimeError, match="Missing key"):
-        make().load_state_dict(state)
+    loaded, info = VivitForVideoClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert set(info["missing_keys"]) == {
+        "vivit.layers.0.layernorm_after.weight",
+        "vivit.layers.0.attention.q_proj.weight",
+    }
+    assert set(info["unexpected_keys"]) == {"vivit.layers.0.extra.weight"}  # reported under the renamed name
+    # the missing ones get the model's initialisation (not leftover memory): LayerNorm 1, Linear N(0, 0.02)
+    assert torch.equal(loaded.vivit.layers[0].layernorm_after.weight, torch.ones(20))
+    q = loaded.vivit.layers[0].attention.q_proj.weight
+    assert torch.isfinite(q).all() and 0.01 < q.std() < 0.03
 
 
 def test_new_head_with_ignore_mismatched_sizes(tmp_path):
     model = make()
     model.save_pretrained(tmp_path)
-    with pytest.raises(RuntimeError, match=r"classifier.weight: checkpoint \(3, 20\), model \(7, 20\)"):
+    with pytest.raises(RuntimeError, match="ignore_mismatched_sizes"):
         VivitForVideoClassification.from_pretrained(tmp_path, num_labels=7)
-    with pytest.warns(UserWarning, match="size mismatch"):
-        loaded = VivitForVideoClassification.from_pretrained(tmp_path, num_labels=7, ignore_mismatched_sizes=True)
+    loaded, info = VivitForVideoClassification.from_pretrained(
+        tmp_path, num_labels=7, ignore_mismatched_sizes=True, output_loading_info=True
+    )
+    assert {k for k, *_ in info["mismatched_keys"]} == {"classifier.weight", "classifier.bias"}
     assert loaded.classifier.weight.shape == (7, 20) and loaded.config.num_labels == 7
     assert torch.equal(loaded.vivit.layernorm.weight, model.vivit.layernorm.weight)
     assert loaded.classifier.weight.std() < 0.1  # freshly initialised, not left empty
+    assert torch.equal(loaded.classifier.bias, torch.zeros(7))
 
 
-def test_base_model_from_classifier_checkpoint_tolerates_missing_pooler(tmp_path):
+def test_base_model_and_classifier_checkpoints_load_each_other(tmp_path):
     model = make()
     model.save_pretrained(tmp_path)
-    with pytest.warns(UserWarning, match="pooler.dense.weight"):
-        base = VivitModel.from_pretrained(tmp_path)
+    base, info = VivitModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"pooler.dense.weight", "pooler.dense.bias"}
     x = video()
     with torch.no_grad():
         assert torch.equal(base(x).last_hidden_state, model.vivit(x).last_hidden_state)
-    assert torch.isfinite(base.pooler.dense.weight).all()
+    assert torch.isfinite(base.pooler.dense.weight).all() and torch.equal(base.pooler.dense.bias, torch.zeros(20))
     base.save_pretrained(tmp_path / "base")
-    with pytest.warns(UserWarning, match="classifier.weight"):
-        head = VivitForVideoClassification.from_pretrained(tmp_path / "base")
+    head, info = VivitForVideoClassification.from_pretrained(tmp_path / "base", output_loading_info=True)
+    assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
     with torch.no_grad():
         assert torch.equal(head.vivit(x).last_hidden_state, model.vivit(x).last_hidden_state)
 
 
-def test_dtype_and_device(tmp_path):
-    model = make("factorized_dot_product")
+@pytest.mark.parametrize("argument", ["dtype", "torch_dtype"])
+def test_dtype(tmp_path, argument):
+    model = make("spatiotemporal")
     model.to(torch.float16).save_pretrained(tmp_path)
-    half = VivitForVideoClassification.from_pretrained(tmp_path, dtype="auto", device="cpu")
+    half = VivitForVideoClassification.from_pretrained(tmp_path, **{argument: "auto"})
     assert {p.dtype for p in half.parameters()} == {torch.float16}
-    single = VivitForVideoClassification.from_pretrained(tmp_path)
+    default = VivitForVideoClassification.from_pretrained(tmp_path)  # transformers' default, whatever it is
+    hf_default = transformers.VivitForVideoClassification.from_pretrained(tmp_path)
+    assert {p.dtype for p in default.parameters()} == {p.dtype for p in hf_default.parameters()}
+    assert all(p.device.type == "cpu" for p in default.parameters())
+    single = VivitForVideoClassification.from_pretrained(tmp_path, **{argument: torch.float32})
     assert {p.dtype for p in single.parameters()} == {torch.float32}
-    assert all(p.device.type == "cpu" for p in single.parameters())
-    bf16 = VivitForVideoClassification.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    bf16 = VivitForVideoClassification.from_pretrained(tmp_path, **{argument: torch.bfloat16})
     assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    x = video().to(torch.bfloat16)
+    with torch.no_grad():
+        assert bf16(x).logits.dtype == torch.bfloat16
+
+
+def test_state_dict_argument_and_safe_serialization(tmp_path):
+    model = make("factorized_encoder")
+    other = make("factorized_encoder")
+    model.save_pretrained(tmp_path / "st", state_dict=other.state_dict())
+    loaded = VivitForVideoClassification.from_pretrained(tmp_path / "st")
+    x = video()
+    with torch.no_grad():
+        assert torch.equal(loaded(x).logits, other(x).logits)
+    if _accepts_safe_serialization():  # removed from newer transformers (always safetensors)
+        model.save_pretrained(tmp_path / "pt", safe_serialization=True)
+        with torch.no_grad():
+            assert torch.equal(VivitForVideoClassification.from_pretrained(tmp_path / "pt")(x).logits, model(x).logits)
+    from_dict = VivitForVideoClassification.from_pretrained(None, config=model.config, state_dict=model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(from_dict(x).logits, model(x).logits)
+
+
+def _accepts_safe_serialization() -> bool:
+    import inspect
+
+    return "safe_serialization" in inspect.signature(transformers.PreTrainedModel.save_pretrained).parameters
 
 
 def test_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(OSError, match="model.safetensors"):
         VivitForVideoClassification.from_pretrained(tmp_path)
     make().config.save_pretrained(tmp_path)
-    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+    with pytest.raises(OSError, match="model.safetensors"):
         VivitForVideoClassification.from_pretrained(tmp_path)

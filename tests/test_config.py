@@ -1,9 +1,11 @@
 """VivitConfig: HF fields and defaults, variants, presets, validation, config.json round trip."""
 
+import copy
 import json
 import warnings
 
 import pytest
+import torch
 import transformers
 
 from vivit import VivitConfig
@@ -61,10 +63,30 @@ def test_variant_alone_builds_with_its_pooling(variant, pooling):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(hidden_size=30, num_attention_heads=4), "divisible by num_attention_heads"),
-        (dict(variant="factorized_dot_product", hidden_size=33, num_attention_heads=3), "must be even, got 3"),
+        (
+            dict(hidden_size=30, num_attention_heads=4),
+            "hidden_size must be divisible by num_attention_heads .4.,",
+        ),
+        (dict(variant="factorized_dot_product", hidden_size=33, num_attention_heads=3), "must be even.*got 3"),
         (dict(variant="factorized_self_attention", pooling="cls"), "pooling='cls' needs a CLS token"),
         (dict(variant="factorized_dot_product", pooling="cls"), "pooling='cls' needs a CLS token"),
+        (dict(pooler_act="relu"), "pooler_act must be 'tanh', got 'relu'"),
+    ],
+)
+def test_cross_field_errors_when_a_model_is_built(kwargs, match):
+    """Checks across fields run when a model is built: transformers' generic config tests build configs such as
+    hidden_size=37 with 12 heads, which must load and save."""
+    from vivit import VivitModel
+
+    config = VivitConfig(**kwargs)
+    assert config.to_dict()["hidden_size"] == kwargs.get("hidden_size", 768)
+    with pytest.raises(ValueError, match=match):
+        VivitModel(config)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
         (dict(variant="model5"), "variant must be one of"),
         (dict(backend="cuda"), "backend must be one of"),
         (dict(pooling="max"), "pooling must be one of"),
@@ -115,7 +137,7 @@ def test_presets(name, variant):
     assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.intermediate_size) == size
     assert config.tubelet_size == [2, 16, 16] and config.num_frames == 32 and config.image_size == 224
     assert config.variant == variant and config.num_labels == 400
-    with pytest.raises(ValueError, match="unknown preset"):
+    with pytest.raises(ValueError, match="preset must be one of .* got 'vivit-s-16x2'"):
         VivitConfig.from_preset("vivit-s-16x2")
 
 
@@ -132,10 +154,10 @@ def test_json_round_trip_keeps_unknown_keys(tmp_path):
     )
     config.save_pretrained(tmp_path)
     raw = json.loads((tmp_path / "config.json").read_text())
-    assert raw["model_type"] == "vivit" and raw["video_size"] == [32, 224, 224]
+    assert raw["model_type"] == "vivit_factorized_self_attention" and raw["video_size"] == [32, 224, 224]
     assert raw["id2label"] == {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
     loaded = VivitConfig.from_pretrained(tmp_path)
-    assert loaded == config
+    assert type(loaded) is type(config) and loaded.to_dict() == config.to_dict()
     assert loaded.id2label[2] == "LABEL_2" and loaded.video_size == [32, 224, 224]
     assert VivitConfig.from_pretrained(tmp_path, num_labels=5).num_labels == 5
 
@@ -157,3 +179,47 @@ def test_wrong_model_type(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
     with pytest.raises(ValueError, match="model_type 'vit'"):
         VivitConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "variant, model_type, class_name",
+    [
+        ("spatiotemporal", "vivit", "VivitConfig"),
+        ("factorized_encoder", "vivit_factorized_encoder", "VivitFactorizedEncoderConfig"),
+        ("factorized_self_attention", "vivit_factorized_self_attention", "VivitFactorizedSelfAttentionConfig"),
+        ("factorized_dot_product", "vivit_factorized_dot_product", "VivitFactorizedDotProductConfig"),
+    ],
+)
+def test_each_variant_has_its_model_type(tmp_path, variant, model_type, class_name):
+    config = VivitConfig(variant=variant, hidden_size=48, num_attention_heads=4)
+    assert isinstance(config, VivitConfig) and type(config).__name__ == class_name
+    assert config.model_type == model_type and isinstance(config, transformers.PreTrainedConfig)
+    config.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == model_type
+    assert type(VivitConfig.from_pretrained(tmp_path)).__name__ == class_name
+    assert type(transformers.AutoConfig.from_pretrained(tmp_path)).__name__ == class_name
+    copied = copy.deepcopy(config)
+    assert type(copied) is type(config) and copied.to_dict() == config.to_dict()
+    if variant != "spatiotemporal":  # a variant's class refuses another variant, naming both
+        with pytest.raises(ValueError, match=f"variant 'spatiotemporal' is saved as model_type 'vivit'.*{class_name}"):
+            type(config)(variant="spatiotemporal")
+
+
+def test_generic_config_keys_and_dtype():
+    """The keys every transformers config takes (as transformers' ConfigTester passes them), and dtype/torch_dtype."""
+    common = dict(
+        return_dict=False,
+        output_hidden_states=True,
+        output_attentions=True,
+        chunk_size_feed_forward=5,
+        problem_type="regression",
+        architectures=["VivitForVideoClassification"],
+        id2label={0: "a", 1: "b"},
+    )
+    config = VivitConfig(**common, torch_dtype="float16")
+    for key, value in common.items():
+        assert getattr(config, key) == value, key
+    assert config.dtype == torch.float16 and config.num_labels == 2
+    assert VivitConfig(dtype="bfloat16").dtype == torch.bfloat16
+    assert VivitConfig(hidden_size=37, num_attention_heads=12).hidden_size == 37  # built only when a model is
+    assert VivitConfig(num_labels=5).num_labels == 5

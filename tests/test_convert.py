@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from _helpers import classic_state
 from safetensors.torch import load_file
 
 from vivit.configuration import VivitConfig
@@ -71,7 +72,7 @@ def _encoder_to_scenic(sd, prefix, norm, layers, heads, pos) -> dict:
 
 def _to_scenic(model: VivitForVideoClassification) -> dict:
     """The train state scenic would have saved for this model (Model 1: `ViViT`; Model 2: `SpaceTimeViViT`)."""
-    sd, c = model.state_dict(), model.config
+    sd, c = classic_state(model), model.config
     params = {
         "embedding": {
             "kernel": _np(sd["vivit.embeddings.patch_embeddings.projection.weight"].permute(2, 3, 4, 1, 0)),
@@ -123,7 +124,7 @@ def test_model1_round_trip_matches_the_expected_weights_and_hugging_face(tmp_pat
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["variant"] == "spatiotemporal"
 
     converted = load_file(tmp_path / "hf" / "model.safetensors")
-    expected = model.state_dict()
+    expected = classic_state(model)
     assert converted.keys() == expected.keys()
     for k, v in expected.items():
         assert torch.equal(converted[k], v), k
@@ -176,8 +177,8 @@ def test_flax_layouts_mean_what_the_conversion_assumes(tmp_path):
     expected_q = (np.einsum("nd,dhk->nhk", tokens, q_kernel) + q_bias).reshape(5, D)
     sd = converted.state_dict()
     w, b = (
-        sd["vivit.encoder.layer.0.attention.attention.query.weight"],
-        sd["vivit.encoder.layer.0.attention.attention.query.bias"],
+        sd["vivit.layers.0.attention.q_proj.weight"],
+        sd["vivit.layers.0.attention.q_proj.bias"],
     )
     np.testing.assert_allclose((torch.from_numpy(tokens) @ w.T + b).numpy(), expected_q, rtol=1e-4, atol=1e-4)
 

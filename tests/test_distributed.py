@@ -83,7 +83,10 @@ def _assert_same_weights(a_dir: Path, b_dir: Path) -> None:
     a, b = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-4, msg=k)
+        # a key bias has an exactly zero gradient (softmax ignores a constant added to every score of a query): its
+        # values are rounding noise that Adam scales up to ~lr-sized steps, so only their size is compared
+        atol = 1e-4 if k.endswith("k_proj.bias") else 2e-5
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=k)
 
 
 def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):

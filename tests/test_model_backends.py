@@ -61,6 +61,12 @@ def test_triton_equals_eager(variant):
     torch.testing.assert_close(logits_t, logits_e, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(loss_t, loss_e, atol=1e-5, rtol=1e-5)
     for name, grad in grads_e.items():
+        if name.endswith("k_proj.bias"):
+            # exactly zero in exact arithmetic (softmax ignores a constant added to all scores of a query): both
+            # paths must give rounding noise only, small next to the query bias's gradient
+            scale = grads_e[name.replace("k_proj", "q_proj")].norm()
+            assert grad.norm() < 1e-5 * scale and grads_t[name].norm() < 1e-5 * scale, (name, scale.item())
+            continue
         rel = (grads_t[name] - grad).norm() / grad.norm().clamp_min(1e-12)
         assert rel < 1e-5, (name, rel.item())
 

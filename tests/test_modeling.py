@@ -185,7 +185,7 @@ def test_dropout_and_stochastic_depth():
     with torch.no_grad():
         assert torch.equal(model(x).logits, model(x).logits)
         assert torch.allclose(model(x).logits, reference(x).logits, atol=1e-6)
-    rates = [block.drop_path for block in model.vivit.encoder.layer]
+    rates = [block.drop_path for block in model.vivit.layers]
     assert rates == [0.0, 0.5]
 
 

@@ -115,7 +115,7 @@ def test_predict_errors_are_one_line(setup, tmp_path, capsys):
     no_labels = tmp_path / "no_labels"
     VivitForVideoClassification(VivitConfig(**TINY, backend="eager")).save_pretrained(no_labels)
     config = json.loads((no_labels / "config.json").read_text())
-    config.pop("id2label"), config.pop("label2id")
+    config.pop("id2label", None), config.pop("label2id", None)
     (no_labels / "config.json").write_text(json.dumps(config))
     base = tmp_path / "base"
     VivitModel(VivitConfig(**TINY, id2label=LABELS, backend="eager")).save_pretrained(base)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -81,22 +82,23 @@ def test_factorised_self_attention_starts_as_the_image_block():
     model = VivitForVideoClassification(config).eval()
     fresh = init_from_vit(model, state)
     assert all("classifier" in k or "temporal" in k for k in fresh)
-    assert not any("temporal_attention.output" in k for k in fresh)
+    assert not any("temporal_attention.o_proj" in k for k in fresh)
     x = torch.randn(2, 4, 3, 16, 16)
     with torch.no_grad():
         before = model(x).logits
+        changed = 0
         for name, p in model.named_parameters():
-            if "attn_t.qkv" in name:
+            if re.search(r"temporal_attention\.[qkv]_proj\.", name):
                 p.normal_()
+                changed += 1
+        assert changed == 2 * config.num_hidden_layers * 3  # weight and bias of q, k and v in every block
         torch.testing.assert_close(model(x).logits, before)
     # with temporal_attention=True the temporal MSA is a copy of the spatial one
     twin = VivitForVideoClassification(config)
     assert init_from_vit(twin, state, temporal_attention=True) == ["classifier.bias", "classifier.weight"]
     sd = twin.state_dict()
-    for tail in ("attention.query.weight", "output.dense.bias"):
-        assert torch.equal(
-            sd[f"vivit.encoder.layer.1.temporal_attention.{tail}"], sd[f"vivit.encoder.layer.1.attention.{tail}"]
-        )
+    for tail in ("q_proj.weight", "o_proj.bias"):
+        assert torch.equal(sd[f"vivit.layers.1.temporal_attention.{tail}"], sd[f"vivit.layers.1.attention.{tail}"])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

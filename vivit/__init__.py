@@ -1,13 +1,20 @@
-"""vivit: ViViT video transformers in PyTorch, all four variants, Hugging Face compatible, Triton-accelerated."""
+"""vivit: ViViT video transformers in PyTorch, all four variants, Hugging Face compatible, Triton-accelerated.
+
+`import vivit` registers the four variants with transformers (Auto classes, checkpoint key conversion), which imports
+transformers' model stack (about 2 s, once per process). The other public names load on first use.
+"""
 
 from __future__ import annotations
 
 import importlib
 
+from vivit import auto as _auto
+
 __version__ = "0.1.0"
 
-# Public name -> module that defines it. Imported on first use so that `vivit --help` and the data loaders
-# do not pay for the model stack.
+_auto.register()
+
+# Public name -> module that defines it.
 _EXPORTS = {
     "VivitConfig": "vivit.configuration",
     "VivitModel": "vivit.modeling",

@@ -1,12 +1,20 @@
-"""VivitConfig: every Hugging Face ViViT field with HF's default, plus the paper's four model variants."""
+"""VivitConfig: a transformers `PreTrainedConfig` with every Hugging Face ViViT field and the paper's four variants.
+
+Each variant has a `model_type` of its own, so that a directory says which architecture its weights are for:
+  "vivit"                            Model 1, spatio-temporal attention: Hugging Face's own classes load it.
+  "vivit_factorized_encoder"         Model 2 \
+  "vivit_factorized_self_attention"  Model 3  } loadable through the Auto classes once `vivit` is imported; a
+  "vivit_factorized_dot_product"     Model 4 /  transformers install without vivit reports an unknown model type.
+`VivitConfig(variant=...)` returns the matching subclass, so code never has to name the subclasses.
+"""
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import warnings
-from typing import Any
+from typing import Any, ClassVar
+
+from transformers import PreTrainedConfig
 
 VARIANTS = ("spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product")
 BACKENDS = ("auto", "triton", "eager")
@@ -23,6 +31,7 @@ ACTIVATIONS = {
 }
 # Variants of the paper that classify a CLS token; the other two average all tokens.
 _CLS_VARIANTS = ("spatiotemporal", "factorized_encoder")
+MODEL_TYPES = {variant: "vivit" if variant == "spatiotemporal" else f"vivit_{variant}" for variant in VARIANTS}
 
 # ViViT-B/L/H with 16x16 patches over 2 frames (paper, table "Sizes"), 32 frames of 224x224.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -38,104 +47,77 @@ _warned: set[str] = set()
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        warnings.warn(message, UserWarning, stacklevel=3)
+        warnings.warn(message, UserWarning, stacklevel=4)
 
 
-class VivitConfig:
-    """Configuration of a ViViT model, compatible with Hugging Face's `config.json` (`model_type: "vivit"`).
+class VivitConfig(PreTrainedConfig):
+    """Configuration of a ViViT model; reads and writes Hugging Face's `config.json` (`model_type: "vivit"`).
 
     Hugging Face fields keep their names and defaults. Additions:
       variant: "spatiotemporal" (Model 1, HF's model), "factorized_encoder" (Model 2), "factorized_self_attention"
-        (Model 3) or "factorized_dot_product" (Model 4).
+        (Model 3) or "factorized_dot_product" (Model 4). Models 2-4 are saved with a model_type of their own.
       attention_order: "space_time" or "time_space", the order of the two attentions in a Model 3 block.
       num_temporal_layers: depth of Model 2's temporal encoder (0 = average the per-frame vectors).
       pooling: "cls" or "mean"; None picks "cls" for Models 1-2 and "mean" for Models 3-4. With "mean" the model has
         no CLS token.
       drop_path_rate: stochastic depth rate of the last block, rising linearly from 0 over the depth.
-      backend: "auto", "triton" or "eager" (see `vivit.dispatch`).
-    Unknown keys are kept as attributes and written back by `to_dict`.
+      backend: "auto", "triton" or "eager": which implementation runs each op (see `vivit.dispatch`).
+
+    `attn_implementation` (what transformers' loaders pass, "eager" or "sdpa") is recorded but does not pick the
+    attention code: `backend` does. backend="eager" runs torch's scaled_dot_product_attention, "triton" the fused
+    kernels, "auto" the kernels where they apply; `output_attentions=True` always materialises the probabilities.
+    Checks of single fields run here; checks across fields (e.g. hidden_size divisible by num_attention_heads) run
+    when a model is built (`check_buildable`), as transformers' generic config tests build odd configs.
     """
 
-    model_type = "vivit"
+    model_type: ClassVar[str] = "vivit"
 
-    def __init__(
-        self,
-        image_size: int | list[int] | tuple[int, int] = 224,
-        num_frames: int = 32,
-        tubelet_size: list[int] | tuple[int, int, int] = (2, 16, 16),
-        num_channels: int = 3,
-        hidden_size: int = 768,
-        num_hidden_layers: int = 12,
-        num_attention_heads: int = 12,
-        intermediate_size: int = 3072,
-        hidden_act: str = "gelu_fast",
-        hidden_dropout_prob: float = 0.0,
-        attention_probs_dropout_prob: float = 0.0,
-        initializer_range: float = 0.02,
-        layer_norm_eps: float = 1e-6,
-        qkv_bias: bool = True,
-        pooler_output_size: int | None = None,
-        pooler_act: str = "tanh",
-        variant: str = "spatiotemporal",
-        attention_order: str = "space_time",
-        num_temporal_layers: int = 4,
-        pooling: str | None = None,
-        drop_path_rate: float = 0.0,
-        backend: str = "auto",
-        num_labels: int | None = None,
-        id2label: dict | None = None,
-        label2id: dict | None = None,
-        problem_type: str | None = None,
-        **kwargs: Any,
-    ):
-        self.image_size = list(image_size) if isinstance(image_size, (list, tuple)) else image_size
-        self.num_frames = num_frames
-        self.tubelet_size = list(tubelet_size)
-        self.num_channels = num_channels
-        self.hidden_size = hidden_size
-        self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = num_attention_heads
-        self.intermediate_size = intermediate_size
-        self.hidden_act = hidden_act
-        self.hidden_dropout_prob = hidden_dropout_prob
-        self.attention_probs_dropout_prob = attention_probs_dropout_prob
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.qkv_bias = qkv_bias
-        self.pooler_output_size = pooler_output_size or hidden_size
-        self.pooler_act = pooler_act
-        self.variant = variant
-        self.attention_order = attention_order
-        self.num_temporal_layers = num_temporal_layers
-        self.pooling = pooling if pooling is not None else ("cls" if variant in _CLS_VARIANTS else "mean")
-        self.drop_path_rate = drop_path_rate
-        self.backend = backend
-        self.problem_type = problem_type
-        self._set_labels(num_labels, id2label, label2id)
-        kwargs.pop("model_type", None)
-        for key, value in kwargs.items():  # unknown keys (HF bookkeeping, `video_size`, ...) are kept as they are
-            setattr(self, key, value)
-        self.validate()
+    image_size: int | list[int] | tuple[int, int] = 224
+    num_frames: int = 32
+    tubelet_size: list[int] | tuple[int, ...] = (2, 16, 16)
+    num_channels: int = 3
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu_fast"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-06
+    qkv_bias: bool = True
+    pooler_output_size: int | None = None
+    pooler_act: str = "tanh"
+    variant: str = "spatiotemporal"
+    attention_order: str = "space_time"
+    num_temporal_layers: int = 4
+    pooling: str | None = None
+    drop_path_rate: float | int = 0.0
+    backend: str = "auto"
 
-    # ----------------------------------------------------------------------------------------------- labels
-    def _set_labels(self, num_labels, id2label, label2id) -> None:
-        if id2label is not None:
-            id2label = {int(k): v for k, v in id2label.items()}
-            if num_labels is not None and num_labels != len(id2label):
-                raise ValueError(f"num_labels={num_labels} disagrees with id2label, which has {len(id2label)} entries")
-        else:
-            id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else num_labels)}
-        self.id2label = id2label
-        self.label2id = dict(label2id) if label2id is not None else {v: k for k, v in id2label.items()}
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # VivitConfig(variant=...) is the config of that variant, whose class carries the variant's model_type.
+        if cls is VivitConfig:
+            variant = kwargs.get("variant")
+            if variant is None:
+                variant = _VARIANT_OF_MODEL_TYPE.get(kwargs.get("model_type"), "spatiotemporal")
+            cls = _CONFIG_CLASSES.get(variant, cls)
+        return super().__new__(cls)
 
-    @property
-    def num_labels(self) -> int:
-        return len(self.id2label)
-
-    @num_labels.setter
-    def num_labels(self, value: int) -> None:
-        if value != self.num_labels:
-            self._set_labels(value, None, None)
+    def __post_init__(self, **kwargs: Any):
+        kwargs.pop("model_type", None)  # the class says it (see to_dict); never an instance attribute
+        if isinstance(self.tubelet_size, tuple):
+            self.tubelet_size = list(self.tubelet_size)
+        if isinstance(self.image_size, tuple):
+            self.image_size = list(self.image_size)
+        if self.pooler_output_size is None:
+            self.pooler_output_size = self.hidden_size
+        if self.pooling is None:
+            self.pooling = "cls" if self.variant in _CLS_VARIANTS else "mean"
+        super().__post_init__(**kwargs)
+        if self.id2label is not None and self.label2id is None:  # a config.json written with id2label only
+            self.label2id = {label: i for i, label in self.id2label.items()}
+        self.check_fields()
 
     # ----------------------------------------------------------------------------------------------- geometry
     @property
@@ -165,41 +147,35 @@ class VivitConfig:
         return self.pooling == "cls"
 
     # ----------------------------------------------------------------------------------------------- checks
-    def validate(self) -> None:
-        """Raise ValueError for a configuration no model can be built from; warn once about dropped remainders."""
+    def check_fields(self) -> None:
+        """ValueError naming the field, what it accepts and what it got, for any field that is wrong on its own."""
 
-        def choice(name, value, allowed):
+        def choice(name, allowed):
+            value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
 
-        choice("variant", self.variant, VARIANTS)
-        choice("backend", self.backend, BACKENDS)
-        choice("pooling", self.pooling, POOLINGS)
-        choice("attention_order", self.attention_order, ATTENTION_ORDERS)
-        choice("hidden_act", self.hidden_act, ACTIVATIONS)
-        if self.pooling == "cls" and self.variant not in _CLS_VARIANTS:
+        choice("variant", VARIANTS)
+        choice("backend", BACKENDS)
+        choice("pooling", POOLINGS)
+        choice("attention_order", ATTENTION_ORDERS)
+        choice("hidden_act", ACTIVATIONS)
+        expected_type = MODEL_TYPES[self.variant]
+        if type(self).model_type != expected_type:
             raise ValueError(
-                f"pooling='cls' needs a CLS token, which variant {self.variant!r} does not have; use pooling='mean'"
+                f"variant {self.variant!r} is saved as model_type {expected_type!r}, but {type(self).__name__} is "
+                f"for {type(self).model_type!r}: build it with VivitConfig(variant={self.variant!r})"
             )
         positive = ("num_frames", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads")
         for name in (*positive, "intermediate_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.num_temporal_layers, int) or self.num_temporal_layers < 0:
             raise ValueError(f"num_temporal_layers must be an integer >= 0, got {self.num_temporal_layers!r}")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
-                f"({self.num_attention_heads})"
-            )
-        if self.variant == "factorized_dot_product" and self.num_attention_heads % 2:
-            raise ValueError(
-                "variant 'factorized_dot_product' splits the heads in half (space and time): num_attention_heads "
-                f"must be even, got {self.num_attention_heads}"
-            )
-        if len(self.tubelet_size) != 3 or any(not isinstance(s, int) or s < 1 for s in self.tubelet_size):
-            raise ValueError(f"tubelet_size must be 3 positive integers (t, h, w), got {self.tubelet_size!r}")
+        tubelet = self.tubelet_size
+        if len(tubelet) != 3 or any(not isinstance(s, int) or s < 1 for s in tubelet):
+            raise ValueError(f"tubelet_size must be 3 positive integers (t, h, w), got {tubelet!r}")
         if isinstance(self.image_size, list) and len(self.image_size) != 2:
             raise ValueError(f"image_size must be an int or [height, width], got {self.image_size!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
@@ -209,10 +185,10 @@ class VivitConfig:
         if not self._fits_one_tubelet():
             return  # HF accepts such a config; building a model from it raises (see check_buildable)
         sizes = (self.num_frames, *self.image_hw)
-        dropped = [size % tube for size, tube in zip(sizes, self.tubelet_size)]
+        dropped = [size % tube for size, tube in zip(sizes, tubelet)]
         if any(dropped):
             _warn_once(
-                f"(num_frames, height, width) = {sizes} is not a multiple of tubelet_size {tuple(self.tubelet_size)}: "
+                f"(num_frames, height, width) = {sizes} is not a multiple of tubelet_size {tuple(tubelet)}: "
                 f"the last {tuple(dropped)} frames/rows/columns are dropped (as in Conv3d and Hugging Face)"
             )
 
@@ -221,8 +197,24 @@ class VivitConfig:
         return all(size >= tube for size, tube in zip(sizes, self.tubelet_size))
 
     def check_buildable(self) -> None:
-        """validate(), and raise when not one tubelet fits the configured input (a model needs one token)."""
-        self.validate()
+        """check_fields(), then the checks across fields that a model needs; raises ValueError."""
+        self.check_fields()
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size must be divisible by num_attention_heads ({self.num_attention_heads}), "
+                f"got {self.hidden_size}"
+            )
+        if self.variant == "factorized_dot_product" and self.num_attention_heads % 2:
+            raise ValueError(
+                "num_attention_heads must be even for variant 'factorized_dot_product' (half the heads attend over "
+                f"space, half over time), got {self.num_attention_heads}"
+            )
+        if self.pooling == "cls" and self.variant not in _CLS_VARIANTS:
+            raise ValueError(
+                f"pooling='cls' needs a CLS token, which variant {self.variant!r} does not have; use pooling='mean'"
+            )
+        if self.pooler_act != "tanh":
+            raise ValueError(f"pooler_act must be 'tanh', got {self.pooler_act!r}")
         if not self._fits_one_tubelet():
             sizes = (self.num_frames, *self.image_hw)
             raise ValueError(
@@ -235,57 +227,52 @@ class VivitConfig:
     def from_preset(cls, name: str, **overrides: Any) -> VivitConfig:
         """A named size from the paper, e.g. `VivitConfig.from_preset("vivit-b-16x2", variant="factorized_encoder")`."""
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+            raise ValueError(f"preset must be one of {sorted(PRESETS)}, got {name!r}")
         kwargs = dict(image_size=224, num_frames=32, tubelet_size=[2, 16, 16], **PRESETS[name])
         kwargs.update(overrides)
         return cls(**kwargs)
 
-    # ----------------------------------------------------------------------------------------------- (de)serialise
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.startswith("_")}
-        out["id2label"] = {str(k): v for k, v in self.id2label.items()}
-        out["model_type"] = self.model_type
-        return out
-
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
+    # ----------------------------------------------------------------------------------------------- loading
     @classmethod
-    def from_dict(cls, config_dict: dict[str, Any], **overrides: Any) -> VivitConfig:
-        kwargs = dict(config_dict)
-        model_type = kwargs.get("model_type", cls.model_type)
-        if model_type != cls.model_type:
-            raise ValueError(f"config has model_type {model_type!r}, expected {cls.model_type!r}")
-        if "num_labels" in overrides and "id2label" not in overrides:
-            kwargs.pop("id2label", None)
-            kwargs.pop("label2id", None)
-        kwargs.update(overrides)
-        return cls(**kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
+        """transformers' from_pretrained, reading any of the four variants' model types into the matching class."""
+        config_dict, _ = cls.get_config_dict(pretrained_model_name_or_path, **dict(kwargs))
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type not in _VARIANT_OF_MODEL_TYPE:
+            raise ValueError(
+                f"config.json has model_type {model_type!r}; {cls.__name__} reads one of {list(_VARIANT_OF_MODEL_TYPE)}"
+            )
+        target = _CONFIG_CLASSES[_VARIANT_OF_MODEL_TYPE[model_type]]
+        if not issubclass(target, cls):
+            raise ValueError(f"config.json has model_type {model_type!r}, which {cls.__name__} does not read")
+        return super(VivitConfig, target).from_pretrained(pretrained_model_name_or_path, **kwargs)
 
-    @classmethod
-    def from_json_file(cls, path: str | os.PathLike, **overrides: Any) -> VivitConfig:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f), **overrides)
 
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, **overrides: Any) -> VivitConfig:
-        """Read `config.json` from a directory (or a path to the JSON file itself)."""
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "config.json")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no config.json at {path!r}")
-        return cls.from_json_file(path, **overrides)
+class VivitFactorizedEncoderConfig(VivitConfig):
+    """VivitConfig of Model 2 (factorised encoder); `VivitConfig(variant="factorized_encoder")` builds one."""
 
-    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, "config.json")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json_string())
-        return path
+    model_type: ClassVar[str] = MODEL_TYPES["factorized_encoder"]
+    variant: str = "factorized_encoder"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, VivitConfig) and self.to_dict() == other.to_dict()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__} {self.to_json_string()}"
+class VivitFactorizedSelfAttentionConfig(VivitConfig):
+    """VivitConfig of Model 3 (factorised self-attention); `VivitConfig(variant="factorized_self_attention")`."""
+
+    model_type: ClassVar[str] = MODEL_TYPES["factorized_self_attention"]
+    variant: str = "factorized_self_attention"
+
+
+class VivitFactorizedDotProductConfig(VivitConfig):
+    """VivitConfig of Model 4 (factorised dot-product attention); `VivitConfig(variant="factorized_dot_product")`."""
+
+    model_type: ClassVar[str] = MODEL_TYPES["factorized_dot_product"]
+    variant: str = "factorized_dot_product"
+
+
+_CONFIG_CLASSES: dict[str, type[VivitConfig]] = {
+    "spatiotemporal": VivitConfig,
+    "factorized_encoder": VivitFactorizedEncoderConfig,
+    "factorized_self_attention": VivitFactorizedSelfAttentionConfig,
+    "factorized_dot_product": VivitFactorizedDotProductConfig,
+}
+_VARIANT_OF_MODEL_TYPE = {model_type: variant for variant, model_type in MODEL_TYPES.items()}

@@ -233,7 +233,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, *, num_frames: int |
     config.architectures = ["VivitForVideoClassification"]
     config.save_pretrained(dst)
     save_file(state, dst / "model.safetensors", metadata={"format": "pt"})
-    VivitForVideoClassification.from_pretrained(dst)  # strict: every key present, every shape right
+    # every key present and used, every shape right (transformers' loader only warns about these)
+    _, info = VivitForVideoClassification.from_pretrained(dst, output_loading_info=True)
+    problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
+    if problems or info.get("error_msgs"):
+        raise RuntimeError(f"{dst}: the converted checkpoint does not load cleanly: {problems or info['error_msgs']}")
     return dst
 
 

@@ -1,11 +1,12 @@
-"""ViViT models: VivitModel and VivitForVideoClassification, all four variants of the paper.
+"""ViViT models: VivitModel and VivitForVideoClassification, all four variants of the paper, as transformers models.
 
-Model 1 ("spatiotemporal") is Hugging Face's model, with the same state_dict names and outputs. The layout of each
-variant, with T' x S tubelet tokens (T' temporal indices, S = H' * W' spatial positions):
+Model 1 ("spatiotemporal") is Hugging Face's model: the same parameter names (transformers 5.x), outputs and files.
+The layout of each variant, with T' x S tubelet tokens (T' temporal indices, S = H' * W' spatial positions):
   1 spatiotemporal            [CLS] + T'*S tokens, one encoder of joint-attention blocks.
   2 factorized_encoder        per temporal index [CLS] + S tokens through a spatial encoder (weights shared over
                               time, spatial position embedding shared over time); the T' per-index vectors, with a
-                              temporal [CLS] and temporal position embedding, through a temporal encoder.
+                              temporal [CLS] and temporal position embedding, through a temporal encoder
+                              (`temporal_embeddings`, `temporal_layers`, `temporal_layernorm`).
   3 factorized_self_attention T'*S tokens; blocks of spatial attention, temporal attention, MLP. Mean pooling.
   4 factorized_dot_product    T'*S tokens; half of each block's heads attend over space, half over time. Mean pooling.
 
@@ -24,58 +25,16 @@ frame_mask (B, frames): a temporal index is real when any of its frames is; padd
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import dispatch
-from vivit.checkpoint import PretrainedMixin
+from vivit import dispatch, weight_names
 from vivit.configuration import VivitConfig
-from vivit.layers import Encoder
-
-
-# ---------------------------------------------------------------------------------------------------------- outputs
-class _Output:
-    """Outputs read by name (`out.logits`, `out["logits"]`) or by position over the fields that are set, like HF."""
-
-    def to_tuple(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
-
-    def __getitem__(self, key):
-        return getattr(self, key) if isinstance(key, str) else self.to_tuple()[key]
-
-    def __iter__(self):
-        return iter(self.to_tuple())
-
-    def keys(self):
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
-
-
-@dataclass
-class VivitModelOutput(_Output):
-    """HF's BaseModelOutputWithPooling names. hidden_states: embeddings output then every block's output (before
-    the final LayerNorm). attentions: the probabilities of every attention of every block (see dispatch.attention)."""
-
-    last_hidden_state: torch.Tensor | None = None
-    pooler_output: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class VivitClassifierOutput(_Output):
-    """HF's ImageClassifierOutput names."""
-
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-for _cls in (VivitModelOutput, VivitClassifierOutput):  # lets torch.export return them
-    torch.utils._pytree.register_dataclass(_cls)
+from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
 
 # ---------------------------------------------------------------------------------------------------------- embeddings
@@ -96,16 +55,6 @@ def resize_grid(pos: torch.Tensor, old: tuple[int, int, int], new: tuple[int, in
     return x.reshape(t2 * h2 * w2, D).to(pos.dtype)
 
 
-class TubeletEmbeddings(nn.Module):
-    """Holds the Conv3d-layout tubelet weights (HF's `projection`); dispatch.patch_embed runs them as one GEMM."""
-
-    def __init__(self, config: VivitConfig):
-        super().__init__()
-        self.projection = nn.Conv3d(
-            config.num_channels, config.hidden_size, kernel_size=config.tubelet_size, stride=config.tubelet_size
-        )
-
-
 class VivitEmbeddings(nn.Module):
     """Tubelet embedding, CLS token and position embedding of the first encoder.
 
@@ -119,9 +68,10 @@ class VivitEmbeddings(nn.Module):
         self.grid = (1, Hp, Wp) if self.per_frame else (T, Hp, Wp)
         self.num_prefix = 1 if config.use_cls_token else 0
         n = self.grid[0] * Hp * Wp
+        # registration order = Hugging Face's, so that named_parameters() lists the same names in the same order
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size)) if self.num_prefix else None
+        self.patch_embeddings = VivitTubeletEmbeddings(config)
         self.position_embeddings = nn.Parameter(torch.zeros(1, self.num_prefix + n, config.hidden_size))
-        self.patch_embeddings = TubeletEmbeddings(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.config = config  # read at call time, so that changing config.backend takes effect
 
@@ -134,21 +84,37 @@ class VivitEmbeddings(nn.Module):
         return torch.cat([pos[: self.num_prefix], resize_grid(pos[self.num_prefix :], self.grid, new)])
 
     def forward(self, pixel_values: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
-        proj = self.patch_embeddings.projection
         cls = None if self.cls_token is None else self.cls_token.view(-1)
-        x = dispatch.patch_embed(
-            pixel_values,
-            proj.weight,
-            proj.bias,
-            self.position_table(grid),
-            cls,
-            per_frame_cls=self.per_frame and cls is not None,
-            backend=self.config.backend,
-        )
+        pos = self.position_table(grid)
+        if must_call(self.config.backend, self, ("patch_embeddings", "patch_embeddings.projection")):
+            x = self._place(self.patch_embeddings(pixel_values), pos, cls, grid)
+        else:
+            proj = self.patch_embeddings.projection
+            x = dispatch.patch_embed(
+                pixel_values,
+                proj.weight,
+                proj.bias,
+                pos,
+                cls,
+                per_frame_cls=self.per_frame and cls is not None,
+                backend=self.config.backend,
+            )
         return self.dropout(x)
 
+    def _place(self, tokens, pos, cls, grid):
+        """The module path's tokens (B, T'*S, D) with CLS row(s) and positions, laid out as dispatch.patch_embed's."""
+        B, N, D = tokens.shape
+        T = grid[0]
+        if cls is None:
+            return (tokens.view(B, T, -1, D) + pos).view(B, N, D) if pos.shape[0] != N else tokens + pos
+        if self.per_frame:
+            out = torch.cat([cls.view(1, 1, 1, D).expand(B, T, 1, D), tokens.view(B, T, -1, D)], dim=2)
+        else:
+            out = torch.cat([cls.view(1, 1, D).expand(B, 1, D), tokens], dim=1)
+        return out + pos
 
-class TemporalEmbeddings(nn.Module):
+
+class VivitTemporalEmbeddings(nn.Module):
     """Model 2: the temporal encoder's CLS token and 1-D position embedding over the T' per-frame vectors."""
 
     def __init__(self, config: VivitConfig):
@@ -171,6 +137,17 @@ class TemporalEmbeddings(nn.Module):
         return self.dropout(x + pos)
 
 
+class VivitPooler(nn.Module):
+    """HF's pooler on the base model: tanh(Linear(pooled vector))."""
+
+    def __init__(self, config: VivitConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x))
+
+
 # ---------------------------------------------------------------------------------------------------------- helpers
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over dim 1 of (B, L, D), counting only rows where mask (B, L) is True."""
@@ -180,50 +157,57 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
-class VivitPreTrainedModel(PretrainedMixin, nn.Module):
-    """Weight initialisation as Hugging Face: normal(0, initializer_range) weights, zero biases, CLS and positions 0."""
+class VivitPreTrainedModel(PreTrainedModel):
+    """transformers plumbing shared by the ViViT models; initialisation as Hugging Face's: normal(0,
+    initializer_range) weights, zero biases, LayerNorm 1/0, CLS tokens and position embeddings 0."""
 
+    config: VivitConfig
     config_class = VivitConfig
+    base_model_prefix = "vivit"
+    main_input_name = "pixel_values"
+    input_modalities = ("video",)
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["VivitEmbeddings", "VivitTemporalEmbeddings", "VivitLayer"]
+    # transformers' loaders pass attn_implementation="sdpa" by default: accepted, while `backend` picks the code
+    _supports_sdpa = True
 
+    @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
+        # transformers.initialization skips tensors loaded from a checkpoint; every parameter has a rule here
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv3d)):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
+            init.normal_(module.weight, mean=0.0, std=std)
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                init.zeros_(module.bias)
         elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, (VivitEmbeddings, TemporalEmbeddings)):
-            nn.init.zeros_(module.position_embeddings)
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, (VivitEmbeddings, VivitTemporalEmbeddings)):
+            init.zeros_(module.position_embeddings)
             if module.cls_token is not None:
-                nn.init.zeros_(module.cls_token)
+                init.zeros_(module.cls_token)
 
-    def init_weights(self) -> None:
-        self.apply(self._init_weights)
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """transformers' from_pretrained (every argument of it), for any of the four variants."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        weight_names.forget_legacy_load(loaded[0] if isinstance(loaded, tuple) else loaded)
+        return loaded
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
-        """Recompute every block in the backward pass instead of storing its activations."""
-        for module in self.modules():
-            if isinstance(module, Encoder):
-                module.gradient_checkpointing = True
+    def post_init(self) -> None:
+        super().post_init()
+        # the names strict-backend errors give for a wrapped module (e.g. "vivit.layers.0.attention.q_proj")
+        for name, module in self.named_modules():
+            if isinstance(module, (VivitLayer, VivitEmbeddings)):
+                module._vivit_path = name
 
-    def gradient_checkpointing_disable(self) -> None:
-        for module in self.modules():
-            if isinstance(module, Encoder):
-                module.gradient_checkpointing = False
-
-    @property
-    def is_gradient_checkpointing(self) -> bool:
-        return any(isinstance(m, Encoder) and m.gradient_checkpointing for m in self.modules())
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def _resolve_flags(self, output_attentions, output_hidden_states, return_dict):
+        c = self.config
+        return (
+            c.output_attentions if output_attentions is None else output_attentions,
+            c.output_hidden_states if output_hidden_states is None else output_hidden_states,
+            c.return_dict if return_dict is None else return_dict,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------- models
@@ -240,19 +224,20 @@ class VivitModel(VivitPreTrainedModel):
     """The ViViT encoder: pixel_values (B, frames, channels, H, W) -> tokens, pooled vector (optional pooler)."""
 
     def __init__(self, config: VivitConfig, add_pooling_layer: bool = True):
-        super().__init__()
         config.check_buildable()
-        self.config = config
+        super().__init__(config)
         self.embeddings = VivitEmbeddings(config)
-        self.encoder = Encoder(config, config.num_hidden_layers, _BLOCK_KIND[config.variant])
+        self.layers = build_layers(config, config.num_hidden_layers, _BLOCK_KIND[config.variant])
         self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         if config.variant == "factorized_encoder" and config.num_temporal_layers > 0:
-            self.temporal_embeddings = TemporalEmbeddings(config)
-            self.temporal_encoder = Encoder(config, config.num_temporal_layers, "joint")
+            self.temporal_embeddings = VivitTemporalEmbeddings(config)
+            self.temporal_layers = build_layers(config, config.num_temporal_layers, "joint")
             self.temporal_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pooler = VivitPooler(config) if add_pooling_layer else None
-        self.init_weights()
-        self._register_checkpoint_hooks()
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings.patch_embeddings
 
     # ------------------------------------------------------------------------------------------------ input checks
     def _check_input(self, pixel_values, frame_mask, interpolate_pos_encoding) -> tuple[int, int, int]:
@@ -303,19 +288,27 @@ class VivitModel(VivitPreTrainedModel):
     # ------------------------------------------------------------------------------------------------ forward
     def forward(
         self,
-        pixel_values: torch.Tensor,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
+        pixel_values: torch.Tensor | None = None,
         interpolate_pos_encoding: bool = False,
-        return_dict: bool = True,
-        frame_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> VivitModelOutput | tuple:
-        """frame_mask (B, frames): True for real frames; padded frames are excluded as attention keys and from mean
-        pooling. attention_mask (B, 1 + tokens), Model 1 only (HF 5.x): 1/True for tokens that may be attended."""
+        frame_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        """pixel_values (B, frames, channels, H, W). frame_mask (B, frames): True for real frames; padded frames are
+        excluded as attention keys and from mean pooling. attention_mask (B, 1 + tokens), Model 1 only (as HF 5.x):
+        1/True for tokens that may be attended. output_attentions / output_hidden_states / return_dict default to
+        the config's."""
+        output_attentions, output_hidden_states, return_dict = self._resolve_flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         grid = self._check_input(pixel_values, frame_mask, interpolate_pos_encoding)
         if attention_mask is not None and self.config.variant != "spatiotemporal":
-            raise ValueError("attention_mask (per token) is supported by variant 'spatiotemporal' only; use frame_mask")
+            raise ValueError(
+                f"attention_mask (per token) is for variant 'spatiotemporal', got variant {self.config.variant!r}; "
+                "use frame_mask"
+            )
         tmask = self.tubelet_mask(frame_mask, grid[0])
         if self.config.variant == "factorized_encoder":
             last, pooled, hidden_states, attentions = self._forward_factorized_encoder(
@@ -325,7 +318,7 @@ class VivitModel(VivitPreTrainedModel):
             last, pooled, hidden_states, attentions = self._forward_single_encoder(
                 pixel_values, grid, tmask, attention_mask, output_hidden_states, output_attentions
             )
-        out = VivitModelOutput(
+        out = BaseModelOutputWithPooling(
             last_hidden_state=last,
             pooler_output=self.pooler(pooled) if self.pooler is not None else pooled,
             hidden_states=hidden_states if output_hidden_states else None,
@@ -352,7 +345,9 @@ class VivitModel(VivitPreTrainedModel):
                     f"got {tuple(attention_mask.shape)}"
                 )
             key_mask = attention_mask.bool() if key_mask is None else key_mask & attention_mask.bool()
-        x, hidden_states, attentions = self.encoder(x, (T, S), key_mask, tmask, output_hidden_states, output_attentions)
+        x, hidden_states, attentions = run_layers(
+            self.layers, x, (T, S), key_mask, tmask, output_hidden_states, output_attentions
+        )
         last = self.layernorm(x)
         return last, self.pool(last, tmask), hidden_states, attentions
 
@@ -362,10 +357,16 @@ class VivitModel(VivitPreTrainedModel):
         x = self.embeddings(pixel_values, grid)  # (B, T', 1 + S, D), or (B, T'*S, D) without CLS
         B, D = x.shape[0], x.shape[-1]
         x = x.reshape(B * T, -1, D)
-        x, hidden_states, attentions = self.encoder(
-            x, (1, x.shape[1]), None, None, output_hidden_states, output_attentions
+        x, hidden_states, attentions = run_layers(
+            self.layers,
+            x,
+            (1, x.shape[1]),
+            None,
+            None,
+            output_hidden_states,
+            output_attentions,
+            state_shape=(B, T, x.shape[1], D),
         )
-        hidden_states = tuple(h.view(B, T, -1, D) for h in hidden_states)
         attentions = tuple(a.view(B, T, *a.shape[1:]) for a in attentions)
         x = self.layernorm(x)
         frames = (x[:, 0] if self.embeddings.num_prefix else x.mean(dim=1)).view(B, T, D)
@@ -375,8 +376,8 @@ class VivitModel(VivitPreTrainedModel):
         key_mask = tmask
         if tmask is not None and self.temporal_embeddings.num_prefix:
             key_mask = torch.cat([tmask.new_ones(B, 1), tmask], dim=1)
-        x, t_hidden, t_attentions = self.temporal_encoder(
-            x, (T, 1), key_mask, None, output_hidden_states, output_attentions
+        x, t_hidden, t_attentions = run_layers(
+            self.temporal_layers, x, (T, 1), key_mask, None, output_hidden_states, output_attentions
         )
         last = self.temporal_layernorm(x)
         return last, self.pool(last, tmask), hidden_states + t_hidden, attentions + t_attentions
@@ -392,57 +393,53 @@ class VivitModel(VivitPreTrainedModel):
 
     def forward_features(self, pixel_values, frame_mask=None, interpolate_pos_encoding=False) -> torch.Tensor:
         """timm-style: the final token representations (last_hidden_state)."""
-        return self.forward(
-            pixel_values, frame_mask=frame_mask, interpolate_pos_encoding=interpolate_pos_encoding
-        ).last_hidden_state
-
-
-class VivitPooler(nn.Module):
-    """HF's pooler on the base model: tanh(Linear(pooled vector))."""
-
-    def __init__(self, config: VivitConfig):
-        super().__init__()
-        if config.pooler_act != "tanh":
-            raise ValueError(f"pooler_act must be 'tanh', got {config.pooler_act!r}")
-        self.dense = nn.Linear(config.hidden_size, config.pooler_output_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(x))
+        out = self.forward(
+            pixel_values, frame_mask=frame_mask, interpolate_pos_encoding=interpolate_pos_encoding, return_dict=True
+        )
+        return out.last_hidden_state
 
 
 class VivitForVideoClassification(VivitPreTrainedModel):
     """ViViT with a linear classifier on the pooled vector (CLS token or mean of tokens)."""
 
     def __init__(self, config: VivitConfig):
-        super().__init__()
         config.check_buildable()
-        self.config = config
+        super().__init__(config)
         self.vivit = VivitModel(config, add_pooling_layer=False)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels) if config.num_labels > 0 else nn.Identity()
-        self._init_weights(self.classifier)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vivit.get_input_embeddings()
 
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_hidden_states: bool = False,
-        output_attentions: bool = False,
         interpolate_pos_encoding: bool = False,
-        return_dict: bool = True,
-        frame_mask: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> VivitClassifierOutput | tuple:
+        frame_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
+        """As VivitModel.forward; labels (B,) class indices, (B, num_labels) targets for multi-label, or (B,) values
+        for regression (see `loss`)."""
+        output_attentions, output_hidden_states, return_dict = self._resolve_flags(
+            output_attentions, output_hidden_states, return_dict
+        )
         out = self.vivit(
             pixel_values,
-            output_hidden_states=output_hidden_states,
-            output_attentions=output_attentions,
             interpolate_pos_encoding=interpolate_pos_encoding,
-            frame_mask=frame_mask,
             attention_mask=attention_mask,
+            frame_mask=frame_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         logits = self.classifier(out.pooler_output)
         loss = self.loss(logits, labels) if labels is not None else None
-        result = VivitClassifierOutput(
+        result = ImageClassifierOutput(
             loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions
         )
         return result if return_dict else result.to_tuple()
@@ -487,6 +484,8 @@ class VivitForVideoClassification(VivitPreTrainedModel):
 
     def reset_classifier(self, num_labels: int) -> None:
         """A fresh classifier head for `num_labels` classes (0 = no head: logits are the pooled features)."""
+        if not isinstance(num_labels, int) or num_labels < 0:
+            raise ValueError(f"num_labels must be an integer >= 0, got {num_labels!r}")
         self.config.num_labels = num_labels
         ref = self.vivit.layernorm.weight
         if num_labels > 0:

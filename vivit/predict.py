@@ -11,11 +11,11 @@ are averaged. Errors (missing model, model without labels, unreadable video) pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
-import warnings
 
 import torch
 
@@ -39,6 +39,21 @@ def pick_device(name: str | None) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    bar, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
 def load_model_and_processor(directory: str, device: torch.device):
     """The classification model (with trained labels) and its processor from a model directory."""
     from vivit.modeling import VivitForVideoClassification
@@ -56,14 +71,15 @@ def load_model_and_processor(directory: str, device: torch.device):
         raise ValueError(f"--model {directory}: config.json is not readable JSON ({e})") from e
     if not raw.get("id2label") or raw.get("num_labels", 1) == 0:
         raise ValueError(f"--model {directory}: config.json has no labels (id2label); cannot name predictions")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = VivitForVideoClassification.from_pretrained(directory, device=device)
-    for warning in caught:
-        text = " ".join(str(warning.message).split())
-        if "classifier" in text:
-            raise ValueError(f"--model {directory}: the checkpoint has no trained classification head ({text})")
-        print(f"vivit: warning: {text}", file=sys.stderr)
+    with _quiet_transformers():  # a command-line tool: its own messages below, not the loader's progress bar
+        model, info = VivitForVideoClassification.from_pretrained(directory, output_loading_info=True)
+    model = model.to(device).eval()
+    missing = sorted(info.get("missing_keys", ()))
+    if any(key.startswith("classifier.") for key in missing):
+        raise ValueError(f"--model {directory}: the checkpoint has no trained classification head (missing {missing})")
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        if info.get(kind):
+            print(f"vivit: warning: {directory}: {kind.replace('_', ' ')}: {sorted(info[kind])}", file=sys.stderr)
 
     if os.path.isfile(os.path.join(directory, PREPROCESSOR_CONFIG_NAME)):
         processor = VivitImageProcessor.from_pretrained(directory)

@@ -5,6 +5,7 @@ prints, as its last stdout line, one JSON object with the validation accuracy, e
 
 Checkpoint layout (`OUTPUT_DIR/checkpoint/`, rewritten after every epoch):
     config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
+                                     (the weights under the in-memory names, which transformers >= 5 reads as is)
     ema/                             the EMA weights as a directory of their own (with --ema-decay)
     trainer_state.pt                 optimizer, scheduler, EMA shadow weights, epoch, step and every rank's RNG states
 Resuming from it (`--resume OUTPUT_DIR/checkpoint`) continues bit-identically to an uninterrupted run.
@@ -21,6 +22,7 @@ import random
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from vivit.configuration import VivitConfig
+from vivit.configuration import MODEL_TYPES, VivitConfig
 from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
 from vivit.modeling import VivitForVideoClassification
@@ -208,7 +210,17 @@ def build_config(args: argparse.Namespace, num_labels: int):
     overrides = dict(num_labels=num_labels, drop_path_rate=args.drop_path)
     if args.variant is not None:  # pooling=None: the variant's own default (CLS for Models 1-2, mean for 3-4)
         overrides.update(variant=args.variant, pooling=None)
-    return VivitConfig.from_dict(config.to_dict(), **overrides)
+    return rebuild_config(config, **overrides)
+
+
+def rebuild_config(config: VivitConfig, **overrides) -> VivitConfig:
+    """A new config from `config`'s fields and `overrides`, checked and typed as one built from scratch (a new
+    num_labels drops the old label names; a new variant gives the variant's config class)."""
+    fields = config.to_dict()
+    if "num_labels" in overrides:
+        fields.pop("id2label", None)
+        fields.pop("label2id", None)
+    return VivitConfig(**{**fields, **overrides})
 
 
 def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
@@ -216,9 +228,19 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
     init = Path(args.init) if args.init else None
     if init is not None and init.is_dir() and _is_vivit_dir(init):
         # fine-tuning: the body is reused, a head of a different size starts fresh
-        return VivitForVideoClassification.from_pretrained(
-            init, num_labels=num_labels, ignore_mismatched_sizes=True, drop_path_rate=args.drop_path
+        model, info = VivitForVideoClassification.from_pretrained(
+            init,
+            num_labels=num_labels,
+            ignore_mismatched_sizes=True,
+            drop_path_rate=args.drop_path,
+            output_loading_info=True,
         )
+        fresh = sorted(key for key, *_ in info["mismatched_keys"]) + sorted(info["missing_keys"])
+        if fresh:
+            warnings.warn(
+                f"--init {init}: re-initialised (size mismatch or not in the checkpoint): {fresh}", stacklevel=2
+            )
+        return model
     config = build_config(args, num_labels)
     if init is None:
         return VivitForVideoClassification(config)
@@ -226,7 +248,7 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
 
     # widths, depth, eps and activation come from the image model; frames, crop and tubelets from the config
     state, vit_settings = load_vit_state_dict(init)
-    config = VivitConfig.from_dict({**config.to_dict(), **vit_settings})
+    config = rebuild_config(config, **vit_settings)
     model = VivitForVideoClassification(config)
     init_from_vit(
         model,
@@ -240,7 +262,7 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
 
 def _is_vivit_dir(path: Path) -> bool:
     config = path / "config.json"
-    return config.is_file() and json.loads(config.read_text()).get("model_type") == "vivit"
+    return config.is_file() and json.loads(config.read_text()).get("model_type") in MODEL_TYPES.values()
 
 
 def build_datasets(args: argparse.Namespace, config_like: dict):
@@ -357,28 +379,17 @@ def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
 
 
 def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Unsharded CPU state dict with the model's own key names (a collective under FSDP2)."""
+    """Unsharded CPU state dict under the model's parameter names (a collective under FSDP2)."""
     if not is_sharded(model):
         # copies: on the CPU `.cpu()` would alias the live parameters (and the EMA swap-back would overwrite them)
         return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
-    # All-gather every parameter under its module name, then let a weightless (meta) twin of the model turn the
-    # module names into checkpoint names: the model's own state_dict hooks do the renaming (e.g. fused QKV ->
-    # HF query/key/value), exactly as for an unsharded model.
     model.reshard()  # the root keeps its parameters unsharded after a forward; back to DTensor shards everywhere
     full = {name: p.full_tensor().detach().cpu() for name, p in model.named_parameters()}
     for prefix, module in model.named_modules():
         for name, b in module.named_buffers(recurse=False):
             if name not in module._non_persistent_buffers_set:
                 full[f"{prefix}.{name}" if prefix else name] = b.detach().cpu()
-    with torch.device("meta"):
-        twin = type(model).__mro__[1](model.config) if _is_fsdp_subclass(model) else type(model)(model.config)
-    twin.load_state_dict(full, strict=True, assign=True)
-    return {k: v.detach() for k, v in twin.state_dict().items()}
-
-
-def _is_fsdp_subclass(model: nn.Module) -> bool:
-    """fully_shard swaps the model's class for a dynamic subclass `FSDP<Name>`; its first base is the real class."""
-    return type(model).__name__ == "FSDP" + type(model).__mro__[1].__name__
+    return full
 
 
 def full_optimizer_state(model: nn.Module, optimizer) -> dict:
@@ -557,7 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         load_weights(model, Path(args.resume))
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers >= 5.2x renamed it; 5.17 has only the old name
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
     model.to(device)
     if args.compile:
         model.compile(backend=args.compile)  # in place: state-dict keys keep their names

@@ -317,20 +317,20 @@ def init_from_vit(
 
     temporal_parts = {
         "ln1": "temporal_layernorm_before",
-        "q": "temporal_attention.attention.query",
-        "k": "temporal_attention.attention.key",
-        "v": "temporal_attention.attention.value",
-        "o": "temporal_attention.output.dense",
+        "q": "temporal_attention.q_proj",
+        "k": "temporal_attention.k_proj",
+        "v": "temporal_attention.v_proj",
+        "o": "temporal_attention.o_proj",
     }
     for i, block in enumerate(vit["blocks"]):
-        prefix = f"encoder.layer.{i}"
-        put_block(prefix, block, _HF_BLOCK)
+        prefix = f"layers.{i}"
+        put_block(prefix, block, _HF5_BLOCK)
         if config.variant == "factorized_self_attention":
             if temporal_attention:
                 put_block(prefix, block, temporal_parts)
             else:  # the temporal MSA adds nothing at first: the block starts as the image block
                 for name in ("weight", "bias"):
-                    key = f"{prefix}.temporal_attention.output.dense.{name}"
+                    key = f"{prefix}.temporal_attention.o_proj.{name}"
                     put(key, torch.zeros_like(target[base + key]))
     put("layernorm.weight", vit["norm_w"])
     put("layernorm.bias", vit["norm_b"])
