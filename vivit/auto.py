@@ -2,13 +2,18 @@
 
 Model 1 directories have model_type "vivit": transformers' own ViViT classes load them (and ours do). Models 2-4 have
 model types of their own, registered here with a config class and two model classes each, so that AutoConfig,
-AutoModel, AutoModelForVideoClassification and `pipeline("video-classification")` load them as ours. A transformers
+AutoModel, AutoModelForVideoClassification and `pipeline("video-classification")` load them as ours. The image
+processor we save ("VivitTorchImageProcessor") is registered with AutoImageProcessor too. A transformers
 install without vivit stops at their unknown model_type instead of loading them into the wrong architecture.
 """
 
 from __future__ import annotations
 
 from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
+
+# The class itself, not `transformers.AutoImageProcessor`: some versions (5.17) put a placeholder there that demands
+# torchvision, which the registration does not need.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
 from vivit import weight_names
 from vivit.configuration import (
@@ -17,6 +22,7 @@ from vivit.configuration import (
     VivitFactorizedSelfAttentionConfig,
 )
 from vivit.modeling import VivitForVideoClassification, VivitModel
+from vivit.processing import VivitTorchImageProcessor
 
 
 class VivitFactorizedEncoderModel(VivitModel):
@@ -66,6 +72,12 @@ AUTO_CLASSES = (
 )
 
 
+class _VivitTorchProcessorKey:
+    """`AutoImageProcessor.register` files processors under a config class; transformers ignores registrations under
+    its own config classes and refuses names it already maps (such as "VivitConfig"), so this stand-in is the key.
+    `AutoImageProcessor.from_pretrained` finds registered processors by the `image_processor_type` name."""
+
+
 def register() -> None:
     """Idempotent: a second call (e.g. after importlib.reload) changes nothing."""
     weight_names.register()
@@ -73,3 +85,5 @@ def register() -> None:
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoModelForVideoClassification.register(config_class, classifier_class, exist_ok=True)
+    processors = {"torchvision": VivitTorchImageProcessor, "pil": VivitTorchImageProcessor}
+    AutoImageProcessor.register(_VivitTorchProcessorKey, image_processor_classes=processors, exist_ok=True)

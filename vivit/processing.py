@@ -35,10 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
-
-# The class itself, not `transformers.AutoImageProcessor`: some versions (5.17) put a placeholder there that demands
-# torchvision, which neither this module nor the registration needs.
-from transformers.models.auto.image_processing_auto import AutoImageProcessor
 from transformers.processing_utils import ImagesKwargs
 from transformers.utils import filter_out_non_signature_kwargs
 
@@ -554,19 +550,6 @@ class VivitTorchImageProcessor(BaseImageProcessor):
 # The name vivit has always exported. The class itself is named differently from HF's `VivitImageProcessor` so that the
 # `image_processor_type` it saves resolves to it (not to HF's class) in `AutoImageProcessor`.
 VivitImageProcessor = VivitTorchImageProcessor
-
-
-class _VivitTorchProcessorKey:
-    """`AutoImageProcessor.register` files processors under a config class; transformers ignores registrations under
-    its own config classes and refuses names it already maps (such as "VivitConfig"), so this stand-in is the key.
-    `AutoImageProcessor.from_pretrained` finds registered processors by the `image_processor_type` name."""
-
-
-AutoImageProcessor.register(
-    _VivitTorchProcessorKey,
-    image_processor_classes={"torchvision": VivitTorchImageProcessor, "pil": VivitTorchImageProcessor},
-    exist_ok=True,
-)
 
 
 __all__ = ["PRESETS", "VivitImageProcessor", "VivitTorchImageProcessor"]
