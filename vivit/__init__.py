@@ -1,18 +1,19 @@
 """vivit: ViViT video transformers in PyTorch, all four variants, Hugging Face compatible, Triton-accelerated.
 
-`import vivit` registers the four variants with transformers (Auto classes, checkpoint key conversion), which imports
-transformers' model stack (about 2 s, once per process). The other public names load on first use.
+`import vivit` registers the four variants with transformers (Auto classes, the image processor, checkpoint key
+conversion), deferred to the first use of transformers' Auto classes (see vivit._autoload) so that importing vivit, or
+its decoding and data modules in data-loader workers, does not import transformers. Public names load on first use.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from vivit import auto as _auto
+from vivit import _autoload
 
 __version__ = "0.1.0"
 
-_auto.register()
+_autoload.install()
 
 # Public name -> module that defines it.
 _EXPORTS = {

@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import dispatch, weight_names
+from vivit import _autoload, dispatch, weight_names
 from vivit.configuration import VivitConfig
 from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
@@ -493,3 +493,7 @@ class VivitForVideoClassification(VivitPreTrainedModel):
             self._init_weights(self.classifier)
         else:
             self.classifier = nn.Identity()
+
+
+# transformers' model stack is loaded by now: register with its Auto classes and checkpoint conversions (idempotent).
+_autoload.ensure_registered()
