@@ -97,6 +97,32 @@ def test_without_vivit_models_2_to_4_are_an_unknown_model_type(tmp_path):
     assert "vivit_factorized_encoder" in out.stdout and "LOADED" not in out.stdout, out.stdout
 
 
+@pytest.mark.parametrize("first", ["vivit", "transformers"])
+def test_registration_waits_for_the_auto_classes(tmp_path, first):
+    """`import vivit` does not import transformers; the Auto classes still know Models 2-4 on first use, whichever of
+    vivit and transformers' Auto classes was imported first."""
+    save(tmp_path / "m3", "factorized_self_attention")
+    vivit_first = ["import vivit", "assert 'transformers' not in sys.modules, 'import vivit loaded transformers'"]
+    auto = ["from transformers import AutoConfig, AutoModelForVideoClassification"]
+    code = "\n".join(
+        [
+            "import sys",
+            *(vivit_first + auto if first == "vivit" else auto + ["import vivit"]),
+            "model = AutoModelForVideoClassification.from_pretrained(sys.argv[1])",
+            "print(type(AutoConfig.from_pretrained(sys.argv[1])).__name__, type(model).__module__)",
+        ]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m3"), first],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["VivitFactorizedSelfAttentionConfig", "vivit.auto"], out.stdout
+
+
 def write_clip(path, frames=6, size=24):
     with av.open(str(path), "w") as container:
         stream = container.add_stream("mpeg4", rate=25)
