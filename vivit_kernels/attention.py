@@ -17,7 +17,7 @@ frame masks every key of that frame) or with a zero outer stride (temporal). A r
 its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
 
 Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
-power of two >= 16 with masks, e.g. 80 -> 128):
+power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 and 128):
   forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
                       one key tile: no online-softmax loop (temporal attention, T' <= 32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
@@ -59,7 +59,18 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import (
+    HAS_TRITON,
+    INTERPRET,
+    auto_reason,
+    autocast_cast,
+    autocast_dtype,
+    compute_dtype,
+    device_caps,
+    device_guard,
+    fp32_precision,
+    triton_unavailable_reason,
+)
 
 if HAS_TRITON:
     import triton
@@ -241,16 +252,17 @@ def _next_pow2(n: int) -> int:
 
 
 def _pack(seq_len: int, n_seq: int, tile: int) -> tuple[int, int]:
-    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile."""
+    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile. The tile is always
+    full (slots past n_seq are masked), so the configuration depends on the length bucket only: every configuration
+    a launch can take is one vivit_kernels.report compiles."""
     seq_block = max(16, _next_pow2(seq_len))
-    pack = max(1, min(tile // seq_block, _next_pow2(n_seq)))
-    return seq_block, pack
+    return seq_block, max(1, tile // seq_block)
 
 
 def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
     """Tile sizes from the sequence length bucket, the padded head dim and the element size (fp32 tiles need twice
     the registers: 8 warps). A handful of values, so recompilation stays bounded."""
-    block_d = max(16, _next_pow2(head_dim))
+    block_d = max(32, _next_pow2(head_dim))
     num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: pack several sequences into one 64-row tile, block-diagonal
         seq_block, pack = _pack(seq_len, n_seq, 64)
@@ -266,7 +278,7 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
 
 
 def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
-    block_d = max(16, _next_pow2(head_dim))
+    block_d = max(32, _next_pow2(head_dim))
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
             seq_block, pack = _pack(seq_len, n_seq, 32)
@@ -297,9 +309,7 @@ def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
-    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        return "tf32"
-    return "ieee"
+    return fp32_precision() if dtype == torch.float32 else "ieee"
 
 
 def _upcast(dtype: torch.dtype) -> bool:
@@ -395,7 +405,8 @@ def attention_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: (out with q's shape, contiguous; fp32 base-2 log-sum-exp (B, n_outer, H, L))."""
     _require_triton("attention_fwd", q, k, v, key_mask)
-    return _launch_fwd(q, k, v, key_mask, axis, scale)
+    with device_guard(q):
+        return _launch_fwd(q, k, v, key_mask, axis, scale)
 
 
 @attention_fwd.register_fake
@@ -417,7 +428,8 @@ def attention_bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton backward: (dq, dk, dv), deterministic."""
     _require_triton("attention_bwd", grad_out, q, k, v, out, lse, key_mask)
-    return _launch_bwd(grad_out, q, k, v, out, lse, key_mask, axis, scale)
+    with device_guard(q):
+        return _launch_bwd(grad_out, q, k, v, out, lse, key_mask, axis, scale)
 
 
 @attention_bwd.register_fake
@@ -541,18 +553,62 @@ def aot_specs() -> list:
 # Public entry points
 # ----------------------------------------------------------------------------------------------------------------------
 def triton_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None, dropout_p=0.0) -> str | None:
-    """None when backend="triton" can run this call, else why not (the model's "auto" mode uses this)."""
+    """None when backend="triton" can run this call, else why not."""
     tensors = [t for t in (q, k, v, key_mask) if t is not None]
     reason = triton_unavailable_reason(*tensors)
     if reason is not None:
         return reason
     if dropout_p > 0.0:
         return "attention dropout (dropout_p > 0) is not implemented in the Triton kernel"
-    if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"dtype {q.dtype} is not supported (float16, bfloat16, float32)"
+    dtype = compute_dtype(q)
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"dtype {dtype} is not supported (float16, bfloat16, float32)"
     if not 1 <= q.shape[-1] <= 128:
         return f"head dim {q.shape[-1]} is not supported (1..128)"
     return None
+
+
+def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
+    """An upper bound of the shared memory per program of every kernel a call launches (forward and backward): the
+    tiles that feed tensor-core dots, times the pipeline stages for those loaded inside a loop, plus 1 KiB for
+    reductions and the key mask. tests/test_aot.py checks it against every compiled configuration."""
+    itemsize = torch.tensor([], dtype=dtype).element_size()
+    fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
+    d = fwd["BLOCK_D"] * itemsize
+    need = d * (fwd["BLOCK_M"] + max(1, fwd["num_stages"]) * 2 * fwd["BLOCK_N"])  # Q + stages x (K, V)
+    bwd = _bwd_config(seq_len, 1, head_dim, itemsize)
+    if "PACK" in bwd:
+        need = max(need, d * 5 * bwd["BLOCK"])  # Q, K, V, O, dO of the tile
+    else:
+        dq, dkdv = bwd["dq"], bwd["dkdv"]
+        need = max(need, d * (2 * dq["BLOCK_M"] + dq["num_stages"] * 2 * dq["BLOCK_N"]))  # Q, dO + stages x (K, V)
+        need = max(need, d * (2 * dkdv["BLOCK_N"] + dkdv["num_stages"] * 2 * dkdv["BLOCK_M"]))  # K, V + (Q, dO)
+    return need + 1024
+
+
+def auto_config_reason(dtype: torch.dtype, precision: str, head_dim: int, seq_len: int, arch: int,
+                       shared_limit: int) -> str | None:  # fmt: skip
+    """The `auto` rule for one launch configuration, shared by vivit.dispatch and vivit_kernels.report: None when the
+    kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes of shared memory per program."""
+    if not 1 <= head_dim <= 128:
+        return f"head dim {head_dim} is not supported (1..128)"
+    need = shared_bytes_needed(dtype, head_dim, seq_len)
+    return auto_reason(dtype, precision, arch, need, shared_limit)
+
+
+def auto_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None, dropout_p=0.0) -> str | None:
+    """None when backend="auto" takes the Triton kernel for this call, else why it does not: the call must be one
+    the kernel runs (triton_unsupported_reason) on a device where it is the fast, checked choice
+    (auto_config_reason), with the dtype autocast gives the operands."""
+    reason = triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
+    if reason is not None:
+        return reason
+    caps = device_caps(q.device)
+    if caps is None:
+        return f"auto takes kernels on CUDA devices only, not {q.device}"
+    dtype = compute_dtype(q)
+    seq_len = _sequences(q, axis)[3]
+    return auto_config_reason(dtype, _dot_precision(dtype), q.shape[-1], seq_len, caps.arch, caps.shared_per_block)
 
 
 def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0, backend="eager") -> torch.Tensor:
@@ -564,7 +620,7 @@ def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0
     axis="temporal": q, k, v (B, T, S, H, D), attention over the T frames of each patch; key_mask (B, T) masks frames.
     A query row whose keys are all masked returns zeros. scale defaults to D ** -0.5.
     backend="eager" runs F.scaled_dot_product_attention on views; backend="triton" runs the Triton kernel or raises
-    NotImplementedError when it cannot.
+    NotImplementedError when it cannot. Under torch.autocast both compute in the autocast dtype and return it.
     """
     _check_inputs(q, k, v, axis, key_mask, dropout_p, backend)
     if backend == "eager":
@@ -572,6 +628,9 @@ def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0
     reason = triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
     if reason is not None:
         raise NotImplementedError(f"attention: {reason}")
+    # Under autocast, q, k, v get the dtype eager SDPA would compute in (the custom op is not cast by autocast).
+    dtype = autocast_dtype(q.device.type)
+    q, k, v = (autocast_cast(t, dtype) for t in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     out, _ = attention_fwd(q, k, v, key_mask, axis, scale)
     return out

@@ -9,7 +9,7 @@ then `_attention_bwd_dkdv_kernel`.
 import triton
 import triton.language as tl
 
-from vivit_kernels.attention_fwd import _key_ok, _load_rows, _row_offsets, _tile_tokens
+from vivit_kernels.attention_fwd import _key_ok, _load_rows, _operand, _row_offsets, _tile_tokens
 
 
 @triton.jit
@@ -54,10 +54,10 @@ def _attention_bwd_dkdv_kernel(
         delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
         st = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
         pt = tl.where(key_ok[:, None], tl.math.exp2(st - lse[None, :]), 0.0)
-        dv += tl.dot(pt.to(do.dtype), do, input_precision=DOT_PRECISION)
+        dv += tl.dot(_operand(pt, DO, UPCAST), do, input_precision=DOT_PRECISION)
         dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         dst = pt * (dpt - delta[None, :])
-        dk += tl.dot(dst.to(q.dtype), q, input_precision=DOT_PRECISION)
+        dk += tl.dot(_operand(dst, Q, UPCAST), q, input_precision=DOT_PRECISION)
 
     grad = (
         pid_b * stride_db
@@ -116,7 +116,7 @@ def _attention_bwd_dq_kernel(
         p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
+        dq += tl.dot(_operand(ds, K, UPCAST), k, input_precision=DOT_PRECISION)
 
     grad = (
         pid_b * stride_db
@@ -165,9 +165,9 @@ def _attention_bwd_tile_kernel(
 
     s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
     p = tl.where(valid, tl.math.exp2(s - lse[:, None]), 0.0)
-    dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=DOT_PRECISION)
+    dv = tl.dot(tl.trans(_operand(p, DO, UPCAST)), do, input_precision=DOT_PRECISION)
     dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    ds = _operand(p * (dp - delta[:, None]), Q, UPCAST)
     dq = tl.dot(ds, k, input_precision=DOT_PRECISION) * sm_scale
     dk = tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION) * sm_scale
 

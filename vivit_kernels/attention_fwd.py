@@ -53,6 +53,17 @@ def _load_rows(X, rows, offs_d, stride_d, mask, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _operand(x, LIKE, UPCAST: tl.constexpr):
+    """x (fp32) as a tensor-core operand of LIKE's element type. Under UPCAST (the interpreter's bf16, whose dot is
+    broken) the value is rounded through that type and handed to an fp32 dot: the rounding a GPU applies, at no cost
+    on a GPU (UPCAST is False there)."""
+    x = x.to(LIKE.dtype.element_ty)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
 def _attention_fwd_kernel(
     Q, K, V, O, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -105,11 +116,11 @@ def _attention_fwd_kernel(
         p = tl.math.exp2(s - m_safe[:, None])
         if SINGLE_TILE:
             l_i = tl.sum(p, 1)
-            acc = tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+            acc = tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
         else:
             alpha = tl.math.exp2(m_i - m_safe)
             l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+            acc = acc * alpha[:, None] + tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
         m_i = m_new
 
     empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)

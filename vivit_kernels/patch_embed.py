@@ -21,7 +21,11 @@ backend="triton" (custom ops vivit_kernels::patch_embed_fwd / patch_embed_bwd un
   pixels are zero). No atomics anywhere: the backward is deterministic.
 - numerics: fp32 accumulation and epilogue math for fp16/bf16/fp32 inputs, one rounding at the store. fp32 inputs
   use an ieee dot when torch.get_float32_matmul_precision() == "highest", tf32 otherwise. Under TRITON_INTERPRET the
-  bf16 dot operands are upcast (DOT_F32) because the interpreter's bf16 dot is broken.
+  bf16 dot operands are rounded to bf16 and multiplied in fp32 (DOT_F32) because the interpreter's bf16 dot is broken.
+- dtypes: pixel_values, weight and bias share the compute dtype; pos_embed and cls_token may be wider (under
+  torch.autocast the Triton path casts only what eager's F.linear would cast), and the tokens then have the
+  promoted dtype, as eager's `tokens + pos_embed` has. The output gradient (that dtype) is rounded to the compute
+  dtype right before the dW and dX dots.
 
 GPU goal (a TARGET, not measured: no GPU was available when this was written): for ViViT-B input (32 frames of
 224^2, bf16, H100) the forward should be >= 1.3x faster than rearrange + contiguous + F.linear and >= 3x faster than
@@ -33,12 +37,21 @@ the fp32-ieee variants of the same tiles compile without spills too (no tensor c
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
-from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import (
+    HAS_TRITON,
+    INTERPRET,
+    auto_reason,
+    autocast_cast,
+    autocast_dtype,
+    compute_dtype,
+    device_caps,
+    device_guard,
+    fp32_precision,
+    triton_unavailable_reason,
+)
 
 if HAS_TRITON:
     import triton
@@ -94,7 +107,10 @@ def _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cl
     for name, tensor in (("weight", weight), ("bias", bias), ("pos_embed", pos_embed), ("cls_token", cls_token)):
         if tensor is None:
             continue
-        if tensor.dtype != pixel_values.dtype:
+        if name in ("pos_embed", "cls_token"):  # added after the GEMM: any floating dtype, the result promotes
+            if not tensor.is_floating_point():
+                raise TypeError(f"patch_embed: {name} must be a floating tensor, got dtype {tensor.dtype}")
+        elif tensor.dtype != pixel_values.dtype:
             raise TypeError(
                 f"patch_embed: {name} has dtype {tensor.dtype}, expected pixel_values' dtype {pixel_values.dtype}"
             )
@@ -366,6 +382,7 @@ def _patch_embed_bwd_dw_kernel(
             g_ptr + g_row[:, None] + offs_n[None, :] * stride_gd, mask=mask_m[:, None] & mask_n[None, :], other=0.0
         )
         x = tl.load(x_ptr + x_row[:, None] + x_col[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        g = g.to(x_ptr.dtype.element_ty)  # the output gradient may be wider than the compute dtype (autocast)
         if DOT_F32:
             g, x = g.to(tl.float32), x.to(tl.float32)
         acc = tl.dot(tl.trans(g), x, acc, input_precision=PRECISION)
@@ -407,6 +424,7 @@ def _patch_embed_bwd_dx_kernel(
             mask=mask_n[:, None] & mask_k[None, :],
             other=0.0,
         )
+        g = g.to(w_ptr.dtype.element_ty)  # the output gradient may be wider than the compute dtype (autocast)
         if DOT_F32:
             g, w = g.to(tl.float32), w.to(tl.float32)
         acc = tl.dot(g, w, acc, input_precision=PRECISION)
@@ -448,20 +466,21 @@ def _tiles(kernel: str, pixel_values: torch.Tensor, M: int, D: int, K: int) -> t
 
 
 def _dot_args(dtype: torch.dtype) -> dict:
-    precision = "ieee"
-    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        precision = "tf32"
+    precision = fp32_precision() if dtype == torch.float32 else "ieee"
     return dict(DOT_F32=INTERPRET and dtype == torch.bfloat16, PRECISION=precision)
+
+
+def _out_dtype(pixel_values, pos_embed, cls_token) -> torch.dtype:
+    """The tokens' dtype: the compute dtype promoted with the position embedding's and CLS token's, as in eager."""
+    dtype = pixel_values.dtype
+    for t in (pos_embed, cls_token):
+        dtype = dtype if t is None else torch.promote_types(dtype, t.dtype)
+    return dtype
 
 
 def _new_empty(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     """Every buffer the kernels fully overwrite is allocated here (tests poison it to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
-
-
-def _device_of(tensor: torch.Tensor):
-    """Launch on the tensors' GPU, not on whichever one is current."""
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _token_strides(tokens: torch.Tensor, S: int) -> tuple[int, int, int, int]:
@@ -480,7 +499,9 @@ def _x_strides(pixel_values: torch.Tensor) -> dict:
 def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
     has_cls = cls_token is not None
-    out = _new_empty(_output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values)
+    out = _new_empty(
+        _output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values, _out_dtype(pixel_values, pos_embed, cls_token)
+    )
     stride_ob, stride_ot, stride_or, stride_od = _token_strides(out, S)
     w2 = weight.reshape(D, K)
     # The (D,) vectors are read with unit stride; copying a strided one costs nothing next to the GEMM.
@@ -585,7 +606,7 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     else:
         dx = pixel_values.new_empty((0,))
     dtype = weight.dtype
-    return dx, dw.to(dtype).view(weight.shape), db.to(dtype), dpos.to(dtype)
+    return dx, dw.to(dtype).view(weight.shape), db.to(dtype), dpos  # dpos stays fp32: pos_embed may be fp32
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -602,14 +623,15 @@ def _patch_embed_fwd_op(
     cls_token: torch.Tensor | None,
     per_frame_cls: bool,
 ) -> torch.Tensor:
-    with _device_of(pixel_values):
+    with device_guard(pixel_values):
         return _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
 
 
 @_patch_embed_fwd_op.register_fake
 def _(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
-    return pixel_values.new_empty(_output_shape(B, Tp, S, D, cls_token is not None, per_frame_cls))
+    shape = _output_shape(B, Tp, S, D, cls_token is not None, per_frame_cls)
+    return pixel_values.new_empty(shape, dtype=_out_dtype(pixel_values, pos_embed, cls_token))
 
 
 @torch.library.custom_op("vivit_kernels::patch_embed_bwd", mutates_args=())
@@ -622,8 +644,8 @@ def _patch_embed_bwd_op(
     pos_per_frame: bool,
     need_dx: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (dpixel_values or an empty tensor, dweight, dbias, per-position sums of grad_out: dpos / dcls)."""
-    with _device_of(pixel_values):
+    """(dpixel_values or an empty tensor, dweight, dbias, per-position fp32 sums of grad_out: dpos / dcls)."""
+    with device_guard(pixel_values):
         return _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx)
 
 
@@ -632,7 +654,7 @@ def _(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, nee
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
     P = int(has_cls) + (S if per_frame_cls or (not has_cls and pos_per_frame) else N)
     dx = pixel_values.new_empty(pixel_values.shape if need_dx else (0,))
-    return dx, weight.new_empty(weight.shape), weight.new_empty((D,)), weight.new_empty((P, D))
+    return dx, weight.new_empty(weight.shape), weight.new_empty((D,)), weight.new_empty((P, D), dtype=torch.float32)
 
 
 class PatchEmbedFunction(torch.autograd.Function):
@@ -641,6 +663,7 @@ class PatchEmbedFunction(torch.autograd.Function):
         out = torch.ops.vivit_kernels.patch_embed_fwd(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
         ctx.save_for_backward(pixel_values, weight)
         ctx.has = (bias is not None, pos_embed is not None, cls_token is not None)
+        ctx.dtypes = tuple(None if t is None else t.dtype for t in (pos_embed, cls_token))
         ctx.per_frame_cls = per_frame_cls
         S = _geometry(pixel_values, weight)[7]  # tokens per frame
         ctx.pos_per_frame = pos_embed is not None and cls_token is None and pos_embed.shape[0] == S
@@ -658,8 +681,8 @@ class PatchEmbedFunction(torch.autograd.Function):
             dx if need_dx else None,
             dw,
             db if has_bias else None,
-            dpos if has_pos else None,
-            dpos[0] if has_cls else None,
+            dpos.to(ctx.dtypes[0]) if has_pos else None,
+            dpos[0].to(ctx.dtypes[1]) if has_cls else None,
             None,
         )
 
@@ -764,13 +787,18 @@ def aot_specs() -> list:
 
 
 def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
-    """None when backend="triton" can run on these tensors, else why not (for the model's "auto" mode)."""
+    """None when backend="triton" can run on these tensors, else why not."""
     tensors = [x for x in (pixel_values, weight, bias, pos_embed, cls_token) if x is not None]
     reason = triton_unavailable_reason(*tensors)
     if reason is not None:
         return reason
-    if pixel_values.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return f"dtype {pixel_values.dtype} is not supported (float32, float16, bfloat16)"
+    supported = (torch.float32, torch.float16, torch.bfloat16)
+    dtype = compute_dtype(pixel_values)
+    if dtype not in supported:
+        return f"dtype {dtype} is not supported (float32, float16, bfloat16)"
+    for name, t in (("pos_embed", pos_embed), ("cls_token", cls_token)):
+        if t is not None and t.dtype not in supported:
+            return f"{name} dtype {t.dtype} is not supported (float32, float16, bfloat16)"
     if pixel_values.dim() == 5 and weight.dim() == 5:
         # In-tubelet offsets and token indices are 32-bit inside the kernels (row bases are 64-bit).
         _, C, t, h, w = weight.shape
@@ -781,6 +809,41 @@ def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, c
         if pixel_values.numel() >= 2**31:
             return f"pixel_values has {pixel_values.numel()} elements (the kernels count tokens with int32)"
     return None
+
+
+def shared_bytes_needed(dtype: torch.dtype) -> int:
+    """An upper bound of the shared memory per program of the GEMM kernels at compute dtype `dtype`: the pipelined
+    operand tiles (the output gradient counted at 4 bytes, as it may be fp32 under autocast) plus 1 KiB. Checked
+    against every compiled configuration by tests/test_aot.py."""
+    size = torch.tensor([], dtype=dtype).element_size()
+    need = 0
+    for kernel, (bm, bn, bk, _, stages) in ((k, c[4 if size == 4 else 2]) for k, c in _CONFIGS.items()):
+        if kernel == "fwd":  # video tile (M x K) and weight tile (K x N)
+            tiles = bm * bk * size + bk * bn * size
+        elif kernel == "dw":  # gradient tile (M x N) and video tile (M x K)
+            tiles = bm * bn * 4 + bm * bk * size
+        else:  # dx: gradient tile (M x N) and weight tile (N x K)
+            tiles = bm * bn * 4 + bn * bk * size
+        need = max(need, stages * tiles)
+    return need + 1024
+
+
+def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int) -> str | None:
+    """The `auto` rule of patch_embed for one configuration (shared by vivit.dispatch and vivit_kernels.report)."""
+    return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype), shared_limit)
+
+
+def auto_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
+    """None when backend="auto" takes the Triton kernels for this call, else why not (see auto_config_reason)."""
+    reason = triton_unsupported_reason(pixel_values, weight, bias, pos_embed, cls_token)
+    if reason is not None:
+        return reason
+    caps = device_caps(pixel_values.device)
+    if caps is None:
+        return f"auto takes kernels on CUDA devices only, not {pixel_values.device}"
+    dtype = compute_dtype(pixel_values)
+    precision = fp32_precision() if dtype == torch.float32 else "ieee"
+    return auto_config_reason(dtype, precision, caps.arch, caps.shared_per_block)
 
 
 def patch_embed(
@@ -806,4 +869,8 @@ def patch_embed(
     reason = triton_unsupported_reason(pixel_values, weight, bias, pos_embed, cls_token)
     if reason is not None:
         raise NotImplementedError(f"patch_embed: {reason}")
+    # Under autocast the GEMM operands take the dtype eager's F.linear gives them; pos_embed and cls_token, added
+    # after it, keep theirs (the tokens then promote, as in eager).
+    dtype = autocast_dtype(pixel_values.device.type)
+    pixel_values, weight, bias = (autocast_cast(t, dtype) for t in (pixel_values, weight, bias))
     return PatchEmbedFunction.apply(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
