@@ -162,3 +162,19 @@ def test_model_step_under_autocast(variant):
     for name, g in grads_t.items():
         assert g.dtype == grads_e[name].dtype == torch.float32, name
         _flash_rule(f"grad {name}", g, grads_e[name], grads_r[name])
+
+
+def test_torch_compile_under_autocast():
+    """The autocast casts trace into one graph (fullgraph) and give the uncompiled result."""
+    torch._dynamo.reset()
+
+    def block(x, lw, lb, w, b):
+        qkv = dispatch.ln_linear(x, lw, lb, w, b, eps=1e-6, backend="triton").unflatten(-1, (3, 2, 16))
+        return dispatch.attention(*qkv.unbind(-3), backend="triton")[0]
+
+    args = (torch.randn(2, 7, 32), 1 + 0.1 * torch.randn(32), 0.1 * torch.randn(32), torch.randn(96, 32) / 6, None)
+    with torch.autocast("cpu", LOW):
+        got = torch.compile(block, backend="aot_eager", fullgraph=True)(*args)
+        want = block(*args)
+    assert got.dtype == want.dtype == LOW
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
