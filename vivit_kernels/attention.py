@@ -56,6 +56,8 @@ kept configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
@@ -341,7 +343,7 @@ def _launch_fwd(q, k, v, key_mask, axis: str, scale: float) -> tuple[torch.Tenso
         stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
         stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
         n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E,
-        HAS_MASK=key_mask is not None, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        has_mask=int(key_mask is not None), DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
         **cfg, **meta,
     )  # fmt: skip
     return out, lse
@@ -365,7 +367,7 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         stride_db=sd[0], stride_do=sd[1], stride_dh=sd[2], stride_dl=sd[3], stride_dd=sd[4],
         stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
         n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E, sm_scale=scale,
-        HAS_MASK=key_mask is not None, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        has_mask=int(key_mask is not None), DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
     )  # fmt: skip
     if "PACK" in cfg:
         grid = (triton.cdiv(n_seq, cfg["PACK"]), B)
@@ -464,6 +466,8 @@ _AOT_LENGTHS = {
             ("spatial S=197 / joint", 197)),
     "bwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
 }  # fmt: skip
+# The buckets these lengths stand for: forward <= 16, 17-32 (packed tiles), 33-64, 65-128 (one key tile), > 128
+# (online softmax); backward <= 16, 17-32, 33-64 (one tile; fp32: <= 16, 17-32) and longer (dq + dkdv).
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
@@ -496,30 +500,34 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
     return signature, tuple(divisible)
 
 
-# (dtype, dot precision, key mask): 16-bit dtypes with a key mask, bf16 without one (the common training call), and
-# fp32 with tf32 dots (its own, smaller backward tiles).
-_AOT_VARIANTS = (("bf16", "ieee", True), ("bf16", "ieee", False), ("fp16", "ieee", True), ("fp32", "tf32", True))
-_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
+# Every configuration a launch can take: dtype x fp32 dot precision x key mask x head-dim bucket x length bucket.
+# The key mask is a runtime flag, so "mask" and "nomask" rows are one compile (the report dedupes them).
+_AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"), ("fp32", "ieee"))
+_AOT_HEAD_DIMS = (32, 64, 128)  # the padded head-dim buckets: head dims 1-32, 33-64, 65-128
+_TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def aot_specs() -> list:
-    """Every kept kernel configuration (forward; backward tile or dq + dkdv) for head dims 64 and 80, bf16, fp16 and
-    fp32 (tf32), at ViViT-B shapes."""
+    """Every kernel configuration attention can launch (forward; backward tile or dq + dkdv), one representative
+    length per length bucket, each with the `auto` rule of its calls (auto_config_reason) and its shared-memory bound.
+    """
+    import functools
     import inspect
 
     from vivit_kernels.aot import KernelSpec
 
     specs = []
 
-    def add(name, kernel, variant, label, cfg):
-        dtype, precision, has_mask = variant
+    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim):
+        dtype, precision = variant
         cfg = dict(cfg)
         num_warps, num_stages = cfg.pop("num_warps"), cfg.pop("num_stages")
         params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
-        constexprs = dict(cfg, HAS_MASK=has_mask, DOT_PRECISION=precision, UPCAST=False)
+        constexprs = dict(cfg, DOT_PRECISION=precision, UPCAST=False)
         constexprs.update({n: 1 for n in params if _is_head_dim_stride(n)})
         signature, divisible = _aot_signature(kernel, dtype, constexprs)
         tiles = " ".join(f"{k}={v}" for k, v in sorted(cfg.items()))
+        torch_dtype = _TORCH_DTYPE[dtype]
         specs.append(
             KernelSpec(
                 name=name,
@@ -530,23 +538,30 @@ def aot_specs() -> list:
                 num_warps=num_warps,
                 num_stages=num_stages,
                 divisible=divisible,
+                auto_rule=functools.partial(auto_config_reason, torch_dtype, precision, head_dim, seq_len),
+                shared_estimate=shared_bytes_needed(torch_dtype, head_dim, seq_len),
             )
         )
 
-    for variant in _AOT_VARIANTS:
-        for head_dim in (64, 80):
-            for label, seq_len in _AOT_LENGTHS["fwd"]:
-                cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
-                add("attention_fwd", _attention_fwd_kernel, variant, f"D{head_dim} {label}", cfg)
-            for label, seq_len in _AOT_LENGTHS["bwd"]:
-                cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
-                if "PACK" in cfg:
-                    add("attention_bwd", _attention_bwd_tile_kernel, variant, f"D{head_dim} {label} tile", cfg)
-                    continue
-                for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
-                    sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
-                    add("attention_bwd", kernel, variant, f"D{head_dim} {label} {part}", sub)
+    for variant, has_mask, head_dim in itertools.product(_AOT_VARIANTS, (True, False), _AOT_HEAD_DIMS):
+        itemsize = _ITEMSIZE[variant[0]]
+        for label, seq_len in _AOT_LENGTHS["fwd"]:
+            cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
+            add("attention_fwd", _attention_fwd_kernel, variant, has_mask, f"D{head_dim} {label}", cfg, seq_len,
+                head_dim)  # fmt: skip
+        for label, seq_len in _AOT_LENGTHS["bwd"]:
+            cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
+            if "PACK" in cfg:
+                add("attention_bwd", _attention_bwd_tile_kernel, variant, has_mask, f"D{head_dim} {label} tile", cfg,
+                    seq_len, head_dim)  # fmt: skip
+                continue
+            for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
+                sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
+                add("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len, head_dim)
     return specs
+
+
+_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
 # ----------------------------------------------------------------------------------------------------------------------

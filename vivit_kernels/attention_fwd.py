@@ -29,12 +29,13 @@ def _tile_tokens(start, z0, n_seq, seq_len, n_heads, SEQ_BLOCK: tl.constexpr, PA
 
 
 @triton.jit
-def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK: tl.constexpr):
-    """Slots that are real, unmasked keys."""
-    if HAS_MASK:
-        keep = tl.load(MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok, other=0)
-        ok = ok & (keep != 0)
-    return ok
+def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, has_mask):
+    """Slots that are real, unmasked keys. `has_mask` is a runtime flag (0: no mask, nothing is loaded): one compiled
+    kernel serves calls with and without a key mask, at the cost of a predicated-off load."""
+    keep = tl.load(
+        MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok & (has_mask != 0), other=1
+    )
+    return ok & (keep != 0)
 
 
 @triton.jit
@@ -63,7 +64,7 @@ def _operand(x, LIKE, UPCAST: tl.constexpr):
     return x
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["has_mask"])
 def _attention_fwd_kernel(
     Q, K, V, O, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -71,8 +72,8 @@ def _attention_fwd_kernel(
     stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
     stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale,
-    HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, has_mask,
+    SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr, DOT_PRECISION: tl.constexpr,
     UPCAST: tl.constexpr,
 ):  # fmt: skip
@@ -105,7 +106,7 @@ def _attention_fwd_kernel(
         if UPCAST:
             kt = kt.to(tl.float32)
         v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
-        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
+        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
         valid = ok_n[None, :] & ok_m[:, None]
         if PACK > 1:
             valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only

@@ -63,7 +63,6 @@ from ._utils import (
     triton_unavailable_reason,
 )
 from .gemm import (
-    dot_flags,
     drop_scale,
     dropout_keep_mask,
     gemm,
@@ -610,7 +609,7 @@ def ln_linear_reference(x, ln_weight, ln_bias, weight, bias=None, *, eps):
 # ----------------------------------------------------------------------------------------------------------------------
 
 _AOT_M, _AOT_D, _AOT_I, _AOT_L = 8 * 3137, 768, 3072, 3137
-_PTR_TYPE = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}
+_PTR_TYPE = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}
 
 
 def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict, cfg: dict):
@@ -654,17 +653,39 @@ def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict
     )
 
 
-def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False, z=None, residual=None, **flags):
-    """A `gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors."""
-    ptr = _PTR_TYPE[dtype]
+_NAME = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
+
+
+def _variant_label(dtype, precision, x_dtype) -> str:
+    """'bfloat16', 'bfloat16 x=fp32' (autocast: fp32 activations over bf16 weights), 'float32 tf32'."""
+    label = _NAME[dtype] + (f" {precision}" if dtype == torch.float32 else "")
+    return label + (" x=fp32" if x_dtype != dtype else "")
+
+
+def _auto(dtype, precision, x_dtype):
+    import functools
+
+    return dict(
+        auto_rule=functools.partial(auto_config_reason, dtype, precision, x_dtype=x_dtype),
+        shared_estimate=shared_bytes_needed(dtype, x_dtype),
+    )
+
+
+def _gemm_aot(name, variant, M, N, K, a, b, c, *, a_x=False, c_x=False, c_ptr=None, ln=False, bias=False, z=None,
+              residual=None, **flags):  # fmt: skip
+    """A `gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors.
+    variant = (compute dtype, fp32 dot precision, activations' dtype); a_x / c_x: A / C (and the residual) are
+    activations (the residual stream: fp32 under autocast)."""
+    dtype, precision, x_dtype = variant
+    ptr, xptr = _PTR_TYPE[dtype], _PTR_TYPE[x_dtype]
     heavy = flags.get("A_DROPOUT", False) or flags.get("C_DROPOUT", False) or flags.get("ACT_GRAD", 0) != 0
-    cfg = gemm_config(dtype, heavy=heavy, interpret=False)
+    cfg = gemm_config(dtype, heavy=heavy, interpret=False, wide_a=a_x and x_dtype != dtype)
     scaled = flags.get("A_SCALE", False) or flags.get("C_SCALE", False)
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr=c_ptr or ptr, z_ptr=ptr if z else None, res_ptr=ptr if residual else None,
-        bias_ptr=ptr if bias else None, scale_ptr=ptr if scaled else None,
+        a_ptr=xptr if a_x else ptr, b_ptr=ptr, c_ptr=c_ptr or (xptr if c_x else ptr), z_ptr=ptr if z else None,
+        res_ptr=xptr if residual else None, bias_ptr=ptr if bias else None, scale_ptr=ptr if scaled else None,
         mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
-        gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None,
+        gamma_ptr=xptr if ln else None, beta_ptr=xptr if ln else None,
         seed_ptr="*i64" if flags.get("A_DROPOUT") or flags.get("C_DROPOUT") else None,
         M=M, N=N, K=K, rows_per_sample=_AOT_L if scaled else 1,
         stride_am=a[0], stride_ak=a[1], stride_bk=b[0], stride_bn=b[1], stride_cm=c[0], stride_cn=c[1],
@@ -674,40 +695,62 @@ def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False
     )  # fmt: skip
     constexprs = dict(
         A_LAYERNORM=ln, A_SCALE=False, A_DROPOUT=False, HAS_BIAS=bias, STORE_Z=False, ACT=0, C_DROPOUT=False,
-        ACT_GRAD=0, C_SCALE=False, HAS_RESIDUAL=residual is not None, **dot_flags(dtype),
+        ACT_GRAD=0, C_SCALE=False, HAS_RESIDUAL=residual is not None, UPCAST=False, PRECISION=precision,
     )  # fmt: skip
     constexprs.update(flags)
-    parts = [str(dtype).removeprefix("torch.")]
+    parts = [_variant_label(dtype, precision, x_dtype)]
     parts += [f"{k}={v}" for k, v in flags.items() if k in ("ACT", "ACT_GRAD")]
     parts += [k for k, v in flags.items() if v is True] + (["NO_BIAS"] if ln and not bias else [])
     parts.append(f"M{cfg['BLOCK_M']} N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
-    config = " ".join(parts)
-    return _spec_from_values(name, config, gemm_kernel, values, constexprs, cfg)
+    spec = _spec_from_values(name, " ".join(parts), gemm_kernel, values, constexprs, cfg)
+    for key, value in _auto(*variant).items():
+        setattr(spec, key, value)
+    return spec
 
 
-def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, scale=False, dropout=False, db=True):
-    """A `gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100)."""
-    ptr = _PTR_TYPE[dtype]
-    cfg = gemm_tn_config(dtype, interpret=False)
+def _gemm_tn_aot(name, variant, M, N, K, a, b, *, a_x=False, b_x=False, ln=False, scale=False, dropout=False,
+                 db=True):  # fmt: skip
+    """A `gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100).
+    a_x / b_x: that operand is an activation (fp32 under autocast: the output gradient, or x normalised on load)."""
+    dtype, precision, x_dtype = variant
+    ptr, xptr = _PTR_TYPE[dtype], _PTR_TYPE[x_dtype]
+    wide = (a_x or b_x) and x_dtype != dtype
+    cfg = gemm_tn_config(dtype, interpret=False, wide=wide)
     rows_per_split = triton.cdiv(triton.cdiv(M, 4), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr="*fp32", db_ptr="*fp32" if db else None, scale_ptr=ptr if scale else None,
-        mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
-        gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None, seed_ptr="*i64" if dropout else None,
+        a_ptr=xptr if a_x else ptr, b_ptr=xptr if b_x else ptr, c_ptr="*fp32", db_ptr="*fp32" if db else None,
+        scale_ptr=ptr if scale else None, mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
+        gamma_ptr=xptr if ln else None, beta_ptr=xptr if ln else None, seed_ptr="*i64" if dropout else None,
         M=M, N=N, K=K, rows_per_sample=_AOT_L if scale else 1, rows_per_split=rows_per_split,
         stride_am=a[0], stride_an=a[1], stride_bm=b[0], stride_bk=b[1], stride_cs=N * K, stride_cn=K, stride_ck=1,
         stride_dbs=N, seed_off_a=1, p_drop=0.1, drop_scale=1.0 / 0.9,
     )  # fmt: skip
     flags = dict(A_SCALE=scale, A_DROPOUT=dropout, B_LAYERNORM=ln, HAS_DB=db)
-    constexprs = dict(**flags, **dot_flags(dtype))
+    constexprs = dict(**flags, UPCAST=False, PRECISION=precision)
     tiles = f"N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} M{cfg['BLOCK_M']} w{cfg['num_warps']} s{cfg['num_stages']}"
     label = "".join(f"{k} " for k, v in flags.items() if v)
-    config = f"{str(dtype).removeprefix('torch.')} {label}{tiles}"
-    return _spec_from_values(name, config, gemm_tn_kernel, values, constexprs, cfg)
+    config = f"{_variant_label(dtype, precision, x_dtype)} {label}{tiles}"
+    spec = _spec_from_values(name, config, gemm_tn_kernel, values, constexprs, cfg)
+    for key, value in _auto(*variant).items():
+        setattr(spec, key, value)
+    return spec
+
+
+# (compute dtype, fp32 dot precision, activations' dtype): 16-bit models, 16-bit autocast over fp32 activations, and
+# fp32 with tf32 dots. fp32 at "highest" (ieee dots, no tensor cores) is strict-only and not listed.
+AOT_VARIANTS = (
+    (torch.bfloat16, "ieee", torch.bfloat16),
+    (torch.float16, "ieee", torch.float16),
+    (torch.bfloat16, "ieee", torch.float32),
+    (torch.float16, "ieee", torch.float32),
+    (torch.float32, "tf32", torch.float32),
+)
 
 
 def aot_specs() -> list:
-    """Every kept GEMM configuration at ViViT-B shapes (D=768, I=3072, M=8*3137; QKV N=3*768), bf16 and fp16.
+    """Every GEMM configuration the ops launch at ViViT-B shapes (D=768, I=3072, M=8*3137; QKV N=3*768), for each
+    AOT_VARIANTS entry, with the auto rule of its calls. Configurations shared by both ops (ln_linear's backward dX
+    GEMM is ln_mlp's) or by variants compile once in the report.
 
     The LayerNorm row kernels (`aot_row_specs()`) come last, marked `uses_dot=False`: no tensor-core instruction is
     expected of them, the other checks (spills, registers, shared memory) apply."""
@@ -716,31 +759,33 @@ def aot_specs() -> list:
     M, D, I = _AOT_M, _AOT_D, _AOT_I
     N3 = 3 * D
     specs = []
-    for dt in (torch.bfloat16, torch.float16):
+    for v in AOT_VARIANTS:
         for act in (1, 2):
             # fc1: inference; training (z stored for GELU's backward); training with hidden dropout.
             for store_z, dropout in ((False, False), (True, False), (True, True)):
                 specs.append(
-                    _gemm_aot("ln_mlp_fwd_fc1", dt, M, I, D, (D, 1), (1, D), (I, 1), ln=True, bias=True,
+                    _gemm_aot("ln_mlp_fwd_fc1", v, M, I, D, (D, 1), (1, D), (I, 1), a_x=True, ln=True, bias=True,
                               z=(I, 1) if store_z else None, ACT=act, STORE_Z=store_z, C_DROPOUT=dropout)
                 )  # fmt: skip
             for scale, dropout in itertools.product((False, True), repeat=2):
                 specs.append(
-                    _gemm_aot("ln_mlp_bwd_dz", dt, M, I, D, (D, 1), (I, 1), (I, 1), z=(I, 1), ACT_GRAD=act,
+                    _gemm_aot("ln_mlp_bwd_dz", v, M, I, D, (D, 1), (I, 1), (I, 1), a_x=True, z=(I, 1), ACT_GRAD=act,
                               A_SCALE=scale, A_DROPOUT=dropout, C_DROPOUT=dropout)
                 )  # fmt: skip
         for scale, dropout in itertools.product((False, True), repeat=2):
             specs.append(
-                _gemm_aot("ln_mlp_fwd_fc2", dt, M, D, I, (I, 1), (1, I), (D, 1), bias=True, residual=(D, 1),
-                          C_DROPOUT=dropout, C_SCALE=scale)
+                _gemm_aot("ln_mlp_fwd_fc2", v, M, D, I, (I, 1), (1, I), (D, 1), c_x=True, bias=True,
+                          residual=(D, 1), C_DROPOUT=dropout, C_SCALE=scale)
             )  # fmt: skip
-            specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), scale=scale, dropout=dropout))
-        specs.append(_gemm_aot("ln_mlp_bwd_dx", dt, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", dt, M, I, D, (I, 1), (D, 1), ln=True))
+            specs.append(
+                _gemm_tn_aot("ln_mlp_bwd_dw2", v, M, D, I, (D, 1), (I, 1), a_x=True, scale=scale, dropout=dropout)
+            )
+        specs.append(_gemm_aot("ln_mlp_bwd_dx", v, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
+        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", v, M, I, D, (I, 1), (D, 1), b_x=True, ln=True))
         for bias in (True, False):
-            specs.append(_gemm_aot("ln_linear_fwd", dt, M, N3, D, (D, 1), (1, D), (N3, 1), ln=True, bias=bias))
-            specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), ln=True, db=bias))
-        specs.append(_gemm_aot("ln_linear_bwd_dx", dt, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
+            specs.append(_gemm_aot("ln_linear_fwd", v, M, N3, D, (D, 1), (1, D), (N3, 1), a_x=True, ln=True, bias=bias))
+            specs.append(_gemm_tn_aot("ln_linear_bwd_dw", v, M, N3, D, (N3, 1), (D, 1), b_x=True, ln=True, db=bias))
+        specs.append(_gemm_aot("ln_linear_bwd_dx", v, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
     for spec in aot_row_specs():
         spec.uses_dot = False
         specs.append(spec)
@@ -749,16 +794,17 @@ def aot_specs() -> list:
 
 def aot_row_specs() -> list:
     """The kernels without a dot (LayerNorm statistics and backward, the fixed-order sum of fp32 partials behind
-    dgamma/dbeta and split-M weight gradients) at ViViT-B shapes, bf16 and fp16."""
+    dgamma/dbeta and split-M weight gradients) at ViViT-B shapes, for the activations' dtypes of AOT_VARIANTS."""
     if not HAS_TRITON:
         return []
     M, D = _AOT_M, _AOT_D
     row = row_config(D, interpret=False)
     P = 4 * 132  # the partial rows the backward writes on an H100 (4 programs per SM)
     specs = []
-    for dt in (torch.bfloat16, torch.float16):
+    # Each activations' dtype once, with the auto rule of a variant that launches it (the rule is the op's).
+    for dt, variant in {v[2]: v for v in AOT_VARIANTS}.items():
         ptr = _PTR_TYPE[dt]
-        name = str(dt).removeprefix("torch.")
+        name = _NAME[dt]
         tiles = f"M{row['BLOCK_M']} D{row['BLOCK_D']} w{row['num_warps']}"
         values = dict(x_ptr=ptr, mean_ptr="*fp32", rstd_ptr="*fp32", M=M, D=D, stride_xm=D, stride_xd=1, eps=1e-6)
         specs.append(_spec_from_values("layer_norm_stats_fwd", f"{name} {tiles}", layer_norm_stats_kernel, values,
@@ -775,6 +821,8 @@ def aot_row_specs() -> list:
         values = dict(part_ptr="*fp32", out_ptr=ptr, P=P, D=D)
         specs.append(_spec_from_values("ln_mlp_bwd_partial_sum", f"{name} P16 D256 w4", partial_sum_kernel, values, {},
                                        dict(BLOCK_P=16, BLOCK_D=256, num_warps=4)))  # fmt: skip
+        for spec in specs[-4:]:
+            spec.auto_rule = _auto(*variant)["auto_rule"]
     return specs
 
 

@@ -692,12 +692,27 @@ class PatchEmbedFunction(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def aot_specs() -> list:
-    """Every kept GEMM kernel configuration at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536, M = 32*3136).
+# (compute dtype, fp32 dot precision, tokens' dtype): 16-bit models; 16-bit autocast, whose tokens (and their
+# gradient) are fp32 because pos_embed / cls_token stay fp32; fp32 with tf32 dots, and with ieee dots (auto leaves
+# that to eager: no tensor cores).
+AOT_VARIANTS = (
+    ("bf16", "ieee", "bf16"),
+    ("fp16", "ieee", "fp16"),
+    ("bf16", "ieee", "fp32"),
+    ("fp16", "ieee", "fp32"),
+    ("fp32", "tf32", "fp32"),
+    ("fp32", "ieee", "fp32"),
+)
+_TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_TOKEN_PTRS = ("out_ptr", "pos_ptr", "g_ptr", "cls_ptr")  # pointers to tensors in the tokens' dtype
 
-    bf16 and fp16, plus fp32 with tf32 dots; then the two small kernels without a GEMM (CLS rows, position sums of
-    dY), marked `uses_dot=False`. Not listed: fp32 with ieee dots (same tiles, no tensor cores).
-    """
+
+def aot_specs() -> list:
+    """Every GEMM kernel configuration patch_embed launches at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536,
+    M = 32*3136) for each AOT_VARIANTS entry, then the two small kernels without a GEMM (CLS rows, position sums of
+    dY), marked `uses_dot=False`; each with the auto rule of its calls."""
+    import functools
+
     from vivit_kernels.aot import KernelSpec
 
     tile = dict(T=2, PH=16, PW=16, CLS_OFF=1)
@@ -720,55 +735,70 @@ def aot_specs() -> list:
         ),
     }
 
-    def signature(fn, dtype: str, constexprs: dict) -> dict:
+    def signature(fn, dtype: str, tokens: str, constexprs: dict) -> dict:
         out = {}
         for arg in fn.arg_names:  # in the kernel's own order, as the runtime binds them
             if arg in constexprs or arg in unit:
                 out[arg] = "constexpr"
                 constexprs.setdefault(arg, 1)
+            elif arg in ("dw_ptr", "dpos_ptr"):
+                out[arg] = "*fp32"
+            elif arg in _TOKEN_PTRS:
+                out[arg] = f"*{tokens}"
             elif arg.endswith("_ptr"):
-                out[arg] = "*fp32" if arg in ("dw_ptr", "dpos_ptr") else f"*{dtype}"
+                out[arg] = f"*{dtype}"
             else:
                 out[arg] = "i32"
         return out
 
+    def label(dtype, precision, tokens):
+        return dtype + (f" {precision}" if dtype == "fp32" else "") + (" tokens=fp32" if tokens != dtype else "")
+
     specs = []
-    for dtype in ("bf16", "fp16", "fp32"):
+    for dtype, precision, tokens in AOT_VARIANTS:
+        auto = dict(
+            auto_rule=functools.partial(auto_config_reason, _TORCH_DTYPE[dtype], precision),
+            shared_estimate=shared_bytes_needed(_TORCH_DTYPE[dtype]),
+        )
         for name, (key, fn, strides, flags) in kernels.items():
             block_m, block_n, block_k, num_warps, num_stages = _CONFIGS[key][4 if dtype == "fp32" else 2]
             constexprs = dict(
-                **tile, **flags, DOT_F32=False, PRECISION="tf32" if dtype == "fp32" else "ieee",
-                BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+                **tile, **flags, DOT_F32=False, PRECISION=precision, BLOCK_M=block_m, BLOCK_N=block_n,
+                BLOCK_K=block_k,
             )  # fmt: skip
-            signature_ = signature(fn, dtype, constexprs)
+            signature_ = signature(fn, dtype, tokens, constexprs)
             specs.append(
                 KernelSpec(
                     name=name,
-                    config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                    config=f"{label(dtype, precision, tokens)} M{block_m} N{block_n} K{block_k} w{num_warps} "
+                    f"s{num_stages}",
                     fn=fn,
                     signature=signature_,
                     constexprs=constexprs,
                     num_warps=num_warps,
                     num_stages=num_stages,
                     divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", "K", *strides),
+                    **auto,
                 )
             )
-    # The row kernels, as the launchers run them at D=768 (default num_warps=4, num_stages=3).
-    block_p, block_n = _POS_CONFIG
-    row_kernels = {
-        "patch_embed_fwd_cls": (_patch_embed_cls_kernel, dict(HAS_POS=True, BLOCK_R=16, BLOCK_N=128),
-                                ("stride_ob", "stride_ot")),
-        "patch_embed_bwd_pos": (_patch_embed_bwd_pos_kernel, dict(BLOCK_P=block_p, BLOCK_N=block_n),
-                                ("stride_gb", "stride_gt", "stride_gr")),
-    }  # fmt: skip
-    for dtype in ("bf16", "fp16"):
+        if precision == "ieee" and dtype == "fp32":
+            continue  # the row kernels below do not depend on the dot precision
+        # The row kernels, as the launchers run them at D=768 (default num_warps=4, num_stages=3).
+        block_p, block_n = _POS_CONFIG
+        row_kernels = {
+            "patch_embed_fwd_cls": (_patch_embed_cls_kernel, dict(HAS_POS=True, BLOCK_R=16, BLOCK_N=128),
+                                    ("stride_ob", "stride_ot")),
+            "patch_embed_bwd_pos": (_patch_embed_bwd_pos_kernel, dict(BLOCK_P=block_p, BLOCK_N=block_n),
+                                    ("stride_gb", "stride_gt", "stride_gr")),
+        }  # fmt: skip
         for name, (fn, constexprs, strides) in row_kernels.items():
-            signature_ = signature(fn, dtype, constexprs)
+            constexprs = dict(constexprs)
+            signature_ = signature(fn, dtype, tokens, constexprs)
             blocks = " ".join(f"{k}={v}" for k, v in constexprs.items() if k.startswith("BLOCK"))
             specs.append(
                 KernelSpec(
                     name=name,
-                    config=f"{dtype} {blocks} w4",
+                    config=f"{label(dtype, precision, tokens)} {blocks} w4",
                     fn=fn,
                     signature=signature_,
                     constexprs=constexprs,
@@ -776,6 +806,7 @@ def aot_specs() -> list:
                     num_stages=3,
                     divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", *strides),
                     uses_dot=False,
+                    **auto,
                 )
             )
     return specs
