@@ -26,7 +26,8 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
                       in one launch (5 tile matmuls, nothing recomputed).
            L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
                       loop over query tiles): each program owns its output, so no atomics and a deterministic result.
-  fp32 inputs use 8-warp forward tiles and half-size backward tiles (the 16-bit ones spill on sm_80).
+  fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
+  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
@@ -271,10 +272,13 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
         block = seq_block * pack
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
                     num_warps=num_warps, num_stages=1)  # fmt: skip
-    if seq_len <= 128:  # one key tile holds the sequence: no online-softmax loop
+    if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
                     num_warps=num_warps, num_stages=1)  # fmt: skip
+    if itemsize > 2:  # fp32: 64 x 32 tiles (single-stage at padded head dim 128) fit 99 KiB (sm_86) of shared memory
+        return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=32, BLOCK_D=block_d, SINGLE_TILE=False,
+                    num_warps=4, num_stages=1 if block_d > 64 else 2)  # fmt: skip
     return dict(SEQ_BLOCK=128, PACK=1, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, SINGLE_TILE=False,
                 num_warps=8, num_stages=2)  # fmt: skip
 
@@ -502,7 +506,9 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
 
 # Every configuration a launch can take: dtype x fp32 dot precision x key mask x head-dim bucket x length bucket.
 # The key mask is a runtime flag, so "mask" and "nomask" rows are one compile (the report dedupes them).
-_AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"), ("fp32", "ieee"))
+# fp32 at torch.get_float32_matmul_precision() == "highest" (ieee FMA dots, no tensor cores, spills of kilobytes at
+# these tiles) is strict-only: auto leaves it to eager, and its rows are not compiled (patch_embed's document the case).
+_AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"))
 _AOT_HEAD_DIMS = (32, 64, 128)  # the padded head-dim buckets: head dims 1-32, 33-64, 65-128
 _TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -593,7 +599,7 @@ def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
     need = d * (fwd["BLOCK_M"] + max(1, fwd["num_stages"]) * 2 * fwd["BLOCK_N"])  # Q + stages x (K, V)
     bwd = _bwd_config(seq_len, 1, head_dim, itemsize)
     if "PACK" in bwd:
-        need = max(need, d * 5 * bwd["BLOCK"])  # Q, K, V, O, dO of the tile
+        need = max(need, d * 6 * bwd["BLOCK"])  # Q, K, V, O, dO of the tile, and a layout-conversion buffer
     else:
         dq, dkdv = bwd["dq"], bwd["dkdv"]
         need = max(need, d * (2 * dq["BLOCK_M"] + dq["num_stages"] * 2 * dq["BLOCK_N"]))  # Q, dO + stages x (K, V)

@@ -32,9 +32,8 @@ def _tile_tokens(start, z0, n_seq, seq_len, n_heads, SEQ_BLOCK: tl.constexpr, PA
 def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, has_mask):
     """Slots that are real, unmasked keys. `has_mask` is a runtime flag (0: no mask, nothing is loaded): one compiled
     kernel serves calls with and without a key mask, at the cost of a predicated-off load."""
-    keep = tl.load(
-        MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok & (has_mask != 0), other=1
-    )
+    use = (pos * 0 + has_mask) != 0  # a tensor, as the interpreter needs for a load mask
+    keep = tl.load(MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok & use, other=1)
     return ok & (keep != 0)
 
 

@@ -559,7 +559,11 @@ def shared_bytes_needed(dtype: torch.dtype, x_dtype: torch.dtype | None = None) 
 def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
                        x_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
     """The `auto` rule of ln_mlp / ln_linear for one configuration, shared by vivit.dispatch and vivit_kernels.report:
-    None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per program."""
+    None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per program. On top of
+    the common rule: 16-bit compute only. fp32 GEMMs (tf32) leave little for the fusion to win against cuBLAS, and
+    their configurations are not in the compile report."""
+    if dtype == torch.float32:
+        return "float32 GEMMs are left to cuBLAS (16-bit compute, e.g. under autocast, takes the fused kernels)"
     return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, x_dtype), shared_limit)
 
 
@@ -736,14 +740,13 @@ def _gemm_tn_aot(name, variant, M, N, K, a, b, *, a_x=False, b_x=False, ln=False
     return spec
 
 
-# (compute dtype, fp32 dot precision, activations' dtype): 16-bit models, 16-bit autocast over fp32 activations, and
-# fp32 with tf32 dots. fp32 at "highest" (ieee dots, no tensor cores) is strict-only and not listed.
+# (compute dtype, fp32 dot precision, activations' dtype): 16-bit models and 16-bit autocast over fp32 activations.
+# fp32 compute (tf32 or ieee dots) is strict-only: auto leaves it to cuBLAS (see auto_config_reason); not listed.
 AOT_VARIANTS = (
     (torch.bfloat16, "ieee", torch.bfloat16),
     (torch.float16, "ieee", torch.float16),
     (torch.bfloat16, "ieee", torch.float32),
     (torch.float16, "ieee", torch.float32),
-    (torch.float32, "tf32", torch.float32),
 )
 
 
