@@ -153,12 +153,18 @@ def test_attention_enumerates_every_launchable_configuration(compiled):
 
 
 def test_report_header_and_cold_run_time(compiled):
+    """The header names both versions; a cold run fits COLD_RUN_LIMIT_S on an otherwise idle 2-core machine: its CPU
+    seconds (compiler and ptxas, all processes) over 2, which other load on the machine does not inflate as it does
+    the wall time."""
     _, stderr, seconds = compiled
+    import re
+
     import torch
     import triton
 
     assert f"triton {triton.__version__}, torch {torch.__version__}" in stderr
-    assert seconds < COLD_RUN_LIMIT_S, f"a cold report run took {seconds:.0f} s (limit {COLD_RUN_LIMIT_S} s)"
+    cpu = float(re.search(r"REPORT_CPU_SECONDS ([0-9.]+)", stderr).group(1))
+    assert cpu / 2 < COLD_RUN_LIMIT_S, f"a cold report run needs {cpu:.0f} CPU s ({seconds:.0f} s wall here)"
 
 
 @pytest.mark.parametrize("name", report.KERNEL_MODULES)

@@ -449,6 +449,8 @@ def _patch_embed_bwd_dx_kernel(
 _CONFIGS = {
     "fwd": {2: (128, 128, 64, 8, 3), 4: (64, 64, 32, 4, 3)},
     "dw": {2: (64, 128, 128, 8, 3), 4: (32, 64, 64, 4, 3)},
+    # dW with an fp32 output gradient over 16-bit pixels (autocast): the 128-wide tile spills on sm_90.
+    "dw_wide": {2: (64, 64, 128, 8, 3)},
     "dx": {2: (128, 64, 128, 8, 3), 4: (64, 32, 64, 4, 3)},
 }
 _POS_CONFIG = (16, 128)  # BLOCK_P, BLOCK_N
@@ -573,7 +575,8 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     )  # fmt: skip
     db = dpos[cls_off:].sum(0)
 
-    block_m, block_n, block_k, num_warps, num_stages = _tiles("dw", pixel_values, M, D, K)
+    wide = grad_out.element_size() > pixel_values.element_size()
+    block_m, block_n, block_k, num_warps, num_stages = _tiles("dw_wide" if wide else "dw", pixel_values, M, D, K)
     tiles = triton.cdiv(D, block_n) * triton.cdiv(K, block_k)
     splits = _dw_splits(M, tiles, block_m, grad_out.device)
     m_per_split = triton.cdiv(triton.cdiv(M, splits), block_m) * block_m
@@ -757,10 +760,12 @@ def aot_specs() -> list:
     specs = []
     for dtype, precision, tokens in AOT_VARIANTS:
         auto = dict(
-            auto_rule=functools.partial(auto_config_reason, _TORCH_DTYPE[dtype], precision),
-            shared_estimate=shared_bytes_needed(_TORCH_DTYPE[dtype]),
-        )
+            auto_rule=functools.partial(auto_config_reason, _TORCH_DTYPE[dtype], precision,
+                                        token_dtype=_TORCH_DTYPE[tokens]),
+            shared_estimate=shared_bytes_needed(_TORCH_DTYPE[dtype], _TORCH_DTYPE[tokens]),
+        )  # fmt: skip
         for name, (key, fn, strides, flags) in kernels.items():
+            key = "dw_wide" if key == "dw" and tokens != dtype else key
             block_m, block_n, block_k, num_warps, num_stages = _CONFIGS[key][4 if dtype == "fp32" else 2]
             constexprs = dict(
                 **tile, **flags, DOT_F32=False, PRECISION=precision, BLOCK_M=block_m, BLOCK_N=block_n,
@@ -842,26 +847,31 @@ def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, c
     return None
 
 
-def shared_bytes_needed(dtype: torch.dtype) -> int:
-    """An upper bound of the shared memory per program of the GEMM kernels at compute dtype `dtype`: the pipelined
-    operand tiles (the output gradient counted at 4 bytes, as it may be fp32 under autocast) plus 1 KiB. Checked
-    against every compiled configuration by tests/test_aot.py."""
+def shared_bytes_needed(dtype: torch.dtype, token_dtype: torch.dtype | None = None) -> int:
+    """An upper bound of the shared memory per program of the GEMM kernels at compute dtype `dtype` with tokens (and
+    their gradient) of `token_dtype` (default: the same; fp32 under autocast with fp32 pos_embed): the pipelined
+    operand tiles plus 1 KiB. Checked against every compiled configuration by tests/test_aot.py."""
     size = torch.tensor([], dtype=dtype).element_size()
+    g_size = torch.tensor([], dtype=token_dtype or dtype).element_size()
     need = 0
-    for kernel, (bm, bn, bk, _, stages) in ((k, c[4 if size == 4 else 2]) for k, c in _CONFIGS.items()):
+    for kernel, configs in _CONFIGS.items():
+        if size not in configs or (kernel == "dw_wide") != (g_size > size) and kernel in ("dw", "dw_wide"):
+            continue
+        bm, bn, bk, _, stages = configs[size]
         if kernel == "fwd":  # video tile (M x K) and weight tile (K x N)
             tiles = bm * bk * size + bk * bn * size
-        elif kernel == "dw":  # gradient tile (M x N) and video tile (M x K)
-            tiles = bm * bn * 4 + bm * bk * size
+        elif kernel in ("dw", "dw_wide"):  # gradient tile (M x N) and video tile (M x K)
+            tiles = bm * bn * g_size + bm * bk * size
         else:  # dx: gradient tile (M x N) and weight tile (N x K)
-            tiles = bm * bn * 4 + bn * bk * size
+            tiles = bm * bn * g_size + bn * bk * size
         need = max(need, stages * tiles)
     return need + 1024
 
 
-def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int) -> str | None:
+def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
+                       token_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
     """The `auto` rule of patch_embed for one configuration (shared by vivit.dispatch and vivit_kernels.report)."""
-    return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype), shared_limit)
+    return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, token_dtype), shared_limit)
 
 
 def auto_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
@@ -874,7 +884,8 @@ def auto_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls
         return f"auto takes kernels on CUDA devices only, not {pixel_values.device}"
     dtype = compute_dtype(pixel_values)
     precision = fp32_precision() if dtype == torch.float32 else "ieee"
-    return auto_config_reason(dtype, precision, caps.arch, caps.shared_per_block)
+    tokens = _out_dtype(torch.empty(0, dtype=dtype), pos_embed, cls_token)
+    return auto_config_reason(dtype, precision, caps.arch, caps.shared_per_block, tokens)
 
 
 def patch_embed(
