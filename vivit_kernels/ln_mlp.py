@@ -825,7 +825,8 @@ def aot_row_specs() -> list:
         specs.append(_spec_from_values("ln_mlp_bwd_partial_sum", f"{name} P16 D256 w4", partial_sum_kernel, values, {},
                                        dict(BLOCK_P=16, BLOCK_D=256, num_warps=4)))  # fmt: skip
         for spec in specs[-4:]:
-            spec.auto_rule = _auto(*variant)["auto_rule"]
+            for key, value in _auto(*variant).items():
+                setattr(spec, key, value)
     return specs
 
 
