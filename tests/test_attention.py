@@ -12,7 +12,7 @@ import torch
 from vivit_kernels import attention as attn_mod
 from vivit_kernels.attention import attention, attention_reference, triton_unsupported_reason
 
-EPS = {torch.float32: torch.finfo(torch.float32).eps, torch.float16: torch.finfo(torch.float16).eps}
+EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float16, torch.bfloat16)}
 
 
 def _inputs(shape, dtype, layout="contiguous"):
@@ -186,6 +186,25 @@ def test_poisoned_buffers_every_element_written(monkeypatch, axis, shape, mask):
     assert len(allocated) >= 5  # out, lse, dq, dk, dv (+ delta on the tiled path)
     for t in allocated:
         assert not torch.isnan(t).any()
+
+
+@pytest.mark.parametrize(
+    "axis, shape",
+    [
+        ("temporal", (2, 16, 3, 2, 64)),  # packed tiles, single-tile backward
+        ("temporal", (1, 17, 2, 2, 80)),  # 32-slot sequences, head dim padded to 128
+        ("spatial", (1, 2, 49, 2, 64)),  # one 64-key tile
+        ("joint", (1, 150, 1, 32)),  # online softmax, dq + dkdv backward
+    ],
+)
+def test_bf16_forward_and_backward(axis, shape):
+    """bf16: the interpreter rounds P and dS through bf16 before its fp32 dots, as a GPU's bf16 MMA operands are, so
+    the kernel's error is a GPU's; it must stay within FlashAttention's rule against eager bf16."""
+    mask = None
+    if axis == "temporal":
+        mask = torch.ones(shape[:2], dtype=torch.bool)
+        mask[-1, shape[1] // 2 :] = False
+    _check_triton(shape, axis, torch.bfloat16, key_mask=mask)
 
 
 def test_bf16_runs_with_upcast_dot():

@@ -51,7 +51,8 @@ MLP_CASES = [
     (2, 17, 192, 768, "gelu", torch.float16, True),
     (1, 197, 48, 192, "gelu_tanh", torch.float16, False),
     (1, 1, 200, 520, "gelu", torch.float16, False),  # MLP ratio 2.6
-    (2, 17, 48, 96, "gelu_tanh", torch.bfloat16, True),  # bf16 dots upcast under the interpreter
+    (2, 17, 48, 96, "gelu_tanh", torch.bfloat16, True),  # bf16 operands rounded, then an fp32 dot (interpreter)
+    (1, 197, 80, 200, "gelu", torch.bfloat16, False),
 ]
 
 
@@ -87,6 +88,8 @@ LINEAR_CASES = [
     (1, 197, 200, 600, True, torch.float32),
     (2, 17, 192, 576, True, torch.float16),
     (1, 197, 48, 144, False, torch.float16),
+    (2, 17, 80, 240, True, torch.bfloat16),  # LN(x) rounded to bf16 before the dot, as on a GPU
+    (1, 1, 48, 144, False, torch.bfloat16),
 ]
 
 

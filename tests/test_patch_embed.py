@@ -139,7 +139,7 @@ def _compare(inputs, per_frame, dtype, need_x_grad=True):
         _check(g, r, e, dtype, f"grad of {name}")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("shape,wshape,layout", TRITON_CASES)
 def test_triton_matches_reference(shape, wshape, layout, dtype):
     x, weight, b, pos, cls, per_frame = _make(shape, wshape, layout, torch.float32)

@@ -4,9 +4,15 @@ Backends (config.backend, or the `backend=` argument of every function here):
   "eager"  - plain differentiable PyTorch (scaled_dot_product_attention, one GEMM per projection).
   "triton" - strict: run the op's Triton kernel or raise NotImplementedError("<op>: <reason>"). With TRITON_INTERPRET=1
              set before `vivit_kernels` is imported, CPU tensors run the real kernels through Triton's interpreter.
-  "auto"   - the environment variable VIVIT_BACKEND ("eager" or "triton") decides when set; otherwise Triton for CUDA
-             tensors where the op's kernel supports the call, eager everywhere else.
+  "auto"   - the environment variable VIVIT_BACKEND ("eager" or "triton") decides when set; otherwise the kernel only
+             where it is the fast, checked choice (each op module's `auto_unsupported_reason`, the rule
+             vivit_kernels.report applies to every compiled configuration): CUDA tensors on sm_80 or newer, fp16 /
+             bf16 (fp32 only with tf32 dots, torch.get_float32_matmul_precision() != "highest"), head dim <= 128,
+             and the launched configurations' shared memory within the device's opt-in limit per block. Eager
+             everywhere else.
 fp32 matmuls inside kernels follow torch.get_float32_matmul_precision() (ieee at "highest", tf32 otherwise).
+Under torch.autocast the Triton path computes in the dtypes eager would (the ops cast the operands of their linear /
+attention parts and keep LayerNorm and the residual stream in fp32) and returns eager's dtypes.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from vivit.configuration import BACKENDS
 from vivit_kernels import attention as _attention
 from vivit_kernels import ln_mlp as _ln_mlp
 from vivit_kernels import patch_embed as _patch_embed
-from vivit_kernels._utils import INTERPRET
+from vivit_kernels._utils import auto_interpreter
 
 
 def resolve_backend(backend: str) -> str:
@@ -37,19 +43,21 @@ def resolve_backend(backend: str) -> str:
 def _kernel_device(t: torch.Tensor) -> bool:
     """Whether `auto` may consider a kernel for a tensor on this device: CUDA, or, for tests of the dispatch rules,
     CPU tensors run by Triton's interpreter when VIVIT_AUTO_INTERPRETER=1 is set as well as TRITON_INTERPRET=1."""
-    return t.is_cuda or (INTERPRET and os.environ.get("VIVIT_AUTO_INTERPRETER") == "1")
+    return t.is_cuda or auto_interpreter()
 
 
-def _choose(op: str, backend: str, reason_fn, *tensors: torch.Tensor | None) -> str:
-    """The path an op takes: "triton" or "eager". Strict "triton" raises when the kernel cannot run."""
+def _choose(op: str, backend: str, module, *args, **kwargs) -> str:
+    """The path an op takes: "triton" or "eager". `module` is the op's kernel module: its `auto_unsupported_reason`
+    decides for "auto", its `triton_unsupported_reason` makes strict "triton" raise when the kernel cannot run."""
     backend = resolve_backend(backend)
     if backend == "eager":
         return "eager"
     if backend == "auto":
-        if not all(t is None or _kernel_device(t) for t in tensors):
+        tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
+        if not all(_kernel_device(t) for t in tensors):
             return "eager"
-        return "triton" if reason_fn() is None else "eager"
-    reason = reason_fn()
+        return "triton" if module.auto_unsupported_reason(*args, **kwargs) is None else "eager"
+    reason = module.triton_unsupported_reason(*args, **kwargs)
     if reason is not None:
         raise NotImplementedError(f"{op}: {reason}")
     return "triton"
@@ -67,7 +75,7 @@ def patch_embed(
 ) -> torch.Tensor:
     """Tubelet embedding + position embedding + CLS token(s); see vivit_kernels.patch_embed.patch_embed."""
     tensors = (pixel_values, weight, bias, pos_embed, cls_token)
-    path = _choose("patch_embed", backend, lambda: _patch_embed.triton_unsupported_reason(*tensors), *tensors)
+    path = _choose("patch_embed", backend, _patch_embed, *tensors)
     return _patch_embed.patch_embed(*tensors, per_frame_cls=per_frame_cls, backend=path)
 
 
@@ -83,7 +91,7 @@ def ln_linear(
 ) -> torch.Tensor:
     """LayerNorm(x) @ weight.T + bias: the fused QKV projection."""
     tensors = (x, ln_weight, ln_bias, weight, bias)
-    path = _choose("ln_linear", backend, lambda: _ln_mlp.triton_unsupported_reason(*tensors), *tensors)
+    path = _choose("ln_linear", backend, _ln_mlp, *tensors)
     return _ln_mlp.ln_linear(*tensors, eps=eps, backend=path)
 
 
@@ -106,7 +114,7 @@ def ln_mlp(
     """x + drop_path_scale * MLP(LayerNorm(x)), the whole residual MLP branch of a block."""
     params = (x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
     tensors = (*params, drop_path_scale)
-    path = _choose("ln_mlp", backend, lambda: _ln_mlp.triton_unsupported_reason(*tensors), *tensors)
+    path = _choose("ln_mlp", backend, _ln_mlp, *tensors)
     return _ln_mlp.ln_mlp(
         *params,
         eps=eps,
@@ -144,10 +152,7 @@ def attention(
             )
         return _attention_with_probs(q, k, v, axis, key_mask, dropout_p)
 
-    def reason():
-        return _attention.triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
-
-    path = _choose("attention", backend, reason, q, k, v, key_mask)
+    path = _choose("attention", backend, _attention, q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
     out = _attention.attention(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p, backend=path)
     return out, None
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 MAX_REGISTERS_PER_SM = 65536
 MAX_THREADS_PER_SM = 2048
 MAX_PROGRAMS_PER_SM = 32
-SHARED_BYTES_PER_SM = {80: 164 * 1024, 90: 228 * 1024}
-MAX_SHARED_PER_PROGRAM = {80: 163 * 1024, 90: 227 * 1024}
+SHARED_BYTES_PER_SM = {80: 164 * 1024, 86: 100 * 1024, 90: 228 * 1024}
+MAX_SHARED_PER_PROGRAM = {80: 163 * 1024, 86: 99 * 1024, 90: 227 * 1024}
+MAX_THREADS = {80: 2048, 86: 1536, 90: 2048}
 
 
 @dataclass
@@ -42,6 +43,17 @@ class KernelSpec:
     divisible: tuple = ()
     uses_dot: bool = True  # False for row kernels (statistics, reductions): no tensor-core instruction is expected
     extra: dict = field(default_factory=dict)
+    # auto_rule(arch, shared_limit) -> None when backend="auto" takes this configuration on that target, else why
+    # not (the op module's auto_config_reason, the rule vivit.dispatch applies); None: auto never takes it.
+    auto_rule: object = None
+    shared_estimate: int | None = None  # the op's shared-memory bound the auto rule uses (checked >= the compile)
+
+    def compile_key(self, arch: int) -> str:
+        """Identical keys compile to the same binary: the report compiles each key once."""
+        fn = getattr(self.fn, "fn", self.fn)
+        parts = (fn.__module__, fn.__qualname__, self.signature, self.constexprs, self.num_warps, self.num_stages,
+                 sorted(self.divisible), arch)  # fmt: skip
+        return repr(parts)
 
 
 def _jit_function(fn):
@@ -119,7 +131,7 @@ def compile_spec(spec: KernelSpec, arch: int) -> dict:
     shared = int(compiled.metadata.shared)
     threads = 32 * spec.num_warps
     by_regs = MAX_REGISTERS_PER_SM // max(1, registers * threads)
-    by_threads = MAX_THREADS_PER_SM // threads
+    by_threads = MAX_THREADS.get(arch, MAX_THREADS_PER_SM) // threads
     by_shared = SHARED_BYTES_PER_SM[arch] // shared if shared else MAX_PROGRAMS_PER_SM
     return {
         "kernel": spec.name,

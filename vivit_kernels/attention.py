@@ -17,7 +17,7 @@ frame masks every key of that frame) or with a zero outer stride (temporal). A r
 its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
 
 Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
-power of two >= 16 with masks, e.g. 80 -> 128):
+power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 and 128):
   forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
                       one key tile: no online-softmax loop (temporal attention, T' <= 32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
@@ -26,7 +26,8 @@ power of two >= 16 with masks, e.g. 80 -> 128):
                       in one launch (5 tile matmuls, nothing recomputed).
            L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
                       loop over query tiles): each program owns its output, so no atomics and a deterministic result.
-  fp32 inputs use 8-warp forward tiles and half-size backward tiles (the 16-bit ones spill on sm_80).
+  fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
+  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
@@ -56,10 +57,23 @@ kept configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 
-from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import (
+    HAS_TRITON,
+    INTERPRET,
+    auto_reason,
+    autocast_cast,
+    autocast_dtype,
+    compute_dtype,
+    device_caps,
+    device_guard,
+    fp32_precision,
+    triton_unavailable_reason,
+)
 
 if HAS_TRITON:
     import triton
@@ -241,32 +255,36 @@ def _next_pow2(n: int) -> int:
 
 
 def _pack(seq_len: int, n_seq: int, tile: int) -> tuple[int, int]:
-    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile."""
+    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile. The tile is always
+    full (slots past n_seq are masked), so the configuration depends on the length bucket only: every configuration
+    a launch can take is one vivit_kernels.report compiles."""
     seq_block = max(16, _next_pow2(seq_len))
-    pack = max(1, min(tile // seq_block, _next_pow2(n_seq)))
-    return seq_block, pack
+    return seq_block, max(1, tile // seq_block)
 
 
 def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
     """Tile sizes from the sequence length bucket, the padded head dim and the element size (fp32 tiles need twice
     the registers: 8 warps). A handful of values, so recompilation stays bounded."""
-    block_d = max(16, _next_pow2(head_dim))
+    block_d = max(32, _next_pow2(head_dim))
     num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: pack several sequences into one 64-row tile, block-diagonal
         seq_block, pack = _pack(seq_len, n_seq, 64)
         block = seq_block * pack
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
                     num_warps=num_warps, num_stages=1)  # fmt: skip
-    if seq_len <= 128:  # one key tile holds the sequence: no online-softmax loop
+    if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
                     num_warps=num_warps, num_stages=1)  # fmt: skip
+    if itemsize > 2:  # fp32: 64 x 32 tiles (single-stage at padded head dim 128) fit 99 KiB (sm_86) of shared memory
+        return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=32, BLOCK_D=block_d, SINGLE_TILE=False,
+                    num_warps=4, num_stages=1 if block_d > 64 else 2)  # fmt: skip
     return dict(SEQ_BLOCK=128, PACK=1, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, SINGLE_TILE=False,
                 num_warps=8, num_stages=2)  # fmt: skip
 
 
 def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
-    block_d = max(16, _next_pow2(head_dim))
+    block_d = max(32, _next_pow2(head_dim))
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
             seq_block, pack = _pack(seq_len, n_seq, 32)
@@ -297,9 +315,7 @@ def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 def _dot_precision(dtype: torch.dtype) -> str:
-    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        return "tf32"
-    return "ieee"
+    return fp32_precision() if dtype == torch.float32 else "ieee"
 
 
 def _upcast(dtype: torch.dtype) -> bool:
@@ -331,7 +347,7 @@ def _launch_fwd(q, k, v, key_mask, axis: str, scale: float) -> tuple[torch.Tenso
         stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
         stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
         n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E,
-        HAS_MASK=key_mask is not None, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        has_mask=int(key_mask is not None), DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
         **cfg, **meta,
     )  # fmt: skip
     return out, lse
@@ -355,7 +371,7 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         stride_db=sd[0], stride_do=sd[1], stride_dh=sd[2], stride_dl=sd[3], stride_dd=sd[4],
         stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
         n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E, sm_scale=scale,
-        HAS_MASK=key_mask is not None, DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
+        has_mask=int(key_mask is not None), DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
     )  # fmt: skip
     if "PACK" in cfg:
         grid = (triton.cdiv(n_seq, cfg["PACK"]), B)
@@ -395,7 +411,8 @@ def attention_fwd(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: (out with q's shape, contiguous; fp32 base-2 log-sum-exp (B, n_outer, H, L))."""
     _require_triton("attention_fwd", q, k, v, key_mask)
-    return _launch_fwd(q, k, v, key_mask, axis, scale)
+    with device_guard(q):
+        return _launch_fwd(q, k, v, key_mask, axis, scale)
 
 
 @attention_fwd.register_fake
@@ -417,7 +434,8 @@ def attention_bwd(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Triton backward: (dq, dk, dv), deterministic."""
     _require_triton("attention_bwd", grad_out, q, k, v, out, lse, key_mask)
-    return _launch_bwd(grad_out, q, k, v, out, lse, key_mask, axis, scale)
+    with device_guard(q):
+        return _launch_bwd(grad_out, q, k, v, out, lse, key_mask, axis, scale)
 
 
 @attention_bwd.register_fake
@@ -452,6 +470,8 @@ _AOT_LENGTHS = {
             ("spatial S=197 / joint", 197)),
     "bwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
 }  # fmt: skip
+# The buckets these lengths stand for: forward <= 16, 17-32 (packed tiles), 33-64, 65-128 (one key tile), > 128
+# (online softmax); backward <= 16, 17-32, 33-64 (one tile; fp32: <= 16, 17-32) and longer (dq + dkdv).
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
@@ -484,30 +504,36 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
     return signature, tuple(divisible)
 
 
-# (dtype, dot precision, key mask): 16-bit dtypes with a key mask, bf16 without one (the common training call), and
-# fp32 with tf32 dots (its own, smaller backward tiles).
-_AOT_VARIANTS = (("bf16", "ieee", True), ("bf16", "ieee", False), ("fp16", "ieee", True), ("fp32", "tf32", True))
-_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
+# Every configuration a launch can take: dtype x fp32 dot precision x key mask x head-dim bucket x length bucket.
+# The key mask is a runtime flag, so "mask" and "nomask" rows are one compile (the report dedupes them).
+# fp32 at torch.get_float32_matmul_precision() == "highest" (ieee FMA dots, no tensor cores, spills of kilobytes at
+# these tiles) is strict-only: auto leaves it to eager, and its rows are not compiled (patch_embed's document the case).
+_AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"))
+_AOT_HEAD_DIMS = (32, 64, 128)  # the padded head-dim buckets: head dims 1-32, 33-64, 65-128
+_TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def aot_specs() -> list:
-    """Every kept kernel configuration (forward; backward tile or dq + dkdv) for head dims 64 and 80, bf16, fp16 and
-    fp32 (tf32), at ViViT-B shapes."""
+    """Every kernel configuration attention can launch (forward; backward tile or dq + dkdv), one representative
+    length per length bucket, each with the `auto` rule of its calls (auto_config_reason) and its shared-memory bound.
+    """
+    import functools
     import inspect
 
     from vivit_kernels.aot import KernelSpec
 
     specs = []
 
-    def add(name, kernel, variant, label, cfg):
-        dtype, precision, has_mask = variant
+    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim):
+        dtype, precision = variant
         cfg = dict(cfg)
         num_warps, num_stages = cfg.pop("num_warps"), cfg.pop("num_stages")
         params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
-        constexprs = dict(cfg, HAS_MASK=has_mask, DOT_PRECISION=precision, UPCAST=False)
+        constexprs = dict(cfg, DOT_PRECISION=precision, UPCAST=False)
         constexprs.update({n: 1 for n in params if _is_head_dim_stride(n)})
         signature, divisible = _aot_signature(kernel, dtype, constexprs)
         tiles = " ".join(f"{k}={v}" for k, v in sorted(cfg.items()))
+        torch_dtype = _TORCH_DTYPE[dtype]
         specs.append(
             KernelSpec(
                 name=name,
@@ -518,41 +544,92 @@ def aot_specs() -> list:
                 num_warps=num_warps,
                 num_stages=num_stages,
                 divisible=divisible,
+                auto_rule=functools.partial(auto_config_reason, torch_dtype, precision, head_dim, seq_len),
+                shared_estimate=shared_bytes_needed(torch_dtype, head_dim, seq_len),
             )
         )
 
-    for variant in _AOT_VARIANTS:
-        for head_dim in (64, 80):
-            for label, seq_len in _AOT_LENGTHS["fwd"]:
-                cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
-                add("attention_fwd", _attention_fwd_kernel, variant, f"D{head_dim} {label}", cfg)
-            for label, seq_len in _AOT_LENGTHS["bwd"]:
-                cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, _ITEMSIZE[variant[0]])
-                if "PACK" in cfg:
-                    add("attention_bwd", _attention_bwd_tile_kernel, variant, f"D{head_dim} {label} tile", cfg)
-                    continue
-                for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
-                    sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
-                    add("attention_bwd", kernel, variant, f"D{head_dim} {label} {part}", sub)
+    for variant, has_mask, head_dim in itertools.product(_AOT_VARIANTS, (True, False), _AOT_HEAD_DIMS):
+        itemsize = _ITEMSIZE[variant[0]]
+        for label, seq_len in _AOT_LENGTHS["fwd"]:
+            cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
+            add("attention_fwd", _attention_fwd_kernel, variant, has_mask, f"D{head_dim} {label}", cfg, seq_len,
+                head_dim)  # fmt: skip
+        for label, seq_len in _AOT_LENGTHS["bwd"]:
+            cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
+            if "PACK" in cfg:
+                add("attention_bwd", _attention_bwd_tile_kernel, variant, has_mask, f"D{head_dim} {label} tile", cfg,
+                    seq_len, head_dim)  # fmt: skip
+                continue
+            for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
+                sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
+                add("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len, head_dim)
     return specs
+
+
+_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Public entry points
 # ----------------------------------------------------------------------------------------------------------------------
 def triton_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None, dropout_p=0.0) -> str | None:
-    """None when backend="triton" can run this call, else why not (the model's "auto" mode uses this)."""
+    """None when backend="triton" can run this call, else why not."""
     tensors = [t for t in (q, k, v, key_mask) if t is not None]
     reason = triton_unavailable_reason(*tensors)
     if reason is not None:
         return reason
     if dropout_p > 0.0:
         return "attention dropout (dropout_p > 0) is not implemented in the Triton kernel"
-    if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"dtype {q.dtype} is not supported (float16, bfloat16, float32)"
+    dtype = compute_dtype(q)
+    if dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"dtype {dtype} is not supported (float16, bfloat16, float32)"
     if not 1 <= q.shape[-1] <= 128:
         return f"head dim {q.shape[-1]} is not supported (1..128)"
     return None
+
+
+def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
+    """An upper bound of the shared memory per program of every kernel a call launches (forward and backward): the
+    tiles that feed tensor-core dots, times the pipeline stages for those loaded inside a loop, plus 1 KiB for
+    reductions and the key mask. tests/test_aot.py checks it against every compiled configuration."""
+    itemsize = torch.tensor([], dtype=dtype).element_size()
+    fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
+    d = fwd["BLOCK_D"] * itemsize
+    need = d * (fwd["BLOCK_M"] + max(1, fwd["num_stages"]) * 2 * fwd["BLOCK_N"])  # Q + stages x (K, V)
+    bwd = _bwd_config(seq_len, 1, head_dim, itemsize)
+    if "PACK" in bwd:
+        need = max(need, d * 6 * bwd["BLOCK"])  # Q, K, V, O, dO of the tile, and a layout-conversion buffer
+    else:
+        dq, dkdv = bwd["dq"], bwd["dkdv"]
+        need = max(need, d * (2 * dq["BLOCK_M"] + dq["num_stages"] * 2 * dq["BLOCK_N"]))  # Q, dO + stages x (K, V)
+        need = max(need, d * (2 * dkdv["BLOCK_N"] + dkdv["num_stages"] * 2 * dkdv["BLOCK_M"]))  # K, V + (Q, dO)
+    return need + 1024
+
+
+def auto_config_reason(dtype: torch.dtype, precision: str, head_dim: int, seq_len: int, arch: int,
+                       shared_limit: int) -> str | None:  # fmt: skip
+    """The `auto` rule for one launch configuration, shared by vivit.dispatch and vivit_kernels.report: None when the
+    kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes of shared memory per program."""
+    if not 1 <= head_dim <= 128:
+        return f"head dim {head_dim} is not supported (1..128)"
+    need = shared_bytes_needed(dtype, head_dim, seq_len)
+    return auto_reason(dtype, precision, arch, need, shared_limit)
+
+
+def auto_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None, dropout_p=0.0) -> str | None:
+    """None when backend="auto" takes the Triton kernel for this call, else why it does not: the call must be one
+    the kernel runs (triton_unsupported_reason) on a device where it is the fast, checked choice
+    (auto_config_reason), with the dtype autocast gives the operands."""
+    reason = triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
+    if reason is not None:
+        return reason
+    caps = device_caps(q.device)
+    if caps is None:
+        return f"auto takes kernels on CUDA devices only, not {q.device}"
+    dtype = compute_dtype(q)
+    seq_len = _sequences(q, axis)[3]
+    return auto_config_reason(dtype, _dot_precision(dtype), q.shape[-1], seq_len, caps.arch, caps.shared_per_block)
 
 
 def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0, backend="eager") -> torch.Tensor:
@@ -564,7 +641,7 @@ def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0
     axis="temporal": q, k, v (B, T, S, H, D), attention over the T frames of each patch; key_mask (B, T) masks frames.
     A query row whose keys are all masked returns zeros. scale defaults to D ** -0.5.
     backend="eager" runs F.scaled_dot_product_attention on views; backend="triton" runs the Triton kernel or raises
-    NotImplementedError when it cannot.
+    NotImplementedError when it cannot. Under torch.autocast both compute in the autocast dtype and return it.
     """
     _check_inputs(q, k, v, axis, key_mask, dropout_p, backend)
     if backend == "eager":
@@ -572,6 +649,9 @@ def attention(q, k, v, *, axis="joint", key_mask=None, scale=None, dropout_p=0.0
     reason = triton_unsupported_reason(q, k, v, axis=axis, key_mask=key_mask, dropout_p=dropout_p)
     if reason is not None:
         raise NotImplementedError(f"attention: {reason}")
+    # Under autocast, q, k, v get the dtype eager SDPA would compute in (the custom op is not cast by autocast).
+    dtype = autocast_dtype(q.device.type)
+    q, k, v = (autocast_cast(t, dtype) for t in (q, k, v))
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     out, _ = attention_fwd(q, k, v, key_mask, axis, scale)
     return out

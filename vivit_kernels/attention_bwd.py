@@ -9,10 +9,10 @@ then `_attention_bwd_dkdv_kernel`.
 import triton
 import triton.language as tl
 
-from vivit_kernels.attention_fwd import _key_ok, _load_rows, _row_offsets, _tile_tokens
+from vivit_kernels.attention_fwd import _key_ok, _load_rows, _operand, _row_offsets, _tile_tokens
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["has_mask"])
 def _attention_bwd_dkdv_kernel(
     Q, K, V, DO, DK, DV, LSE, DELTA, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -21,8 +21,8 @@ def _attention_bwd_dkdv_kernel(
     stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
     stride_db, stride_do, stride_dh, stride_dl, stride_dd,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-    HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """dK and dV of one key tile, looping over every query tile of its sequence (each program owns its output)."""
@@ -38,7 +38,7 @@ def _attention_bwd_dkdv_kernel(
     k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
     rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
     v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
-    key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
+    key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
@@ -54,10 +54,10 @@ def _attention_bwd_dkdv_kernel(
         delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
         st = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
         pt = tl.where(key_ok[:, None], tl.math.exp2(st - lse[None, :]), 0.0)
-        dv += tl.dot(pt.to(do.dtype), do, input_precision=DOT_PRECISION)
+        dv += tl.dot(_operand(pt, DO, UPCAST), do, input_precision=DOT_PRECISION)
         dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         dst = pt * (dpt - delta[None, :])
-        dk += tl.dot(dst.to(q.dtype), q, input_precision=DOT_PRECISION)
+        dk += tl.dot(_operand(dst, Q, UPCAST), q, input_precision=DOT_PRECISION)
 
     grad = (
         pid_b * stride_db
@@ -68,7 +68,7 @@ def _attention_bwd_dkdv_kernel(
     tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=mask_n)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["has_mask"])
 def _attention_bwd_dq_kernel(
     Q, K, V, O, DO, DQ, LSE, DELTA, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -78,8 +78,8 @@ def _attention_bwd_dq_kernel(
     stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
     stride_db, stride_do, stride_dh, stride_dl, stride_dd,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-    HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """dQ (and delta) of one query tile, looping over every key tile of its sequence: no atomics, deterministic."""
@@ -111,12 +111,12 @@ def _attention_bwd_dq_kernel(
         k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
         rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
         v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
-        key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
+        key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
         p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
         dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         ds = p * (dp - delta[:, None])
-        dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
+        dq += tl.dot(_operand(ds, K, UPCAST), k, input_precision=DOT_PRECISION)
 
     grad = (
         pid_b * stride_db
@@ -126,7 +126,7 @@ def _attention_bwd_dq_kernel(
     tl.store(DQ + grad, (dq * sm_scale).to(DQ.dtype.element_ty), mask=mask_m)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["has_mask"])
 def _attention_bwd_tile_kernel(
     Q, K, V, O, DO, DQ, DK, DV, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -136,8 +136,8 @@ def _attention_bwd_tile_kernel(
     stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
     stride_db, stride_do, stride_dh, stride_dl, stride_dd,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale,
-    HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask,
+    SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK: tl.constexpr,
     BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
     """dQ, dK, dV of PACK whole sequences that fit one tile: one launch, no delta pass, no loop."""
@@ -158,16 +158,16 @@ def _attention_bwd_tile_kernel(
     do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask, UPCAST)
     lse = tl.load(LSE + (pid_b * n_seq + z) * seq_len + pos, mask=ok, other=float("inf"))
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
-    key_ok = _key_ok(MASK, pid_b, o_t, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK)
+    key_ok = _key_ok(MASK, pid_b, o_t, pos, ok, stride_mb, stride_mo, stride_ml, has_mask)
     valid = key_ok[None, :]
     if PACK > 1:
         valid = valid & (z[:, None] == z[None, :])
 
     s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
     p = tl.where(valid, tl.math.exp2(s - lse[:, None]), 0.0)
-    dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=DOT_PRECISION)
+    dv = tl.dot(tl.trans(_operand(p, DO, UPCAST)), do, input_precision=DOT_PRECISION)
     dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    ds = _operand(p * (dp - delta[:, None]), Q, UPCAST)
     dq = tl.dot(ds, k, input_precision=DOT_PRECISION) * sm_scale
     dk = tl.dot(tl.trans(ds), q, input_precision=DOT_PRECISION) * sm_scale
 

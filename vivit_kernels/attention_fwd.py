@@ -29,12 +29,12 @@ def _tile_tokens(start, z0, n_seq, seq_len, n_heads, SEQ_BLOCK: tl.constexpr, PA
 
 
 @triton.jit
-def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, HAS_MASK: tl.constexpr):
-    """Slots that are real, unmasked keys."""
-    if HAS_MASK:
-        keep = tl.load(MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok, other=0)
-        ok = ok & (keep != 0)
-    return ok
+def _key_ok(MASK, pid_b, outer, pos, ok, stride_mb, stride_mo, stride_ml, has_mask):
+    """Slots that are real, unmasked keys. `has_mask` is a runtime flag (0: no mask, nothing is loaded): one compiled
+    kernel serves calls with and without a key mask, at the cost of a predicated-off load."""
+    use = (pos * 0 + has_mask) != 0  # a tensor, as the interpreter needs for a load mask
+    keep = tl.load(MASK + pid_b * stride_mb + outer * stride_mo + pos.to(tl.int64) * stride_ml, mask=ok & use, other=1)
+    return ok & (keep != 0)
 
 
 @triton.jit
@@ -53,6 +53,17 @@ def _load_rows(X, rows, offs_d, stride_d, mask, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _operand(x, LIKE, UPCAST: tl.constexpr):
+    """x (fp32) as a tensor-core operand of LIKE's element type. Under UPCAST (the interpreter's bf16, whose dot is
+    broken) the value is rounded through that type and handed to an fp32 dot: the rounding a GPU applies, at no cost
+    on a GPU (UPCAST is False there)."""
+    x = x.to(LIKE.dtype.element_ty)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit(do_not_specialize=["has_mask"])
 def _attention_fwd_kernel(
     Q, K, V, O, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -60,8 +71,8 @@ def _attention_fwd_kernel(
     stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
     stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale,
-    HAS_MASK: tl.constexpr, SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, has_mask,
+    SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr, DOT_PRECISION: tl.constexpr,
     UPCAST: tl.constexpr,
 ):  # fmt: skip
@@ -94,7 +105,7 @@ def _attention_fwd_kernel(
         if UPCAST:
             kt = kt.to(tl.float32)
         v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
-        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, HAS_MASK)
+        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
         valid = ok_n[None, :] & ok_m[:, None]
         if PACK > 1:
             valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
@@ -105,11 +116,11 @@ def _attention_fwd_kernel(
         p = tl.math.exp2(s - m_safe[:, None])
         if SINGLE_TILE:
             l_i = tl.sum(p, 1)
-            acc = tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+            acc = tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
         else:
             alpha = tl.math.exp2(m_i - m_safe)
             l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+            acc = acc * alpha[:, None] + tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
         m_i = m_new
 
     empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)

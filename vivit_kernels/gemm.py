@@ -8,8 +8,12 @@
   (column sums of A) in the same pass, split over row slices into fp32 partials summed by `partial_sum_kernel` in a
   fixed order (deterministic, no atomics).
 Dropout masks come from Philox, `tl.rand(seed, row * width + col)`, so a backward pass regenerates the forward's mask.
-Math in fp32; tensor-core operands in the input dtype (fp32 inputs: ieee or tf32 dot); under TRITON_INTERPRET bf16 dots
-are upcast to fp32 because the interpreter's bf16 dot is broken.
+The seed is read from a device tensor (plus a per-mask offset), so a CUDA graph replays with the seed of each replay.
+Math in fp32; tensor-core operands in the compute dtype: B's in `gemm_kernel` (the weight), and in `gemm_tn_kernel` the
+dtype of the operand that is not normalised on load (under autocast, A may be the fp32 residual stream or its
+gradient; it is rounded to the compute dtype right before the dot, as eager's autocast linear rounds its input).
+fp32 compute: ieee or tf32 dots. Under TRITON_INTERPRET, bf16 operands are rounded to bf16 and multiplied in fp32
+(UPCAST) because the interpreter's bf16 dot is broken: the interpreter sees the rounding a GPU applies.
 """
 
 import torch
@@ -45,16 +49,26 @@ if HAS_TRITON:
         keep = tl.rand(seed, offs) >= p_drop
         return tl.where(keep, v * drop_scale, 0.0)
 
-    @triton.jit(do_not_specialize=["seed_a", "seed_c"])
+    @triton.jit
+    def _mma_pair(a, b, DTYPE: tl.constexpr, UPCAST: tl.constexpr):
+        """a and b as tensor-core operands of DTYPE; under UPCAST (interpreter bf16) rounded to it, then fp32."""
+        a = a.to(DTYPE)
+        b = b.to(DTYPE)
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        return a, b
+
+    @triton.jit(do_not_specialize=["seed_off_a", "seed_off_c"])
     def gemm_kernel(
-        a_ptr, b_ptr, c_ptr, z_ptr, res_ptr, bias_ptr, scale_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr,
+        a_ptr, b_ptr, c_ptr, z_ptr, res_ptr, bias_ptr, scale_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, seed_ptr,
         M, N, K, rows_per_sample,
         stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn, stride_zm, stride_zn, stride_rm, stride_rn,
-        seed_a, seed_c, p_drop, drop_scale,
+        seed_off_a, seed_off_c, p_drop, drop_scale,
         A_LAYERNORM: tl.constexpr, A_SCALE: tl.constexpr, A_DROPOUT: tl.constexpr,
         HAS_BIAS: tl.constexpr, STORE_Z: tl.constexpr, ACT: tl.constexpr, C_DROPOUT: tl.constexpr,
         ACT_GRAD: tl.constexpr, C_SCALE: tl.constexpr, HAS_RESIDUAL: tl.constexpr,
-        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     ):  # fmt: skip
         """C[M, N] = epilogue(prologue(A)[M, K] @ B[K, N]); every operand addressed through its strides."""
@@ -80,6 +94,10 @@ if HAS_TRITON:
             rstd = tl.load(rstd_ptr + offs_m, mask=mask_m, other=0.0)
         if A_SCALE or C_SCALE:
             row_scale = tl.load(scale_ptr + offs_m // rows_per_sample, mask=mask_m, other=0.0).to(tl.float32)
+        if A_DROPOUT:
+            seed_a = tl.load(seed_ptr) + seed_off_a
+        if C_DROPOUT:
+            seed_c = tl.load(seed_ptr) + seed_off_c
 
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, K, BLOCK_K):
@@ -94,10 +112,8 @@ if HAS_TRITON:
                 a = a.to(tl.float32) * row_scale[:, None]
             if A_DROPOUT:
                 a = _dropout(a.to(tl.float32), seed_a, offs_m[:, None] * K + (k0 + offs_k)[None, :], p_drop, drop_scale)
-            if DOT_FP32:
-                acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision=PRECISION)
-            else:
-                acc = tl.dot(a.to(b.dtype), b, acc, input_precision=PRECISION)
+            a, b = _mma_pair(a, b, b_ptr.dtype.element_ty, UPCAST)
+            acc = tl.dot(a, b, acc, input_precision=PRECISION)
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
 
@@ -122,14 +138,14 @@ if HAS_TRITON:
         c_ptrs = c_ptr + offs_m[:, None] * stride_cm + offs_n[None, :] * stride_cn
         tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty), mask=mask_c)
 
-    @triton.jit(do_not_specialize=["seed_a"])
+    @triton.jit(do_not_specialize=["seed_off_a"])
     def gemm_tn_kernel(
-        a_ptr, b_ptr, c_ptr, db_ptr, scale_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr,
+        a_ptr, b_ptr, c_ptr, db_ptr, scale_ptr, mean_ptr, rstd_ptr, gamma_ptr, beta_ptr, seed_ptr,
         M, N, K, rows_per_sample, rows_per_split,
         stride_am, stride_an, stride_bm, stride_bk, stride_cs, stride_cn, stride_ck, stride_dbs,
-        seed_a, p_drop, drop_scale,
+        seed_off_a, p_drop, drop_scale,
         A_SCALE: tl.constexpr, A_DROPOUT: tl.constexpr, B_LAYERNORM: tl.constexpr, HAS_DB: tl.constexpr,
-        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr,
     ):  # fmt: skip
         """Weight gradients: C[N, K] = prologue(A)[M, N]^T @ prologue(B)[M, K], reduced over the M rows in order;
@@ -152,6 +168,8 @@ if HAS_TRITON:
         if B_LAYERNORM:
             gamma = tl.load(gamma_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)
             beta = tl.load(beta_ptr + offs_k, mask=mask_k, other=0.0).to(tl.float32)
+        if A_DROPOUT:
+            seed_a = tl.load(seed_ptr) + seed_off_a
 
         acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
         db = tl.zeros((BLOCK_N,), dtype=tl.float32)
@@ -173,11 +191,11 @@ if HAS_TRITON:
                 b = (b.to(tl.float32) - mean[:, None]) * rstd[:, None] * gamma[None, :] + beta[None, :]
             if HAS_DB:
                 db += tl.sum(a.to(tl.float32), axis=0)
-            if DOT_FP32:
-                acc = tl.dot(tl.trans(a.to(tl.float32)), b.to(tl.float32), acc, input_precision=PRECISION)
-            else:
-                a = a.to(a_ptr.dtype.element_ty)
-                acc = tl.dot(tl.trans(a), b.to(a.dtype), acc, input_precision=PRECISION)
+            if B_LAYERNORM:  # b is normalised from the (possibly fp32) activations: A's dtype is the compute dtype
+                a, b = _mma_pair(a, b, a_ptr.dtype.element_ty, UPCAST)
+            else:  # A may be an fp32 gradient of the residual stream: B's dtype is the compute dtype
+                a, b = _mma_pair(a, b, b_ptr.dtype.element_ty, UPCAST)
+            acc = tl.dot(tl.trans(a), b, acc, input_precision=PRECISION)
             a_ptrs += BLOCK_M * stride_am
             b_ptrs += BLOCK_M * stride_bm
 
@@ -212,51 +230,62 @@ if HAS_TRITON:
         tl.store(keep_ptr + offs, keep.to(tl.int8), mask=offs < M * N)
 
 
-def gemm_config(dtype: torch.dtype, heavy: bool = False, interpret: bool = INTERPRET) -> dict:
-    """Tile sizes: fixed per dtype (no autotuning: one compile per flag set, and every config AOT-checked).
+def gemm_config(dtype: torch.dtype, heavy: bool = False, interpret: bool = INTERPRET, wide_a: bool = False) -> dict:
+    """Tile sizes: fixed per compute dtype (no autotuning: one compile per flag set, and every config AOT-checked).
     `heavy` (Philox dropout or GELU backward in the prologue/epilogue) halves the N tile: at 128 x 128 those
-    epilogues spill registers."""
+    epilogues spill registers. `wide_a`: A is fp32 over 16-bit weights (autocast), so its K tile is halved to keep
+    the pipelined tiles within 99 KiB of shared memory (sm_86/sm_89)."""
     if interpret:
         return dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=1)
     block_n = 64 if heavy else 128
-    if dtype == torch.float32:
+    if dtype == torch.float32 or wide_a:
         return dict(BLOCK_M=128, BLOCK_N=block_n, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3)
     return dict(BLOCK_M=128, BLOCK_N=block_n, BLOCK_K=64, GROUP_M=8, num_warps=8, num_stages=3)
 
 
-def gemm_tn_config(dtype: torch.dtype, interpret: bool = INTERPRET) -> dict:
+def gemm_tn_config(dtype: torch.dtype, interpret: bool = INTERPRET, wide: bool = False) -> dict:
+    """`wide`: one operand is fp32 over a 16-bit compute dtype (autocast): half the row tile, as for fp32."""
     if interpret:
         return dict(BLOCK_N=64, BLOCK_K=64, BLOCK_M=64, num_warps=4, num_stages=1)
-    if dtype == torch.float32:
+    if dtype == torch.float32 or wide:
         return dict(BLOCK_N=128, BLOCK_K=128, BLOCK_M=32, num_warps=8, num_stages=3)
     return dict(BLOCK_N=128, BLOCK_K=128, BLOCK_M=64, num_warps=8, num_stages=3)
 
 
 def dot_flags(dtype: torch.dtype) -> dict:
+    """UPCAST and PRECISION of the dots for compute dtype `dtype`."""
     if dtype == torch.float32:
         precision = "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
-        return dict(DOT_FP32=True, PRECISION=precision)
-    return dict(DOT_FP32=INTERPRET and dtype == torch.bfloat16, PRECISION="ieee")
+        return dict(UPCAST=False, PRECISION=precision)
+    return dict(UPCAST=INTERPRET and dtype == torch.bfloat16, PRECISION="ieee")
+
+
+def _wide(a: torch.Tensor, dtype: torch.dtype) -> bool:
+    return a.element_size() > torch.tensor([], dtype=dtype).element_size()
 
 
 def gemm(a, b, c, *, z=None, residual=None, bias=None, scale=None, rows_per_sample=1, ln=None, a_scale=False,
-         a_seed=None, c_seed=None, p_drop=0.0, act=0, store_z=False, act_grad=0, c_scale=False):  # fmt: skip
-    """c[M, N] = epilogue(prologue(a)[M, K] @ b[K, N]). `ln` = (mean, rstd, gamma, beta) normalises a on load."""
+         seed=None, a_seed=None, c_seed=None, p_drop=0.0, act=0, store_z=False, act_grad=0, c_scale=False):  # fmt: skip
+    """c[M, N] = epilogue(prologue(a)[M, K] @ b[K, N]) in b's dtype. `ln` = (mean, rstd, gamma, beta) normalises a on
+    load. Dropout: `seed` a one-element int64 device tensor; a_seed / c_seed the offsets added to it for the masks on
+    A and on C (None: no dropout there)."""
     M, K = a.shape
     N = b.shape[1]
-    cfg = gemm_config(b.dtype, heavy=a_seed is not None or c_seed is not None or act_grad != 0)
+    heavy = a_seed is not None or c_seed is not None or act_grad != 0
+    cfg = gemm_config(b.dtype, heavy=heavy, wide_a=_wide(a, b.dtype))
     mean, rstd, gamma, beta = ln if ln is not None else (None, None, None, None)
     grid = (triton.cdiv(M, cfg["BLOCK_M"]) * triton.cdiv(N, cfg["BLOCK_N"]),)
     gemm_kernel[grid](
         a_ptr=a, b_ptr=b, c_ptr=c, z_ptr=z, res_ptr=residual, bias_ptr=bias, scale_ptr=scale,
         mean_ptr=mean, rstd_ptr=rstd, gamma_ptr=gamma, beta_ptr=beta,
+        seed_ptr=seed if a_seed is not None or c_seed is not None else None,
         M=M, N=N, K=K, rows_per_sample=rows_per_sample,
         stride_am=a.stride(0), stride_ak=a.stride(1), stride_bk=b.stride(0), stride_bn=b.stride(1),
         stride_cm=c.stride(0), stride_cn=c.stride(1),
         stride_zm=z.stride(0) if z is not None else 0, stride_zn=z.stride(1) if z is not None else 0,
         stride_rm=residual.stride(0) if residual is not None else 0,
         stride_rn=residual.stride(1) if residual is not None else 0,
-        seed_a=a_seed or 0, seed_c=c_seed or 0, p_drop=p_drop, drop_scale=drop_scale(p_drop),
+        seed_off_a=a_seed or 0, seed_off_c=c_seed or 0, p_drop=p_drop, drop_scale=drop_scale(p_drop),
         A_LAYERNORM=ln is not None, A_SCALE=a_scale, A_DROPOUT=a_seed is not None,
         HAS_BIAS=bias is not None, STORE_Z=store_z, ACT=act, C_DROPOUT=c_seed is not None,
         ACT_GRAD=act_grad, C_SCALE=c_scale, HAS_RESIDUAL=residual is not None,
@@ -274,11 +303,13 @@ def _num_splits(M: int, tiles: int, block_m: int, device: torch.device) -> int:
     return max(1, min(triton.cdiv(programs, tiles), M // (8 * block_m)))
 
 
-def gemm_tn(a, b, c, *, db=None, scale=None, rows_per_sample=1, ln=None, a_seed=None, p_drop=0.0):
-    """c[N, K] = prologue(a)[M, N]^T @ prologue(b)[M, K]; db[N] = column sums of prologue(a). c, db contiguous."""
+def gemm_tn(a, b, c, *, db=None, scale=None, rows_per_sample=1, ln=None, seed=None, a_seed=None, p_drop=0.0):
+    """c[N, K] = prologue(a)[M, N]^T @ prologue(b)[M, K]; db[N] = column sums of prologue(a). c, db contiguous.
+    Compute dtype: a's when b is normalised on load (`ln`), else b's."""
     M, N = a.shape
     K = b.shape[1]
-    cfg = gemm_tn_config(a.dtype)
+    dtype = a.dtype if ln is not None else b.dtype
+    cfg = gemm_tn_config(dtype, wide=_wide(b if ln is not None else a, dtype))
     mean, rstd, gamma, beta = ln if ln is not None else (None, None, None, None)
     tiles = triton.cdiv(N, cfg["BLOCK_N"]) * triton.cdiv(K, cfg["BLOCK_K"])
     splits = _num_splits(M, tiles, cfg["BLOCK_M"], a.device)
@@ -290,12 +321,13 @@ def gemm_tn(a, b, c, *, db=None, scale=None, rows_per_sample=1, ln=None, a_seed=
     grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(K, cfg["BLOCK_K"]), splits)
     gemm_tn_kernel[grid](
         a_ptr=a, b_ptr=b, c_ptr=c_out, db_ptr=db_out, scale_ptr=scale, mean_ptr=mean, rstd_ptr=rstd,
-        gamma_ptr=gamma, beta_ptr=beta, M=M, N=N, K=K, rows_per_sample=rows_per_sample,
+        gamma_ptr=gamma, beta_ptr=beta, seed_ptr=seed if a_seed is not None else None,
+        M=M, N=N, K=K, rows_per_sample=rows_per_sample,
         rows_per_split=rows_per_split, stride_am=a.stride(0), stride_an=a.stride(1), stride_bm=b.stride(0),
         stride_bk=b.stride(1), stride_cs=N * K, stride_cn=K, stride_ck=1, stride_dbs=N,
-        seed_a=a_seed or 0, p_drop=p_drop, drop_scale=drop_scale(p_drop),
+        seed_off_a=a_seed or 0, p_drop=p_drop, drop_scale=drop_scale(p_drop),
         A_SCALE=scale is not None, A_DROPOUT=a_seed is not None, B_LAYERNORM=ln is not None, HAS_DB=db is not None,
-        **dot_flags(a.dtype), **cfg,
+        **dot_flags(dtype), **cfg,
     )  # fmt: skip
     partial_sum(c_out.view(splits, N * K), c.view(N * K))
     if db is not None:

@@ -23,12 +23,17 @@ Design (backend="triton")
 - Saved for backward: x, the LayerNorm and linear weights, mean and rstd (fp32, M each), z and h (M x I each).
   Recomputed: LN(x) (on load, twice), the dropout masks (Philox, `tl.rand(seed, row * width + col)`, from the seed),
   g = s * mask2 * dout (on load, twice).
-- Dropout (training) uses Philox with a seed drawn from torch's default generator (or `dropout_seed`); the hidden
-  mask uses `seed`, the output mask `seed + 1`. The Triton masks differ from `F.dropout`'s (other RNG), so training
+- Dropout (training) uses Philox with a seed drawn on the op's device from torch's generator (or `dropout_seed`)
+  into a one-element device tensor the kernels read, so CUDA graphs replay with a fresh seed; the hidden mask uses
+  `seed`, the output mask `seed + 1`. The Triton masks differ from `F.dropout`'s (other RNG), so training
   runs match eager in distribution, not bit for bit. `drop_path_scale` is treated as a constant (no gradient).
 - Numerics: fp32 statistics and accumulation; fp16/bf16 operands on tensor cores; fp32 inputs use an ieee dot when
-  torch.get_float32_matmul_precision() == "highest", tf32 otherwise. Under TRITON_INTERPRET bf16 dots are upcast to
-  fp32 (the interpreter's bf16 dot is broken). z, h and dz are stored in the input dtype (as eager autograd does).
+  torch.get_float32_matmul_precision() == "highest", tf32 otherwise. Under TRITON_INTERPRET bf16 operands are rounded
+  to bf16 and multiplied in fp32 (the interpreter's bf16 dot is broken). z, h and dz are stored in the compute dtype
+  (the weights' dtype), as eager autograd does.
+- Autocast: the GEMMs compute in the weights' dtype, which may be narrower than x's: under torch.autocast the Triton
+  path casts the weights (as eager's F.linear would) and keeps x, the LayerNorm parameters and the residual stream
+  as they are (fp32), so ln_mlp returns x's dtype and ln_linear the compute dtype, exactly as eager does.
 - Tiles are fixed per dtype (no autotuning, so every configuration is compiled ahead of time by `aot_specs()`):
   128 x 128 x 64, 8 warps, 3 stages; 128 x 64 where Philox dropout or GELU backward sit in the prologue/epilogue (at
   128 x 128 they spill). They are first guesses checked for spills and shared memory, not tuned on a GPU.
@@ -46,9 +51,18 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from ._utils import HAS_TRITON, triton_unavailable_reason
+from ._utils import (
+    HAS_TRITON,
+    auto_reason,
+    autocast_cast,
+    autocast_dtype,
+    compute_dtype,
+    device_caps,
+    device_guard,
+    fp32_precision,
+    triton_unavailable_reason,
+)
 from .gemm import (
-    dot_flags,
     drop_scale,
     dropout_keep_mask,
     gemm,
@@ -83,23 +97,23 @@ def _sample_scale(scale: torch.Tensor | None, x: torch.Tensor) -> tuple[torch.Te
     return (None, 1) if scale is None else (scale.contiguous(), x.shape[1])
 
 
-def _mask_seeds(seed: int, p: float) -> tuple[int | None, int | None]:
-    """Philox seeds of the hidden and the output dropout masks; None when nothing is dropped."""
-    return (seed, seed + 1) if p > 0.0 else (None, None)
+def _mask_seeds(p: float) -> tuple[int | None, int | None]:
+    """Offsets added to the seed for the hidden and the output dropout masks; None when nothing is dropped."""
+    return (0, 1) if p > 0.0 else (None, None)
 
 
 def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, scale, eps, activation, p,
                      seed, save_for_backward):  # fmt: skip
-    seed = int(seed)  # a 0-d CPU tensor: drawn inside a compiled graph without a graph break
     x2 = _rows(x)
     M, D = x2.shape
     I = fc1_weight.shape[0]
     ln_weight, ln_bias, fc1_bias, fc2_bias = (t.contiguous() for t in (ln_weight, ln_bias, fc1_bias, fc2_bias))
     scale, rows_per_sample = _sample_scale(scale, x)
-    seed_h, seed_o = _mask_seeds(seed, p)
+    seed_h, seed_o = _mask_seeds(p)
     mean, rstd = layer_norm_stats(x2, eps)
-    h = torch.empty((M, I), device=x.device, dtype=x.dtype)
-    z = torch.empty((M, I) if save_for_backward else (0,), device=x.device, dtype=x.dtype)
+    dtype = fc1_weight.dtype  # the compute dtype (x may be the fp32 residual stream under autocast)
+    h = torch.empty((M, I), device=x.device, dtype=dtype)
+    z = torch.empty((M, I) if save_for_backward else (0,), device=x.device, dtype=dtype)
     gemm(
         x2,
         fc1_weight.t(),
@@ -107,6 +121,7 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
         z=z if save_for_backward else None,
         bias=fc1_bias,
         ln=(mean, rstd, ln_weight, ln_bias),
+        seed=seed,
         c_seed=seed_h,
         p_drop=p,
         act=ACTIVATIONS[activation],
@@ -121,6 +136,7 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
         bias=fc2_bias,
         scale=scale,
         rows_per_sample=rows_per_sample,
+        seed=seed,
         c_seed=seed_o,
         p_drop=p,
         c_scale=scale is not None,
@@ -129,17 +145,16 @@ def _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc
 
 
 def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale, mean, rstd, z, h, activation, p, seed):
-    seed = int(seed)
     x2 = _rows(x)
     g = _rows(dout)
     M, D = x2.shape
     I = fc1_weight.shape[0]
     ln_weight, ln_bias = ln_weight.contiguous(), ln_bias.contiguous()
     scale, rows_per_sample = _sample_scale(scale, x)
-    seed_h, seed_o = _mask_seeds(seed, p)
+    seed_h, seed_o = _mask_seeds(p)
     act = ACTIVATIONS[activation]
     # dz = ((s * mask2 * dout) @ fc2_weight) * mask1 * gelu'(z): GELU backward in the epilogue.
-    dz = torch.empty((M, I), device=x.device, dtype=x.dtype)
+    dz = torch.empty((M, I), device=x.device, dtype=fc1_weight.dtype)
     gemm(
         g,
         fc2_weight,
@@ -148,6 +163,7 @@ def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale,
         scale=scale,
         rows_per_sample=rows_per_sample,
         a_scale=scale is not None,
+        seed=seed,
         a_seed=seed_o,
         c_seed=seed_h,
         p_drop=p,
@@ -155,7 +171,7 @@ def _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, scale,
     )
     dw2 = torch.empty(fc2_weight.shape, device=x.device, dtype=fc2_weight.dtype)
     db2 = torch.empty(D, device=x.device, dtype=fc2_weight.dtype)
-    gemm_tn(g, h, dw2, db=db2, scale=scale, rows_per_sample=rows_per_sample, a_seed=seed_o, p_drop=p)
+    gemm_tn(g, h, dw2, db=db2, scale=scale, rows_per_sample=rows_per_sample, seed=seed, a_seed=seed_o, p_drop=p)
     dw1 = torch.empty(fc1_weight.shape, device=x.device, dtype=fc1_weight.dtype)
     db1 = torch.empty(I, device=x.device, dtype=fc1_weight.dtype)
     gemm_tn(dz, x2, dw1, db=db1, ln=(mean, rstd, ln_weight, ln_bias))
@@ -171,7 +187,7 @@ def _ln_linear_fwd_impl(x, ln_weight, ln_bias, weight, bias, eps):
     N = weight.shape[0]
     ln_weight, ln_bias = ln_weight.contiguous(), ln_bias.contiguous()
     mean, rstd = layer_norm_stats(x2, eps)
-    out = torch.empty((M, N), device=x.device, dtype=x.dtype)
+    out = torch.empty((M, N), device=x.device, dtype=weight.dtype)  # the compute dtype, as eager's F.linear
     gemm(x2, weight.t(), out, bias=bias.contiguous() if bias is not None else None, ln=(mean, rstd, ln_weight, ln_bias))
     return out.view(*x.shape[:-1], N), mean, rstd
 
@@ -214,8 +230,9 @@ def _ln_mlp_fwd_op(
     seed: torch.Tensor,
     save_for_backward: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale, eps,
-                            activation, dropout_p, seed, save_for_backward)  # fmt: skip
+    with device_guard(x):
+        return _ln_mlp_fwd_impl(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale,
+                                eps, activation, dropout_p, seed, save_for_backward)  # fmt: skip
 
 
 @_ln_mlp_fwd_op.register_fake
@@ -224,8 +241,8 @@ def _(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_pa
     M = x.numel() // x.shape[-1]
     I = fc1_weight.shape[0]
     stats = x.new_empty((M,), dtype=torch.float32)
-    z = x.new_empty((M, I) if save_for_backward else (0,))
-    return x.new_empty(x.shape), stats, torch.empty_like(stats), z, x.new_empty((M, I))
+    z = fc1_weight.new_empty((M, I) if save_for_backward else (0,))
+    return x.new_empty(x.shape), stats, torch.empty_like(stats), z, fc1_weight.new_empty((M, I))
 
 
 @torch.library.custom_op("vivit_kernels::ln_mlp_bwd", mutates_args=())
@@ -245,8 +262,9 @@ def _ln_mlp_bwd_op(
     dropout_p: float,
     seed: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, drop_path_scale, mean, rstd, z, h,
-                            activation, dropout_p, seed)  # fmt: skip
+    with device_guard(x):
+        return _ln_mlp_bwd_impl(dout, x, ln_weight, ln_bias, fc1_weight, fc2_weight, drop_path_scale, mean, rstd, z,
+                                h, activation, dropout_p, seed)  # fmt: skip
 
 
 @_ln_mlp_bwd_op.register_fake
@@ -296,14 +314,15 @@ def _ln_linear_fwd_op(
     bias: torch.Tensor | None,
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _ln_linear_fwd_impl(x, ln_weight, ln_bias, weight, bias, eps)
+    with device_guard(x):
+        return _ln_linear_fwd_impl(x, ln_weight, ln_bias, weight, bias, eps)
 
 
 @_ln_linear_fwd_op.register_fake
 def _(x, ln_weight, ln_bias, weight, bias, eps):
     M = x.numel() // x.shape[-1]
     stats = x.new_empty((M,), dtype=torch.float32)
-    return x.new_empty((*x.shape[:-1], weight.shape[0])), stats, torch.empty_like(stats)
+    return weight.new_empty((*x.shape[:-1], weight.shape[0])), stats, torch.empty_like(stats)
 
 
 @torch.library.custom_op("vivit_kernels::ln_linear_bwd", mutates_args=())
@@ -317,7 +336,8 @@ def _ln_linear_bwd_op(
     rstd: torch.Tensor,
     has_bias: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    return _ln_linear_bwd_impl(dout, x, ln_weight, ln_bias, weight, mean, rstd, has_bias)
+    with device_guard(x):
+        return _ln_linear_bwd_impl(dout, x, ln_weight, ln_bias, weight, mean, rstd, has_bias)
 
 
 @_ln_linear_bwd_op.register_fake
@@ -445,10 +465,19 @@ def ln_mlp(
         return x + y
 
     _triton_or_raise(op, x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale)
+    # Under autocast the GEMM operands take the dtype eager's F.linear would give them; x, the LayerNorm and the
+    # residual stream stay as they are.
+    dtype = autocast_dtype(x.device.type)
+    fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale = (
+        autocast_cast(t, dtype) for t in (fc1_weight, fc1_bias, fc2_weight, fc2_bias, drop_path_scale)
+    )
+    # The Philox seed lives on the op's device and the kernels read it there: a CUDA graph replays with a new one.
     if p > 0.0 and dropout_seed is None:
-        seed = torch.randint(0, 2**31 - 2, (), dtype=torch.int64)
+        seed = torch.randint(0, 2**31 - 2, (1,), dtype=torch.int64, device=x.device)
+    elif p > 0.0:
+        seed = torch.full((1,), int(dropout_seed), dtype=torch.int64, device=x.device)
     else:
-        seed = torch.tensor(0 if dropout_seed is None else int(dropout_seed), dtype=torch.int64)
+        seed = torch.empty((1,), dtype=torch.int64, device=x.device)  # never read without dropout
     params = (ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias)
     save = torch.is_grad_enabled() and (x.requires_grad or any(t.requires_grad for t in params))
     return torch.ops.vivit_kernels.ln_mlp_fwd(x, *params, drop_path_scale, float(eps), activation, p, seed, save)[0]
@@ -474,29 +503,85 @@ def ln_linear(
     if backend == "eager":
         return F.linear(F.layer_norm(x, (D,), ln_weight, ln_bias, eps), weight, bias)
     _triton_or_raise(op, x, ln_weight, ln_bias, weight, bias)
+    dtype = autocast_dtype(x.device.type)  # as for ln_mlp: only the linear's operands are cast
+    weight, bias = autocast_cast(weight, dtype), autocast_cast(bias, dtype)
     return torch.ops.vivit_kernels.ln_linear_fwd(x, ln_weight, ln_bias, weight, bias, float(eps))[0]
 
 
 def triton_unsupported_reason(*tensors: torch.Tensor | None) -> str | None:
     """None when the Triton ln_mlp/ln_linear kernels can run on these tensors (x first, then the parameters and the
-    drop-path scale, in any order). Weight matrices must have x's dtype; vectors (LayerNorm, biases, scale) may be
-    any of float16, bfloat16, float32 (the kernels read them in fp32)."""
+    drop-path scale, in any order). Weight matrices share one dtype, the compute dtype (under autocast, the autocast
+    dtype they are cast to); x has that dtype, or under autocast any supported one (the fp32 residual stream); vectors
+    (LayerNorm, biases, scale) may be any of float16, bfloat16, float32 (the kernels read them in fp32)."""
     tensors = [t for t in tensors if t is not None]
     reason = triton_unavailable_reason(*tensors)
     if reason is not None:
         return reason
     x = tensors[0]
+    matrices = {compute_dtype(t) for t in tensors[1:] if t.dim() >= 2}
+    if len(matrices) > 1:
+        return f"weight matrices must share one dtype, received {sorted(map(str, matrices))}"
+    dtype = matrices.pop() if matrices else x.dtype
+    if dtype not in DTYPES:
+        return f"dtype {dtype} is not supported (expected one of float16, bfloat16, float32)"
     if x.dtype not in DTYPES:
         return f"dtype {x.dtype} is not supported (expected one of float16, bfloat16, float32)"
-    mixed = sorted({str(t.dtype) for t in tensors[1:] if t.dim() >= 2 and t.dtype != x.dtype})
-    if mixed:
-        return f"weight matrices must have x's dtype {x.dtype}, received {mixed}"
+    if x.dtype != dtype and autocast_dtype(x.device.type) is None:  # as eager's F.linear, mixed only under autocast
+        return f"weight matrices must have x's dtype {x.dtype}, received {[str(dtype)]}"
     odd = sorted({str(t.dtype) for t in tensors[1:] if t.dim() < 2 and t.dtype not in DTYPES})
     if odd:
         return f"parameter vectors must be float16, bfloat16 or float32, received {odd}"
     if x.shape[-1] > MAX_HIDDEN:
         return f"hidden size {x.shape[-1]} is above the supported maximum {MAX_HIDDEN}"
     return None
+
+
+def shared_bytes_needed(dtype: torch.dtype, x_dtype: torch.dtype | None = None) -> int:
+    """An upper bound of the shared memory per program of every GEMM the ops launch with compute dtype `dtype` and
+    activations of `x_dtype` (default: the same): the pipelined A and B tiles of each configuration, plus 1 KiB for
+    the LayerNorm statistics and reductions. tests/test_aot.py checks it against every compiled configuration."""
+    size = torch.tensor([], dtype=dtype).element_size()
+    x_size = torch.tensor([], dtype=x_dtype or dtype).element_size()
+    need = 0
+    for heavy in (False, True):
+        for a_size in {size, x_size}:
+            cfg = gemm_config(dtype, heavy=heavy, interpret=False, wide_a=a_size > size)
+            tiles = cfg["BLOCK_M"] * cfg["BLOCK_K"] * a_size + cfg["BLOCK_K"] * cfg["BLOCK_N"] * size
+            need = max(need, cfg["num_stages"] * tiles)
+    for wide in {False, x_size > size}:
+        cfg = gemm_tn_config(dtype, interpret=False, wide=wide)
+        a_size = x_size if wide else size
+        tiles = cfg["BLOCK_M"] * (cfg["BLOCK_N"] * a_size + cfg["BLOCK_K"] * a_size)
+        need = max(need, cfg["num_stages"] * tiles)
+    return need + 1024
+
+
+def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
+                       x_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
+    """The `auto` rule of ln_mlp / ln_linear for one configuration, shared by vivit.dispatch and vivit_kernels.report:
+    None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per program. On top of
+    the common rule: 16-bit compute only. fp32 GEMMs (tf32) leave little for the fusion to win against cuBLAS, and
+    their configurations are not in the compile report."""
+    if dtype == torch.float32:
+        return "float32 GEMMs are left to cuBLAS (16-bit compute, e.g. under autocast, takes the fused kernels)"
+    return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, x_dtype), shared_limit)
+
+
+def auto_unsupported_reason(*tensors: torch.Tensor | None) -> str | None:
+    """None when backend="auto" takes the Triton kernels for these tensors (as triton_unsupported_reason takes them),
+    else why not: the call must run (triton_unsupported_reason) and be fast and checked on its device
+    (auto_config_reason), with the dtype autocast gives the weights."""
+    reason = triton_unsupported_reason(*tensors)
+    if reason is not None:
+        return reason
+    x = tensors[0]
+    caps = device_caps(x.device)
+    if caps is None:
+        return f"auto takes kernels on CUDA devices only, not {x.device}"
+    weight = next(t for t in tensors[1:] if t is not None and t.dim() >= 2)
+    dtype = compute_dtype(weight)
+    precision = fp32_precision() if dtype == torch.float32 else "ieee"
+    return auto_config_reason(dtype, precision, caps.arch, caps.shared_per_block, x.dtype)
 
 
 def ln_mlp_reference(x, ln_weight, ln_bias, fc1_weight, fc1_bias, fc2_weight, fc2_bias, *, eps, activation="gelu_tanh",
@@ -528,7 +613,7 @@ def ln_linear_reference(x, ln_weight, ln_bias, weight, bias=None, *, eps):
 # ----------------------------------------------------------------------------------------------------------------------
 
 _AOT_M, _AOT_D, _AOT_I, _AOT_L = 8 * 3137, 768, 3072, 3137
-_PTR_TYPE = {torch.bfloat16: "*bf16", torch.float16: "*fp16"}
+_PTR_TYPE = {torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.float32: "*fp32"}
 
 
 def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict, cfg: dict):
@@ -540,7 +625,7 @@ def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict
     from .aot import KernelSpec
 
     raw = getattr(fn, "fn", fn)
-    unspecialized = {"seed", "seed_a", "seed_c"}
+    unspecialized = {"seed", "seed_off_a", "seed_off_c"}
     launch = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")}
     constexprs = {**constexprs, **launch}
     signature, consts, divisible = {}, dict(constexprs), []
@@ -572,59 +657,103 @@ def _spec_from_values(name: str, config: str, fn, values: dict, constexprs: dict
     )
 
 
-def _gemm_aot(name, dtype, M, N, K, a, b, c, *, c_ptr=None, ln=False, bias=False, z=None, residual=None, **flags):
-    """A `gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors."""
-    ptr = _PTR_TYPE[dtype]
+_NAME = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}
+
+
+def _variant_label(dtype, precision, x_dtype) -> str:
+    """'bfloat16', 'bfloat16 x=fp32' (autocast: fp32 activations over bf16 weights), 'float32 tf32'."""
+    label = _NAME[dtype] + (f" {precision}" if dtype == torch.float32 else "")
+    return label + (" x=fp32" if x_dtype != dtype else "")
+
+
+def _auto(dtype, precision, x_dtype):
+    import functools
+
+    return dict(
+        auto_rule=functools.partial(auto_config_reason, dtype, precision, x_dtype=x_dtype),
+        shared_estimate=shared_bytes_needed(dtype, x_dtype),
+    )
+
+
+def _gemm_aot(name, variant, M, N, K, a, b, c, *, a_x=False, c_x=False, c_ptr=None, ln=False, bias=False, z=None,
+              residual=None, **flags):  # fmt: skip
+    """A `gemm_kernel` spec; a, b, c, z, residual are (row stride, column stride) of contiguous ViViT tensors.
+    variant = (compute dtype, fp32 dot precision, activations' dtype); a_x / c_x: A / C (and the residual) are
+    activations (the residual stream: fp32 under autocast)."""
+    dtype, precision, x_dtype = variant
+    ptr, xptr = _PTR_TYPE[dtype], _PTR_TYPE[x_dtype]
     heavy = flags.get("A_DROPOUT", False) or flags.get("C_DROPOUT", False) or flags.get("ACT_GRAD", 0) != 0
-    cfg = gemm_config(dtype, heavy=heavy, interpret=False)
+    cfg = gemm_config(dtype, heavy=heavy, interpret=False, wide_a=a_x and x_dtype != dtype)
     scaled = flags.get("A_SCALE", False) or flags.get("C_SCALE", False)
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr=c_ptr or ptr, z_ptr=ptr if z else None, res_ptr=ptr if residual else None,
-        bias_ptr=ptr if bias else None, scale_ptr=ptr if scaled else None,
+        a_ptr=xptr if a_x else ptr, b_ptr=ptr, c_ptr=c_ptr or (xptr if c_x else ptr), z_ptr=ptr if z else None,
+        res_ptr=xptr if residual else None, bias_ptr=ptr if bias else None, scale_ptr=ptr if scaled else None,
         mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
-        gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None,
+        gamma_ptr=xptr if ln else None, beta_ptr=xptr if ln else None,
+        seed_ptr="*i64" if flags.get("A_DROPOUT") or flags.get("C_DROPOUT") else None,
         M=M, N=N, K=K, rows_per_sample=_AOT_L if scaled else 1,
         stride_am=a[0], stride_ak=a[1], stride_bk=b[0], stride_bn=b[1], stride_cm=c[0], stride_cn=c[1],
         stride_zm=z[0] if z else 0, stride_zn=z[1] if z else 0,
         stride_rm=residual[0] if residual else 0, stride_rn=residual[1] if residual else 0,
-        seed_a=0, seed_c=0, p_drop=0.1, drop_scale=1.0 / 0.9,
+        seed_off_a=1, seed_off_c=0, p_drop=0.1, drop_scale=1.0 / 0.9,
     )  # fmt: skip
     constexprs = dict(
         A_LAYERNORM=ln, A_SCALE=False, A_DROPOUT=False, HAS_BIAS=bias, STORE_Z=False, ACT=0, C_DROPOUT=False,
-        ACT_GRAD=0, C_SCALE=False, HAS_RESIDUAL=residual is not None, **dot_flags(dtype),
+        ACT_GRAD=0, C_SCALE=False, HAS_RESIDUAL=residual is not None, UPCAST=False, PRECISION=precision,
     )  # fmt: skip
     constexprs.update(flags)
-    parts = [str(dtype).removeprefix("torch.")]
+    parts = [_variant_label(dtype, precision, x_dtype)]
     parts += [f"{k}={v}" for k, v in flags.items() if k in ("ACT", "ACT_GRAD")]
     parts += [k for k, v in flags.items() if v is True] + (["NO_BIAS"] if ln and not bias else [])
     parts.append(f"M{cfg['BLOCK_M']} N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} w{cfg['num_warps']} s{cfg['num_stages']}")
-    config = " ".join(parts)
-    return _spec_from_values(name, config, gemm_kernel, values, constexprs, cfg)
+    spec = _spec_from_values(name, " ".join(parts), gemm_kernel, values, constexprs, cfg)
+    for key, value in _auto(*variant).items():
+        setattr(spec, key, value)
+    return spec
 
 
-def _gemm_tn_aot(name, dtype, M, N, K, a, b, *, ln=False, scale=False, dropout=False, db=True):
-    """A `gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100)."""
-    ptr = _PTR_TYPE[dtype]
-    cfg = gemm_tn_config(dtype, interpret=False)
+def _gemm_tn_aot(name, variant, M, N, K, a, b, *, a_x=False, b_x=False, ln=False, scale=False, dropout=False,
+                 db=True):  # fmt: skip
+    """A `gemm_tn_kernel` spec writing fp32 split-M partials (what ViViT-B's row counts launch on an H100).
+    a_x / b_x: that operand is an activation (fp32 under autocast: the output gradient, or x normalised on load)."""
+    dtype, precision, x_dtype = variant
+    ptr, xptr = _PTR_TYPE[dtype], _PTR_TYPE[x_dtype]
+    wide = (a_x or b_x) and x_dtype != dtype
+    cfg = gemm_tn_config(dtype, interpret=False, wide=wide)
     rows_per_split = triton.cdiv(triton.cdiv(M, 4), cfg["BLOCK_M"]) * cfg["BLOCK_M"]
     values = dict(
-        a_ptr=ptr, b_ptr=ptr, c_ptr="*fp32", db_ptr="*fp32" if db else None, scale_ptr=ptr if scale else None,
-        mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
-        gamma_ptr=ptr if ln else None, beta_ptr=ptr if ln else None,
+        a_ptr=xptr if a_x else ptr, b_ptr=xptr if b_x else ptr, c_ptr="*fp32", db_ptr="*fp32" if db else None,
+        scale_ptr=ptr if scale else None, mean_ptr="*fp32" if ln else None, rstd_ptr="*fp32" if ln else None,
+        gamma_ptr=xptr if ln else None, beta_ptr=xptr if ln else None, seed_ptr="*i64" if dropout else None,
         M=M, N=N, K=K, rows_per_sample=_AOT_L if scale else 1, rows_per_split=rows_per_split,
         stride_am=a[0], stride_an=a[1], stride_bm=b[0], stride_bk=b[1], stride_cs=N * K, stride_cn=K, stride_ck=1,
-        stride_dbs=N, seed_a=0, p_drop=0.1, drop_scale=1.0 / 0.9,
+        stride_dbs=N, seed_off_a=1, p_drop=0.1, drop_scale=1.0 / 0.9,
     )  # fmt: skip
     flags = dict(A_SCALE=scale, A_DROPOUT=dropout, B_LAYERNORM=ln, HAS_DB=db)
-    constexprs = dict(**flags, **dot_flags(dtype))
+    constexprs = dict(**flags, UPCAST=False, PRECISION=precision)
     tiles = f"N{cfg['BLOCK_N']} K{cfg['BLOCK_K']} M{cfg['BLOCK_M']} w{cfg['num_warps']} s{cfg['num_stages']}"
     label = "".join(f"{k} " for k, v in flags.items() if v)
-    config = f"{str(dtype).removeprefix('torch.')} {label}{tiles}"
-    return _spec_from_values(name, config, gemm_tn_kernel, values, constexprs, cfg)
+    config = f"{_variant_label(dtype, precision, x_dtype)} {label}{tiles}"
+    spec = _spec_from_values(name, config, gemm_tn_kernel, values, constexprs, cfg)
+    for key, value in _auto(*variant).items():
+        setattr(spec, key, value)
+    return spec
+
+
+# (compute dtype, fp32 dot precision, activations' dtype): 16-bit models and 16-bit autocast over fp32 activations.
+# fp32 compute (tf32 or ieee dots) is strict-only: auto leaves it to cuBLAS (see auto_config_reason); not listed.
+AOT_VARIANTS = (
+    (torch.bfloat16, "ieee", torch.bfloat16),
+    (torch.float16, "ieee", torch.float16),
+    (torch.bfloat16, "ieee", torch.float32),
+    (torch.float16, "ieee", torch.float32),
+)
 
 
 def aot_specs() -> list:
-    """Every kept GEMM configuration at ViViT-B shapes (D=768, I=3072, M=8*3137; QKV N=3*768), bf16 and fp16.
+    """Every GEMM configuration the ops launch at ViViT-B shapes (D=768, I=3072, M=8*3137; QKV N=3*768), for each
+    AOT_VARIANTS entry, with the auto rule of its calls. Configurations shared by both ops (ln_linear's backward dX
+    GEMM is ln_mlp's) or by variants compile once in the report.
 
     The LayerNorm row kernels (`aot_row_specs()`) come last, marked `uses_dot=False`: no tensor-core instruction is
     expected of them, the other checks (spills, registers, shared memory) apply."""
@@ -633,31 +762,33 @@ def aot_specs() -> list:
     M, D, I = _AOT_M, _AOT_D, _AOT_I
     N3 = 3 * D
     specs = []
-    for dt in (torch.bfloat16, torch.float16):
+    for v in AOT_VARIANTS:
         for act in (1, 2):
             # fc1: inference; training (z stored for GELU's backward); training with hidden dropout.
             for store_z, dropout in ((False, False), (True, False), (True, True)):
                 specs.append(
-                    _gemm_aot("ln_mlp_fwd_fc1", dt, M, I, D, (D, 1), (1, D), (I, 1), ln=True, bias=True,
+                    _gemm_aot("ln_mlp_fwd_fc1", v, M, I, D, (D, 1), (1, D), (I, 1), a_x=True, ln=True, bias=True,
                               z=(I, 1) if store_z else None, ACT=act, STORE_Z=store_z, C_DROPOUT=dropout)
                 )  # fmt: skip
             for scale, dropout in itertools.product((False, True), repeat=2):
                 specs.append(
-                    _gemm_aot("ln_mlp_bwd_dz", dt, M, I, D, (D, 1), (I, 1), (I, 1), z=(I, 1), ACT_GRAD=act,
+                    _gemm_aot("ln_mlp_bwd_dz", v, M, I, D, (D, 1), (I, 1), (I, 1), a_x=True, z=(I, 1), ACT_GRAD=act,
                               A_SCALE=scale, A_DROPOUT=dropout, C_DROPOUT=dropout)
                 )  # fmt: skip
         for scale, dropout in itertools.product((False, True), repeat=2):
             specs.append(
-                _gemm_aot("ln_mlp_fwd_fc2", dt, M, D, I, (I, 1), (1, I), (D, 1), bias=True, residual=(D, 1),
-                          C_DROPOUT=dropout, C_SCALE=scale)
+                _gemm_aot("ln_mlp_fwd_fc2", v, M, D, I, (I, 1), (1, I), (D, 1), c_x=True, bias=True,
+                          residual=(D, 1), C_DROPOUT=dropout, C_SCALE=scale)
             )  # fmt: skip
-            specs.append(_gemm_tn_aot("ln_mlp_bwd_dw2", dt, M, D, I, (D, 1), (I, 1), scale=scale, dropout=dropout))
-        specs.append(_gemm_aot("ln_mlp_bwd_dx", dt, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
-        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", dt, M, I, D, (I, 1), (D, 1), ln=True))
+            specs.append(
+                _gemm_tn_aot("ln_mlp_bwd_dw2", v, M, D, I, (D, 1), (I, 1), a_x=True, scale=scale, dropout=dropout)
+            )
+        specs.append(_gemm_aot("ln_mlp_bwd_dx", v, M, D, I, (I, 1), (D, 1), (D, 1), c_ptr="*fp32"))
+        specs.append(_gemm_tn_aot("ln_mlp_bwd_dw1", v, M, I, D, (I, 1), (D, 1), b_x=True, ln=True))
         for bias in (True, False):
-            specs.append(_gemm_aot("ln_linear_fwd", dt, M, N3, D, (D, 1), (1, D), (N3, 1), ln=True, bias=bias))
-            specs.append(_gemm_tn_aot("ln_linear_bwd_dw", dt, M, N3, D, (N3, 1), (D, 1), ln=True, db=bias))
-        specs.append(_gemm_aot("ln_linear_bwd_dx", dt, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
+            specs.append(_gemm_aot("ln_linear_fwd", v, M, N3, D, (D, 1), (1, D), (N3, 1), a_x=True, ln=True, bias=bias))
+            specs.append(_gemm_tn_aot("ln_linear_bwd_dw", v, M, N3, D, (N3, 1), (D, 1), b_x=True, ln=True, db=bias))
+        specs.append(_gemm_aot("ln_linear_bwd_dx", v, M, D, N3, (N3, 1), (D, 1), (D, 1), c_ptr="*fp32"))
     for spec in aot_row_specs():
         spec.uses_dot = False
         specs.append(spec)
@@ -666,16 +797,17 @@ def aot_specs() -> list:
 
 def aot_row_specs() -> list:
     """The kernels without a dot (LayerNorm statistics and backward, the fixed-order sum of fp32 partials behind
-    dgamma/dbeta and split-M weight gradients) at ViViT-B shapes, bf16 and fp16."""
+    dgamma/dbeta and split-M weight gradients) at ViViT-B shapes, for the activations' dtypes of AOT_VARIANTS."""
     if not HAS_TRITON:
         return []
     M, D = _AOT_M, _AOT_D
     row = row_config(D, interpret=False)
     P = 4 * 132  # the partial rows the backward writes on an H100 (4 programs per SM)
     specs = []
-    for dt in (torch.bfloat16, torch.float16):
+    # Each activations' dtype once, with the auto rule of a variant that launches it (the rule is the op's).
+    for dt, variant in {v[2]: v for v in AOT_VARIANTS}.items():
         ptr = _PTR_TYPE[dt]
-        name = str(dt).removeprefix("torch.")
+        name = _NAME[dt]
         tiles = f"M{row['BLOCK_M']} D{row['BLOCK_D']} w{row['num_warps']}"
         values = dict(x_ptr=ptr, mean_ptr="*fp32", rstd_ptr="*fp32", M=M, D=D, stride_xm=D, stride_xd=1, eps=1e-6)
         specs.append(_spec_from_values("layer_norm_stats_fwd", f"{name} {tiles}", layer_norm_stats_kernel, values,
@@ -692,6 +824,9 @@ def aot_row_specs() -> list:
         values = dict(part_ptr="*fp32", out_ptr=ptr, P=P, D=D)
         specs.append(_spec_from_values("ln_mlp_bwd_partial_sum", f"{name} P16 D256 w4", partial_sum_kernel, values, {},
                                        dict(BLOCK_P=16, BLOCK_D=256, num_warps=4)))  # fmt: skip
+        for spec in specs[-4:]:
+            for key, value in _auto(*variant).items():
+                setattr(spec, key, value)
     return specs
 
 

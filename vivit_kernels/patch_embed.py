@@ -21,7 +21,11 @@ backend="triton" (custom ops vivit_kernels::patch_embed_fwd / patch_embed_bwd un
   pixels are zero). No atomics anywhere: the backward is deterministic.
 - numerics: fp32 accumulation and epilogue math for fp16/bf16/fp32 inputs, one rounding at the store. fp32 inputs
   use an ieee dot when torch.get_float32_matmul_precision() == "highest", tf32 otherwise. Under TRITON_INTERPRET the
-  bf16 dot operands are upcast (DOT_F32) because the interpreter's bf16 dot is broken.
+  bf16 dot operands are rounded to bf16 and multiplied in fp32 (DOT_F32) because the interpreter's bf16 dot is broken.
+- dtypes: pixel_values, weight and bias share the compute dtype; pos_embed and cls_token may be wider (under
+  torch.autocast the Triton path casts only what eager's F.linear would cast), and the tokens then have the
+  promoted dtype, as eager's `tokens + pos_embed` has. The output gradient (that dtype) is rounded to the compute
+  dtype right before the dW and dX dots.
 
 GPU goal (a TARGET, not measured: no GPU was available when this was written): for ViViT-B input (32 frames of
 224^2, bf16, H100) the forward should be >= 1.3x faster than rearrange + contiguous + F.linear and >= 3x faster than
@@ -33,12 +37,21 @@ the fp32-ieee variants of the same tiles compile without spills too (no tensor c
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
-from vivit_kernels._utils import HAS_TRITON, INTERPRET, triton_unavailable_reason
+from vivit_kernels._utils import (
+    HAS_TRITON,
+    INTERPRET,
+    auto_reason,
+    autocast_cast,
+    autocast_dtype,
+    compute_dtype,
+    device_caps,
+    device_guard,
+    fp32_precision,
+    triton_unavailable_reason,
+)
 
 if HAS_TRITON:
     import triton
@@ -94,7 +107,10 @@ def _check_inputs(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cl
     for name, tensor in (("weight", weight), ("bias", bias), ("pos_embed", pos_embed), ("cls_token", cls_token)):
         if tensor is None:
             continue
-        if tensor.dtype != pixel_values.dtype:
+        if name in ("pos_embed", "cls_token"):  # added after the GEMM: any floating dtype, the result promotes
+            if not tensor.is_floating_point():
+                raise TypeError(f"patch_embed: {name} must be a floating tensor, got dtype {tensor.dtype}")
+        elif tensor.dtype != pixel_values.dtype:
             raise TypeError(
                 f"patch_embed: {name} has dtype {tensor.dtype}, expected pixel_values' dtype {pixel_values.dtype}"
             )
@@ -366,6 +382,7 @@ def _patch_embed_bwd_dw_kernel(
             g_ptr + g_row[:, None] + offs_n[None, :] * stride_gd, mask=mask_m[:, None] & mask_n[None, :], other=0.0
         )
         x = tl.load(x_ptr + x_row[:, None] + x_col[None, :], mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+        g = g.to(x_ptr.dtype.element_ty)  # the output gradient may be wider than the compute dtype (autocast)
         if DOT_F32:
             g, x = g.to(tl.float32), x.to(tl.float32)
         acc = tl.dot(tl.trans(g), x, acc, input_precision=PRECISION)
@@ -407,6 +424,7 @@ def _patch_embed_bwd_dx_kernel(
             mask=mask_n[:, None] & mask_k[None, :],
             other=0.0,
         )
+        g = g.to(w_ptr.dtype.element_ty)  # the output gradient may be wider than the compute dtype (autocast)
         if DOT_F32:
             g, w = g.to(tl.float32), w.to(tl.float32)
         acc = tl.dot(g, w, acc, input_precision=PRECISION)
@@ -431,6 +449,8 @@ def _patch_embed_bwd_dx_kernel(
 _CONFIGS = {
     "fwd": {2: (128, 128, 64, 8, 3), 4: (64, 64, 32, 4, 3)},
     "dw": {2: (64, 128, 128, 8, 3), 4: (32, 64, 64, 4, 3)},
+    # dW with an fp32 output gradient over 16-bit pixels (autocast): the 128-wide tile spills on sm_90.
+    "dw_wide": {2: (64, 64, 128, 8, 3)},
     "dx": {2: (128, 64, 128, 8, 3), 4: (64, 32, 64, 4, 3)},
 }
 _POS_CONFIG = (16, 128)  # BLOCK_P, BLOCK_N
@@ -448,20 +468,21 @@ def _tiles(kernel: str, pixel_values: torch.Tensor, M: int, D: int, K: int) -> t
 
 
 def _dot_args(dtype: torch.dtype) -> dict:
-    precision = "ieee"
-    if dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest":
-        precision = "tf32"
+    precision = fp32_precision() if dtype == torch.float32 else "ieee"
     return dict(DOT_F32=INTERPRET and dtype == torch.bfloat16, PRECISION=precision)
+
+
+def _out_dtype(pixel_values, pos_embed, cls_token) -> torch.dtype:
+    """The tokens' dtype: the compute dtype promoted with the position embedding's and CLS token's, as in eager."""
+    dtype = pixel_values.dtype
+    for t in (pos_embed, cls_token):
+        dtype = dtype if t is None else torch.promote_types(dtype, t.dtype)
+    return dtype
 
 
 def _new_empty(shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     """Every buffer the kernels fully overwrite is allocated here (tests poison it to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype or like.dtype, device=like.device)
-
-
-def _device_of(tensor: torch.Tensor):
-    """Launch on the tensors' GPU, not on whichever one is current."""
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def _token_strides(tokens: torch.Tensor, S: int) -> tuple[int, int, int, int]:
@@ -480,7 +501,9 @@ def _x_strides(pixel_values: torch.Tensor) -> dict:
 def _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
     has_cls = cls_token is not None
-    out = _new_empty(_output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values)
+    out = _new_empty(
+        _output_shape(B, Tp, S, D, has_cls, per_frame_cls), pixel_values, _out_dtype(pixel_values, pos_embed, cls_token)
+    )
     stride_ob, stride_ot, stride_or, stride_od = _token_strides(out, S)
     w2 = weight.reshape(D, K)
     # The (D,) vectors are read with unit stride; copying a strided one costs nothing next to the GEMM.
@@ -552,7 +575,8 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     )  # fmt: skip
     db = dpos[cls_off:].sum(0)
 
-    block_m, block_n, block_k, num_warps, num_stages = _tiles("dw", pixel_values, M, D, K)
+    wide = grad_out.element_size() > pixel_values.element_size()
+    block_m, block_n, block_k, num_warps, num_stages = _tiles("dw_wide" if wide else "dw", pixel_values, M, D, K)
     tiles = triton.cdiv(D, block_n) * triton.cdiv(K, block_k)
     splits = _dw_splits(M, tiles, block_m, grad_out.device)
     m_per_split = triton.cdiv(triton.cdiv(M, splits), block_m) * block_m
@@ -585,7 +609,7 @@ def _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_c
     else:
         dx = pixel_values.new_empty((0,))
     dtype = weight.dtype
-    return dx, dw.to(dtype).view(weight.shape), db.to(dtype), dpos.to(dtype)
+    return dx, dw.to(dtype).view(weight.shape), db.to(dtype), dpos  # dpos stays fp32: pos_embed may be fp32
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -602,14 +626,15 @@ def _patch_embed_fwd_op(
     cls_token: torch.Tensor | None,
     per_frame_cls: bool,
 ) -> torch.Tensor:
-    with _device_of(pixel_values):
+    with device_guard(pixel_values):
         return _patch_embed_fwd_launch(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
 
 
 @_patch_embed_fwd_op.register_fake
 def _(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls):
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
-    return pixel_values.new_empty(_output_shape(B, Tp, S, D, cls_token is not None, per_frame_cls))
+    shape = _output_shape(B, Tp, S, D, cls_token is not None, per_frame_cls)
+    return pixel_values.new_empty(shape, dtype=_out_dtype(pixel_values, pos_embed, cls_token))
 
 
 @torch.library.custom_op("vivit_kernels::patch_embed_bwd", mutates_args=())
@@ -622,8 +647,8 @@ def _patch_embed_bwd_op(
     pos_per_frame: bool,
     need_dx: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Returns (dpixel_values or an empty tensor, dweight, dbias, per-position sums of grad_out: dpos / dcls)."""
-    with _device_of(pixel_values):
+    """(dpixel_values or an empty tensor, dweight, dbias, per-position fp32 sums of grad_out: dpos / dcls)."""
+    with device_guard(pixel_values):
         return _patch_embed_bwd_launch(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, need_dx)
 
 
@@ -632,7 +657,7 @@ def _(grad_out, pixel_values, weight, has_cls, per_frame_cls, pos_per_frame, nee
     B, D, t, h, w, Tp, Wp, S, N, K = _geometry(pixel_values, weight)
     P = int(has_cls) + (S if per_frame_cls or (not has_cls and pos_per_frame) else N)
     dx = pixel_values.new_empty(pixel_values.shape if need_dx else (0,))
-    return dx, weight.new_empty(weight.shape), weight.new_empty((D,)), weight.new_empty((P, D))
+    return dx, weight.new_empty(weight.shape), weight.new_empty((D,)), weight.new_empty((P, D), dtype=torch.float32)
 
 
 class PatchEmbedFunction(torch.autograd.Function):
@@ -641,6 +666,7 @@ class PatchEmbedFunction(torch.autograd.Function):
         out = torch.ops.vivit_kernels.patch_embed_fwd(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)
         ctx.save_for_backward(pixel_values, weight)
         ctx.has = (bias is not None, pos_embed is not None, cls_token is not None)
+        ctx.dtypes = tuple(None if t is None else t.dtype for t in (pos_embed, cls_token))
         ctx.per_frame_cls = per_frame_cls
         S = _geometry(pixel_values, weight)[7]  # tokens per frame
         ctx.pos_per_frame = pos_embed is not None and cls_token is None and pos_embed.shape[0] == S
@@ -658,8 +684,8 @@ class PatchEmbedFunction(torch.autograd.Function):
             dx if need_dx else None,
             dw,
             db if has_bias else None,
-            dpos if has_pos else None,
-            dpos[0] if has_cls else None,
+            dpos.to(ctx.dtypes[0]) if has_pos else None,
+            dpos[0].to(ctx.dtypes[1]) if has_cls else None,
             None,
         )
 
@@ -669,12 +695,27 @@ class PatchEmbedFunction(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def aot_specs() -> list:
-    """Every kept GEMM kernel configuration at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536, M = 32*3136).
+# (compute dtype, fp32 dot precision, tokens' dtype): 16-bit models; 16-bit autocast, whose tokens (and their
+# gradient) are fp32 because pos_embed / cls_token stay fp32; fp32 with tf32 dots, and with ieee dots (auto leaves
+# that to eager: no tensor cores).
+AOT_VARIANTS = (
+    ("bf16", "ieee", "bf16"),
+    ("fp16", "ieee", "fp16"),
+    ("bf16", "ieee", "fp32"),
+    ("fp16", "ieee", "fp32"),
+    ("fp32", "tf32", "fp32"),
+    ("fp32", "ieee", "fp32"),
+)
+_TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_TOKEN_PTRS = ("out_ptr", "pos_ptr", "g_ptr", "cls_ptr")  # pointers to tensors in the tokens' dtype
 
-    bf16 and fp16, plus fp32 with tf32 dots; then the two small kernels without a GEMM (CLS rows, position sums of
-    dY), marked `uses_dot=False`. Not listed: fp32 with ieee dots (same tiles, no tensor cores).
-    """
+
+def aot_specs() -> list:
+    """Every GEMM kernel configuration patch_embed launches at ViViT-B shapes (D=768, tubelet 3x2x16x16 so K=1536,
+    M = 32*3136) for each AOT_VARIANTS entry, then the two small kernels without a GEMM (CLS rows, position sums of
+    dY), marked `uses_dot=False`; each with the auto rule of its calls."""
+    import functools
+
     from vivit_kernels.aot import KernelSpec
 
     tile = dict(T=2, PH=16, PW=16, CLS_OFF=1)
@@ -697,55 +738,72 @@ def aot_specs() -> list:
         ),
     }
 
-    def signature(fn, dtype: str, constexprs: dict) -> dict:
+    def signature(fn, dtype: str, tokens: str, constexprs: dict) -> dict:
         out = {}
         for arg in fn.arg_names:  # in the kernel's own order, as the runtime binds them
             if arg in constexprs or arg in unit:
                 out[arg] = "constexpr"
                 constexprs.setdefault(arg, 1)
+            elif arg in ("dw_ptr", "dpos_ptr"):
+                out[arg] = "*fp32"
+            elif arg in _TOKEN_PTRS:
+                out[arg] = f"*{tokens}"
             elif arg.endswith("_ptr"):
-                out[arg] = "*fp32" if arg in ("dw_ptr", "dpos_ptr") else f"*{dtype}"
+                out[arg] = f"*{dtype}"
             else:
                 out[arg] = "i32"
         return out
 
+    def label(dtype, precision, tokens):
+        return dtype + (f" {precision}" if dtype == "fp32" else "") + (" tokens=fp32" if tokens != dtype else "")
+
     specs = []
-    for dtype in ("bf16", "fp16", "fp32"):
+    for dtype, precision, tokens in AOT_VARIANTS:
+        auto = dict(
+            auto_rule=functools.partial(auto_config_reason, _TORCH_DTYPE[dtype], precision,
+                                        token_dtype=_TORCH_DTYPE[tokens]),
+            shared_estimate=shared_bytes_needed(_TORCH_DTYPE[dtype], _TORCH_DTYPE[tokens]),
+        )  # fmt: skip
         for name, (key, fn, strides, flags) in kernels.items():
+            key = "dw_wide" if key == "dw" and tokens != dtype else key
             block_m, block_n, block_k, num_warps, num_stages = _CONFIGS[key][4 if dtype == "fp32" else 2]
             constexprs = dict(
-                **tile, **flags, DOT_F32=False, PRECISION="tf32" if dtype == "fp32" else "ieee",
-                BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+                **tile, **flags, DOT_F32=False, PRECISION=precision, BLOCK_M=block_m, BLOCK_N=block_n,
+                BLOCK_K=block_k,
             )  # fmt: skip
-            signature_ = signature(fn, dtype, constexprs)
+            signature_ = signature(fn, dtype, tokens, constexprs)
             specs.append(
                 KernelSpec(
                     name=name,
-                    config=f"{dtype} M{block_m} N{block_n} K{block_k} w{num_warps} s{num_stages}",
+                    config=f"{label(dtype, precision, tokens)} M{block_m} N{block_n} K{block_k} w{num_warps} "
+                    f"s{num_stages}",
                     fn=fn,
                     signature=signature_,
                     constexprs=constexprs,
                     num_warps=num_warps,
                     num_stages=num_stages,
                     divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", "K", *strides),
+                    **auto,
                 )
             )
-    # The row kernels, as the launchers run them at D=768 (default num_warps=4, num_stages=3).
-    block_p, block_n = _POS_CONFIG
-    row_kernels = {
-        "patch_embed_fwd_cls": (_patch_embed_cls_kernel, dict(HAS_POS=True, BLOCK_R=16, BLOCK_N=128),
-                                ("stride_ob", "stride_ot")),
-        "patch_embed_bwd_pos": (_patch_embed_bwd_pos_kernel, dict(BLOCK_P=block_p, BLOCK_N=block_n),
-                                ("stride_gb", "stride_gt", "stride_gr")),
-    }  # fmt: skip
-    for dtype in ("bf16", "fp16"):
+        if precision == "ieee" and dtype == "fp32":
+            continue  # the row kernels below do not depend on the dot precision
+        # The row kernels, as the launchers run them at D=768 (default num_warps=4, num_stages=3).
+        block_p, block_n = _POS_CONFIG
+        row_kernels = {
+            "patch_embed_fwd_cls": (_patch_embed_cls_kernel, dict(HAS_POS=True, BLOCK_R=16, BLOCK_N=128),
+                                    ("stride_ob", "stride_ot")),
+            "patch_embed_bwd_pos": (_patch_embed_bwd_pos_kernel, dict(BLOCK_P=block_p, BLOCK_N=block_n),
+                                    ("stride_gb", "stride_gt", "stride_gr")),
+        }  # fmt: skip
         for name, (fn, constexprs, strides) in row_kernels.items():
-            signature_ = signature(fn, dtype, constexprs)
+            constexprs = dict(constexprs)
+            signature_ = signature(fn, dtype, tokens, constexprs)
             blocks = " ".join(f"{k}={v}" for k, v in constexprs.items() if k.startswith("BLOCK"))
             specs.append(
                 KernelSpec(
                     name=name,
-                    config=f"{dtype} {blocks} w4",
+                    config=f"{label(dtype, precision, tokens)} {blocks} w4",
                     fn=fn,
                     signature=signature_,
                     constexprs=constexprs,
@@ -753,6 +811,7 @@ def aot_specs() -> list:
                     num_stages=3,
                     divisible=(*[a for a in signature_ if a.endswith("_ptr")], "D", *strides),
                     uses_dot=False,
+                    **auto,
                 )
             )
     return specs
@@ -764,13 +823,18 @@ def aot_specs() -> list:
 
 
 def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
-    """None when backend="triton" can run on these tensors, else why not (for the model's "auto" mode)."""
+    """None when backend="triton" can run on these tensors, else why not."""
     tensors = [x for x in (pixel_values, weight, bias, pos_embed, cls_token) if x is not None]
     reason = triton_unavailable_reason(*tensors)
     if reason is not None:
         return reason
-    if pixel_values.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return f"dtype {pixel_values.dtype} is not supported (float32, float16, bfloat16)"
+    supported = (torch.float32, torch.float16, torch.bfloat16)
+    dtype = compute_dtype(pixel_values)
+    if dtype not in supported:
+        return f"dtype {dtype} is not supported (float32, float16, bfloat16)"
+    for name, t in (("pos_embed", pos_embed), ("cls_token", cls_token)):
+        if t is not None and t.dtype not in supported:
+            return f"{name} dtype {t.dtype} is not supported (float32, float16, bfloat16)"
     if pixel_values.dim() == 5 and weight.dim() == 5:
         # In-tubelet offsets and token indices are 32-bit inside the kernels (row bases are 64-bit).
         _, C, t, h, w = weight.shape
@@ -781,6 +845,47 @@ def triton_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, c
         if pixel_values.numel() >= 2**31:
             return f"pixel_values has {pixel_values.numel()} elements (the kernels count tokens with int32)"
     return None
+
+
+def shared_bytes_needed(dtype: torch.dtype, token_dtype: torch.dtype | None = None) -> int:
+    """An upper bound of the shared memory per program of the GEMM kernels at compute dtype `dtype` with tokens (and
+    their gradient) of `token_dtype` (default: the same; fp32 under autocast with fp32 pos_embed): the pipelined
+    operand tiles plus 1 KiB. Checked against every compiled configuration by tests/test_aot.py."""
+    size = torch.tensor([], dtype=dtype).element_size()
+    g_size = torch.tensor([], dtype=token_dtype or dtype).element_size()
+    need = 0
+    for kernel, configs in _CONFIGS.items():
+        if size not in configs or (kernel == "dw_wide") != (g_size > size) and kernel in ("dw", "dw_wide"):
+            continue
+        bm, bn, bk, _, stages = configs[size]
+        if kernel == "fwd":  # video tile (M x K) and weight tile (K x N)
+            tiles = bm * bk * size + bk * bn * size
+        elif kernel in ("dw", "dw_wide"):  # gradient tile (M x N) and video tile (M x K)
+            tiles = bm * bn * g_size + bm * bk * size
+        else:  # dx: gradient tile (M x N) and weight tile (N x K)
+            tiles = bm * bn * g_size + bn * bk * size
+        need = max(need, stages * tiles)
+    return need + 1024
+
+
+def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
+                       token_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
+    """The `auto` rule of patch_embed for one configuration (shared by vivit.dispatch and vivit_kernels.report)."""
+    return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, token_dtype), shared_limit)
+
+
+def auto_unsupported_reason(pixel_values, weight, bias=None, pos_embed=None, cls_token=None) -> str | None:
+    """None when backend="auto" takes the Triton kernels for this call, else why not (see auto_config_reason)."""
+    reason = triton_unsupported_reason(pixel_values, weight, bias, pos_embed, cls_token)
+    if reason is not None:
+        return reason
+    caps = device_caps(pixel_values.device)
+    if caps is None:
+        return f"auto takes kernels on CUDA devices only, not {pixel_values.device}"
+    dtype = compute_dtype(pixel_values)
+    precision = fp32_precision() if dtype == torch.float32 else "ieee"
+    tokens = _out_dtype(torch.empty(0, dtype=dtype), pos_embed, cls_token)
+    return auto_config_reason(dtype, precision, caps.arch, caps.shared_per_block, tokens)
 
 
 def patch_embed(
@@ -806,4 +911,8 @@ def patch_embed(
     reason = triton_unsupported_reason(pixel_values, weight, bias, pos_embed, cls_token)
     if reason is not None:
         raise NotImplementedError(f"patch_embed: {reason}")
+    # Under autocast the GEMM operands take the dtype eager's F.linear gives them; pos_embed and cls_token, added
+    # after it, keep theirs (the tokens then promote, as in eager).
+    dtype = autocast_dtype(pixel_values.device.type)
+    pixel_values, weight, bias = (autocast_cast(t, dtype) for t in (pixel_values, weight, bias))
     return PatchEmbedFunction.apply(pixel_values, weight, bias, pos_embed, cls_token, per_frame_cls)

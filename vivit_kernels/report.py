@@ -3,9 +3,13 @@
     python -m vivit_kernels.report            # tables: compiled resources per kernel, then the modeled roofline
     python -m vivit_kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
 
-Part 1 (compiled, real): every kernel module's `aot_specs()` (each kept configuration at realistic ViViT shapes) is
-compiled for sm_80 (A100) and sm_90 (H100) by Triton's own compiler and `ptxas`; each row gives registers per thread,
-spill bytes, shared memory, whether tensor-core instructions were emitted, and resident programs per SM.
+Part 1 (compiled, real): every kernel module's `aot_specs()` (every configuration dispatch can launch, at realistic
+ViViT shapes) is compiled for sm_80 (A100), sm_86 (RTX 30xx, A10; sm_89 has the same 99 KiB limit) and sm_90 (H100)
+by Triton's own compiler and `ptxas`; each row gives registers per thread, spill bytes, shared memory, whether
+tensor-core instructions were emitted, resident programs per SM, and `auto`: whether backend="auto" takes that
+configuration on that target (the op module's auto_config_reason, the rule vivit.dispatch applies, with the target's
+shared memory per block). Rows auto takes must not spill and must use tensor cores; no row may exceed shared memory.
+Identical compiles (e.g. the "mask" and "nomask" rows of attention, whose mask is a runtime flag) run once.
 
 Part 2 (modeled, not measured): a roofline for ViViT-B/16x2 shapes on H100 and A100 from spec-sheet peaks: FLOPs,
 the fewest bytes each op must move, the floor time max(FLOPs / peak, bytes / bandwidth), and the same for the unfused
@@ -22,13 +26,15 @@ import importlib
 import importlib.util
 import json
 import os
+import resource
 import sys
 import time
 from dataclasses import dataclass
 
 # The kernel modules, each owning one op and its kernels (vivit_kernels/<name>.py with `aot_specs()`).
 KERNEL_MODULES = ("attention", "patch_embed", "ln_mlp")
-TARGETS = (80, 90)
+TARGETS = (80, 86, 90)
+SHARED_LIMIT = {80: 163 * 1024, 86: 99 * 1024, 90: 227 * 1024}  # opt-in shared memory per block (sm_89 as sm_86)
 COMPILED_KEYS = (
     "kernel",
     "config",
@@ -119,36 +125,89 @@ def _compile_one(index: int) -> dict:
 
 
 def compile_all(specs, targets=TARGETS, jobs: int = 1) -> list[dict]:
-    """Compile every (spec, target); rows keep the order of `specs` then `targets`."""
-    _JOBS[:] = [(name, spec, arch) for name, spec in specs for arch in targets]
+    """Compile every (spec, target), each distinct compile once; rows keep the order of `specs` then `targets`."""
+    wanted = [(name, spec, arch) for name, spec in specs for arch in targets]
+    first: dict = {}
+    for i, (_, spec, arch) in enumerate(wanted):
+        first.setdefault(spec.compile_key(arch), i)
+    _JOBS[:] = [wanted[i] for i in first.values()]
     indices = range(len(_JOBS))
     if jobs > 1 and len(_JOBS) > 1:
         import multiprocessing as mp
 
+        # Largest first would balance better, but the order is unknown before compiling; small chunks do well.
         with mp.get_context("fork").Pool(jobs) as pool:
-            rows = pool.map(_compile_one, indices, chunksize=1)
+            compiled = pool.map(_compile_one, indices, chunksize=1)
     else:
-        rows = [_compile_one(i) for i in indices]
+        compiled = [_compile_one(i) for i in indices]
+    by_key = {key: row for key, row in zip(first, compiled)}
+    rows = []
+    for name, spec, arch in wanted:
+        key = spec.compile_key(arch)
+        row = dict(by_key[key], kernel=spec.name, config=spec.config, module=name)
+        if first[key] != len(rows):
+            row["compile_s"] = 0.0  # the same binary as an earlier row
+            row["deduped"] = True
+        row.update(_auto_fields(spec, arch))
+        rows.append(row)
+    _log(f"{len(rows)} rows from {len(compiled)} distinct compiles")
     for row in rows:
         status = row.get("error") or f"{row['registers']} regs, {row['spill_bytes']} B spilled"
         _log(f"compiled {row['kernel']} [{row['config']}] {row['target']} in {row['compile_s']} s: {status}")
     return rows
 
 
+def _auto_fields(spec, arch: int) -> dict:
+    """`auto` (does backend="auto" take this configuration on sm_`arch`), why not, and the rule's shared bound."""
+    limit = SHARED_LIMIT[arch]
+    if spec.auto_rule is None:
+        reason = "auto never launches this configuration"
+    else:
+        reason = spec.auto_rule(arch, limit)
+    return {
+        "auto": reason is None,
+        "auto_reason": reason,
+        "shared_estimate": spec.shared_estimate,
+        "shared_limit": limit,
+    }
+
+
 def row_failures(row: dict) -> list[str]:
-    """Why a compiled row is not acceptable (empty when it is)."""
+    """Why a compiled row is not acceptable (empty when it is). Every row must compile within its target's shared
+    memory; a row that `auto` takes (or one without an `auto` field) must also not spill, stay within 255 registers
+    and use tensor cores where it has a dot. Rows auto leaves to eager (fp32 ieee, ...) document what strict
+    backend="triton" would run."""
     if row.get("error"):
         return [f"does not compile: {row['error']}"]
     out = []
+    if row["shared_bytes"] > row["shared_limit"]:
+        out.append(f"needs {row['shared_bytes']} B shared memory > limit {row['shared_limit']}")
+    # The auto rule's shared-memory bound must hold wherever it decides (rows it leaves to eager for their dtype or
+    # precision need no bound).
+    decides = row.get("auto", True) or "shared memory" in (row.get("auto_reason") or "")
+    if decides and row.get("shared_estimate") is not None and row["shared_bytes"] > row["shared_estimate"]:
+        out.append(f"needs {row['shared_bytes']} B shared memory > the auto rule's bound {row['shared_estimate']}")
+    if not row.get("auto", True):
+        return out
     if row["spill_bytes"]:
         out.append(f"spills {row['spill_bytes']} bytes")
     if row["registers"] > 255:
         out.append(f"uses {row['registers']} registers > 255")
-    if row["shared_bytes"] > row["shared_limit"]:
-        out.append(f"needs {row['shared_bytes']} B shared memory > limit {row['shared_limit']}")
     if row.get("uses_dot", True) and not row["tensor_cores"]:
         out.append("emits no tensor-core instruction (mma/wgmma)")
     return out
+
+
+def row_notes(row: dict) -> str:
+    """What a row auto does not take would cost under strict backend="triton" (spills, no tensor cores)."""
+    if row.get("error") or row.get("auto", True):
+        return ""
+    notes = []
+    if row["spill_bytes"]:
+        notes.append(f"spills {row['spill_bytes']} B")
+    if row.get("uses_dot", True) and not row["tensor_cores"]:
+        notes.append("no tensor cores")
+    return ", ".join(notes)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -326,11 +385,13 @@ def _table(headers, rows) -> str:
 
 
 def format_compiled(rows: list[dict]) -> str:
-    headers = ["kernel", "config", "target", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM", "status"]
+    headers = ["kernel", "config", "target", "auto", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM",
+               "status"]  # fmt: skip
     body = []
     for r in rows:
+        auto = "yes" if r.get("auto", True) else "no"
         if r.get("error"):
-            body.append([r["kernel"], r["config"], r["target"], "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
+            body.append([r["kernel"], r["config"], r["target"], auto, "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
             continue
         tc = (
             ("wgmma" if r.get("wgmma") else "mma")
@@ -338,11 +399,14 @@ def format_compiled(rows: list[dict]) -> str:
             else ("no" if r.get("uses_dot", True) else "no dot")
         )
         status = "; ".join(row_failures(r)) or "ok"
+        if row_notes(r):
+            status += f" (auto leaves it to eager: {row_notes(r)})"
         body.append(
             [
                 r["kernel"],
                 r["config"],
                 r["target"],
+                auto,
                 r["registers"],
                 r["spill_bytes"],
                 f"{r['shared_bytes'] / 1024:.1f}",
@@ -360,7 +424,7 @@ def format_summary(rows: list[dict]) -> str:
     for r in rows:
         if not r.get("error"):
             groups.setdefault((r["kernel"], r["target"]), []).append(r)
-    headers = ["kernel", "target", "configs", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM"]
+    headers = ["kernel", "target", "configs", "auto", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM"]
     body = []
     for (kernel, target), rs in groups.items():
         span = lambda key, rs=rs: f"{min(r[key] for r in rs)}-{max(r[key] for r in rs)}"
@@ -374,6 +438,7 @@ def format_summary(rows: list[dict]) -> str:
                 kernel,
                 target,
                 len(rs),
+                sum(1 for r in rs if r.get("auto", True)),
                 span("registers"),
                 max(r["spill_bytes"] for r in rs),
                 shared,
@@ -410,6 +475,13 @@ def format_roofline(ops: list[dict]) -> str:
     )
 
 
+def version_header() -> str:
+    import torch
+    import triton
+
+    return f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}"
+
+
 def _reexec_without_interpreter() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
@@ -419,16 +491,25 @@ def _reexec_without_interpreter() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vivit_kernels.report", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the compiled rows as a JSON list on stdout")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel compiles")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel compiles")
     parser.add_argument("--no-roofline", action="store_true", help="skip the modeled roofline tables")
     args = parser.parse_args(argv)
 
+    header = version_header()
+    _log(header)
     specs, problems, notes = collect_specs()
     for note in notes:
         _log(f"note: {note}: no rows for it")
     start = time.perf_counter()
     rows = compile_all(specs, jobs=args.jobs)
-    _log(f"compiled {len(rows)} kernel configurations in {time.perf_counter() - start:.1f} s")
+    auto_rows = sum(1 for r in rows if r.get("auto"))
+    wall = time.perf_counter() - start
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    _log(
+        f"compiled {len(rows)} kernel configurations ({auto_rows} taken by auto) in {wall:.1f} s wall, {cpu:.0f} s CPU"
+    )
+    _log(f"REPORT_CPU_SECONDS {cpu:.1f}")
     for row in rows:
         for failure in row_failures(row):
             problems.append(f"{row['kernel']} [{row['config']}] {row['target']}: {failure}")
@@ -438,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows))
     else:
+        print(header + "\n")
         print("COMPILED (ahead of time by Triton's compiler and ptxas, read from the cubin; no GPU used)\n")
         print(format_compiled(rows) if rows else "(no kernel module provides aot_specs() yet)")
         if rows:
