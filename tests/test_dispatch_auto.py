@@ -35,8 +35,10 @@ class Ops(TorchDispatchMode):
 
 @pytest.fixture
 def auto_interpreter(monkeypatch):
+    """The interpreter as an sm_90 for `auto`, with the measured-speed table emptied: the eligibility rule alone."""
     monkeypatch.setenv("VIVIT_AUTO_INTERPRETER", "1")
     monkeypatch.delenv("VIVIT_BACKEND", raising=False)
+    monkeypatch.setattr(_utils, "SLOWER_THAN_EAGER", frozenset())
     previous = torch.get_float32_matmul_precision()
     yield monkeypatch
     torch.set_float32_matmul_precision(previous)
@@ -181,3 +183,22 @@ def test_dropout_seed_drawn_on_the_op_device():
     for seed in seen:
         assert seed.device == x.device and seed.dtype == torch.int64 and seed.shape == (1,)
     assert not torch.equal(first, second)  # a fresh seed per call
+
+
+def test_auto_leaves_ops_measured_slower_to_eager(monkeypatch):
+    """With the measured table: eligible kernels that lost to eager on a GPU go eager in the mode they lost in."""
+    monkeypatch.setenv("VIVIT_AUTO_INTERPRETER", "1")
+    monkeypatch.delenv("VIVIT_BACKEND", raising=False)
+    assert ("ln_linear", "forward") in _utils.SLOWER_THAN_EAGER
+    x, w = torch.randn(2, 5, 16, dtype=torch.float16), torch.randn(24, 16, dtype=torch.float16)
+    assert ln_mod.auto_unsupported_reason(x, w) is None  # eligible, ...
+    assert _ln_path(x, w) == "eager"  # ... but measured slower
+    assert "measured slower" in _utils.measured_slower_reason("ln_linear", x)
+    assert _ln_path(x, w, "triton") == "triton"  # strict runs it
+    # Temporal attention: faster than eager for a forward only, slower once a gradient is needed.
+    q = torch.randn(1, 4, 3, 2, 32, dtype=torch.float16)
+    assert ("attention_temporal", "forward") not in _utils.SLOWER_THAN_EAGER
+    assert _attention_path(q) == "triton"
+    with torch.no_grad():
+        assert _attention_path(q.requires_grad_()) == "triton"
+    assert _attention_path(q) == "eager"  # q requires grad now: a training call

@@ -2,8 +2,6 @@
 (so its wrapper, hooks or parametrization take effect) while the other ops keep their kernels; strict
 backend="triton" refuses, naming the module."""
 
-import os
-
 import pytest
 import torch
 from _helpers import ODD_SMALL, VARIANTS, randomize
@@ -11,6 +9,7 @@ from peft import LoraConfig, get_peft_model
 from test_model_backends import OpRecorder
 from torch.nn.utils import parametrize
 
+import vivit_kernels._utils
 from vivit import VivitConfig, VivitForVideoClassification
 from vivit_kernels._utils import INTERPRET
 
@@ -129,31 +128,28 @@ def test_parametrized_global_hooked_and_pre_hooked_modules_are_called():
 @pytest.mark.skipif(not INTERPRET, reason="needs TRITON_INTERPRET=1 (set by tests/conftest.py)")
 @pytest.mark.parametrize("variant", ["spatiotemporal", "factorized_self_attention"])
 def test_lora_q_proj_keeps_every_other_kernel(monkeypatch, variant):
-    """Under "auto" with kernels eligible (interpreter tensors considered), a LoRA-wrapped q_proj sends only its
+    """Under "auto" with kernels eligible (interpreter tensors considered, bf16 autocast, and the measured-speed table
+    emptied: this checks the module logic, not which kernels pay off), a LoRA-wrapped q_proj sends only its
     projection to the modules; patch embedding, attention and the MLP keep their kernels."""
     monkeypatch.setenv("VIVIT_AUTO_INTERPRETER", "1")
     monkeypatch.delenv("VIVIT_BACKEND", raising=False)
-    precision = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("high")  # fp32 kernels may be ruled out of "auto" at "highest"
-    try:
-        model = model_of(variant).eval()
-        x = video()
-        with OpRecorder() as plain, torch.no_grad():
-            want = model(x).logits
-        assert {"vivit_kernels.ln_linear_fwd", "vivit_kernels.attention_fwd", "vivit_kernels.ln_mlp_fwd"} <= plain.ops
-        wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).eval()
-        with OpRecorder() as rec, torch.no_grad():
-            got = wrapped(x).logits
-        assert "vivit_kernels.ln_linear_fwd" not in rec.ops  # q/k/v of every block went through the modules
-        assert {"vivit_kernels.patch_embed_fwd", "vivit_kernels.attention_fwd", "vivit_kernels.ln_mlp_fwd"} <= rec.ops
-        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)  # LoRA B starts at zero
-        strict = model_of(variant, backend="triton")
-        strict = get_peft_model(strict, LoraConfig(r=2, target_modules=["q_proj"]))
-        with pytest.raises(NotImplementedError, match=r"^vivit\.layers\.0\.\w*attention\.q_proj is a peft LoraLayer"):
-            strict(x)
-    finally:
-        torch.set_float32_matmul_precision(precision)
-        os.environ.pop("VIVIT_AUTO_INTERPRETER", None)
+    monkeypatch.setattr(vivit_kernels._utils, "SLOWER_THAN_EAGER", frozenset())
+    model = model_of(variant).eval()
+    x = video()
+    with OpRecorder() as plain, torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        want = model(x).logits
+    assert {"vivit_kernels.ln_linear_fwd", "vivit_kernels.attention_fwd", "vivit_kernels.ln_mlp_fwd"} <= plain.ops
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).eval()
+    with OpRecorder() as rec, torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        got = wrapped(x).logits
+    assert "vivit_kernels.ln_linear_fwd" not in rec.ops  # q/k/v of every block went through the modules
+    assert {"vivit_kernels.patch_embed_fwd", "vivit_kernels.attention_fwd", "vivit_kernels.ln_mlp_fwd"} <= rec.ops
+    # LoRA B starts at zero: the same function, up to bf16 rounding of the two routes (LN + three Linears vs one GEMM)
+    torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
+    strict = model_of(variant, backend="triton")
+    strict = get_peft_model(strict, LoraConfig(r=2, target_modules=["q_proj"]))
+    with pytest.raises(NotImplementedError, match=r"^vivit\.layers\.0\.\w*attention\.q_proj is a peft LoraLayer"):
+        strict(x)
 
 
 @pytest.mark.skipif(not INTERPRET, reason="needs TRITON_INTERPRET=1 (set by tests/conftest.py)")

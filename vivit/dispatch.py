@@ -8,8 +8,9 @@ Backends (config.backend, or the `backend=` argument of every function here):
              where it is the fast, checked choice (each op module's `auto_unsupported_reason`, the rule
              vivit_kernels.report applies to every compiled configuration): CUDA tensors on sm_80 or newer, fp16 /
              bf16 (fp32 only with tf32 dots, torch.get_float32_matmul_precision() != "highest"), head dim <= 128,
-             and the launched configurations' shared memory within the device's opt-in limit per block. Eager
-             everywhere else.
+             and the launched configurations' shared memory within the device's opt-in limit per block; and not
+             an op whose kernel was measured slower than eager on a GPU in this mode (forward, or training when a
+             gradient is needed: vivit_kernels._utils.SLOWER_THAN_EAGER). Eager everywhere else.
 fp32 matmuls inside kernels follow torch.get_float32_matmul_precision() (ieee at "highest", tf32 otherwise).
 Under torch.autocast the Triton path computes in the dtypes eager would (the ops cast the operands of their linear /
 attention parts and keep LayerNorm and the residual stream in fp32) and returns eager's dtypes.
@@ -25,7 +26,7 @@ from vivit.configuration import BACKENDS
 from vivit_kernels import attention as _attention
 from vivit_kernels import ln_mlp as _ln_mlp
 from vivit_kernels import patch_embed as _patch_embed
-from vivit_kernels._utils import auto_interpreter
+from vivit_kernels._utils import auto_interpreter, measured_slower_reason
 
 
 def resolve_backend(backend: str) -> str:
@@ -56,7 +57,10 @@ def _choose(op: str, backend: str, module, *args, **kwargs) -> str:
         tensors = [t for t in (*args, *kwargs.values()) if isinstance(t, torch.Tensor)]
         if not all(_kernel_device(t) for t in tensors):
             return "eager"
-        return "triton" if module.auto_unsupported_reason(*args, **kwargs) is None else "eager"
+        if module.auto_unsupported_reason(*args, **kwargs) is not None:
+            return "eager"
+        key = f"{op}_{kwargs['axis']}" if op == "attention" else op
+        return "eager" if measured_slower_reason(key, *tensors) is not None else "triton"
     reason = module.triton_unsupported_reason(*args, **kwargs)
     if reason is not None:
         raise NotImplementedError(f"{op}: {reason}")

@@ -150,3 +150,36 @@ def auto_reason(dtype: torch.dtype, precision: str, arch: int, shared_need: int,
     if shared_need > shared_limit:
         return f"needs {shared_need} B of shared memory per program, the device allows {shared_limit}"
     return None
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Measured speed: where a kernel lost to eager PyTorch on a real GPU, `auto` leaves the op to eager
+# ----------------------------------------------------------------------------------------------------------------------
+
+# (op, mode) pairs whose kernels were measured slower than eager PyTorch: bench/first_light.py on an H200 (sm_90),
+# bf16, ViViT-B shapes, 2026-12-04 (BENCHMARKS.md, "GPU"). Mode "forward" is a call that needs no gradient,
+# "training" one that does (forward + backward). No other GPU has been measured, so this holds on every
+# architecture until one is. Strict backend="triton" still runs every kernel.
+SLOWER_THAN_EAGER = frozenset(
+    {
+        ("attention_joint", "forward"),  # 0.64x SDPA (flash), 3137 tokens
+        ("attention_joint", "training"),  # 0.52x
+        ("attention_spatial", "forward"),  # 0.21-0.61x, 197 tokens
+        ("attention_spatial", "training"),  # 0.22-0.41x
+        ("attention_temporal", "training"),  # 0.75x (the forward alone is 4x faster)
+        ("ln_linear", "forward"),  # 0.32-0.53x cuBLAS
+        ("ln_linear", "training"),  # 0.28x
+        ("ln_mlp", "forward"),  # 0.52-0.60x
+        ("ln_mlp", "training"),  # 0.36x
+    }
+)
+
+
+def measured_slower_reason(op: str, *tensors: torch.Tensor | None) -> str | None:
+    """Why `auto` leaves `op` to eager although its kernel could run: it was measured slower (SLOWER_THAN_EAGER) in
+    this call's mode, training when autograd will need a gradient of any tensor, forward otherwise."""
+    training = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    mode = "training" if training else "forward"
+    if (op, mode) in SLOWER_THAN_EAGER:
+        return f"{op} ({mode}) was measured slower than eager PyTorch on a GPU; backend='triton' runs it anyway"
+    return None

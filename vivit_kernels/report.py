@@ -9,6 +9,9 @@ by Triton's own compiler and `ptxas`; each row gives registers per thread, spill
 tensor-core instructions were emitted, resident programs per SM, and `auto`: whether backend="auto" takes that
 configuration on that target (the op module's auto_config_reason, the rule vivit.dispatch applies, with the target's
 shared memory per block). Rows auto takes must not spill and must use tensor cores; no row may exceed shared memory.
+On top of this compile-time rule, dispatch leaves to eager the (op, mode) pairs whose kernels were measured slower
+than eager PyTorch on a GPU (`vivit_kernels._utils.SLOWER_THAN_EAGER`): `auto` here is "eligible", and the header
+lists those pairs.
 Identical compiles (e.g. the "mask" and "nomask" rows of attention, whose mask is a runtime flag) run once.
 
 Part 2 (modeled, not measured): a roofline for ViViT-B/16x2 shapes on H100 and A100 from spec-sheet peaks: FLOPs,
@@ -479,7 +482,14 @@ def version_header() -> str:
     import torch
     import triton
 
-    return f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}"
+    from vivit_kernels._utils import SLOWER_THAN_EAGER
+
+    slower = ", ".join(f"{op} ({mode})" for op, mode in sorted(SLOWER_THAN_EAGER))
+    return (
+        f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}\n"
+        f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
+        f"on a GPU: {slower}"
+    )
 
 
 def _reexec_without_interpreter() -> None:
