@@ -645,6 +645,10 @@ def stage_report(outdir: str) -> int:
     md += ["", "### Timed rows (triton.testing.do_bench medians; MEASURED on this GPU)", ""]
     keys = ["row", "ours_ms", "baseline", "baseline_ms", "speedup", "ours_tflops", "pct_matmul", "ours_gbps"]
     md += _table(stages["bench"]["rows"], keys + ["pct_copy", "tflops", "gbps", "error"])
+    path_log = out / "gpu-path.log"
+    if path_log.exists():  # bench/gpu_path_check.py, run by run_gpu.sh between the train and bench stages
+        log = path_log.read_text().strip()[-6000:]
+        md += ["", "### GPU path checks (bench/gpu_path_check.py)", "", "```", log, "```"]
     (out / "first-light.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     bad = [n for n, d in stages.items() if d["status"] != "ok"]

@@ -6,7 +6,8 @@
 #
 # Stages (bench/first_light.py): versions and the device; correctness of every op in bf16 and fp32 (four processes in
 # parallel: compiling dominates); one ViViT-B training step of Models 1 and 3 under autocast, Triton against eager;
-# a few timed rows against this GPU's measured matmul and copy ceilings. A failing or slow stage does not stop the
+# the GPU-only checks of the Triton path (bench/gpu_path_check.py: CUDA autocast, graph-safe dropout seed, device
+# guard); a few timed rows against this GPU's measured matmul and copy ceilings. A failing or slow stage does not stop the
 # others. OUTDIR gets first-light.json and first-light.md (ready for BENCHMARKS.md), plus each stage's JSON and log.
 # Needs only torch and triton (transformers for the model stages); runs from the checkout, no install.
 set -uo pipefail
@@ -37,6 +38,8 @@ for op in attention patch_embed ln_linear ln_mlp; do
 done
 wait
 stage train 100 train
+timeout -k 10 120 "$py" bench/gpu_path_check.py >"$out/gpu-path.log" 2>&1
+echo "== gpu-path: exit $? after $((SECONDS - start)) s (limit 120 s)"
 stage bench 150 bench
 "$py" bench/first_light.py report "$out" >/dev/null
 status=$?

@@ -1,6 +1,6 @@
 """GPU checks of the Triton path that the CPU interpreter cannot make (run on a CUDA machine, about a minute):
 
-    PYTHONPATH=. python tools/gpu_path_check.py
+    PYTHONPATH=. python bench/gpu_path_check.py   (a stage of bench/run_gpu.sh)
 
 1. The device the `auto` rule sees (architecture, opt-in shared memory per block) and what auto takes there.
 2. Each op under CUDA autocast (bf16 and fp16): dtypes reaching the kernels, outputs and gradients with eager's
