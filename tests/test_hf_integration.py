@@ -138,12 +138,14 @@ def write_clip(path, frames=6, size=24):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_pipeline_video_classification(tmp_path, variant):
+@pytest.mark.parametrize("processor_class", [vivit.VivitImageProcessor, transformers.VivitImageProcessor])
+def test_pipeline_video_classification(tmp_path, variant, processor_class):
     save(tmp_path, variant)
-    # the pipeline needs an image processor in the directory; transformers' own ViViT processor is saved here
-    processor = transformers.VivitImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    # the pipeline needs an image processor in the directory: ours (registered by vivit) or transformers' own
+    processor = processor_class(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
     processor.save_pretrained(tmp_path)
     classify = transformers.pipeline("video-classification", model=str(tmp_path), device="cpu")
+    assert type(classify.image_processor) is processor_class
     # Model 1 directories are transformers' own model type: its class runs them
     ours = variant != "spatiotemporal"
     assert isinstance(classify.model, VivitForVideoClassification if ours else transformers.VivitForVideoClassification)
