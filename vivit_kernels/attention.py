@@ -34,8 +34,12 @@ torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRIT
 are upcast to fp32 through a constexpr (the interpreter's bf16 dot is broken); on a GPU they stay bf16.
 Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplementedError with backend="triton").
 
-Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s; not measured:
-no GPU run exists yet). ViViT-B, bf16, head dim 64, batch 8.
+Measured on an H200 (bench/first_light.py, bf16, head dim 64; BENCHMARKS.md): forward against SDPA, temporal (8
+frames) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s; joint (3137 tokens) 0.35-0.64x; forward +
+backward slower than SDPA on every axis, so `auto` takes only temporal attention without gradients
+(_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
+Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s), ViViT-B,
+bf16, head dim 64, batch 8.
   temporal T'=16: a 64-row tile holds 4 sequences, so 4/16 of the tile's matmul work is useful (the block
     diagonal). Per sequence the kernel moves 4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O) and computes 262 kFLOP, 32
     FLOP/byte against a ridge of ~295: memory-bound, tensor-core time ~11 % of the 46 us it takes to move the
@@ -51,8 +55,8 @@ no GPU run exists yet). ViViT-B, bf16, head dim 64, batch 8.
     the single-tile backward, which does 5.
   joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
     warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
-Compiled resources (real compiles for sm_80 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report): every
-kept configuration uses mma.sync / wgmma, spills nothing and fits shared memory.
+Compiled resources (real compiles for sm_80, sm_86 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report):
+every configuration `auto` may take uses mma.sync / wgmma, spills nothing and fits shared memory.
 """
 
 from __future__ import annotations
