@@ -166,3 +166,18 @@ def test_index_cache_follows_file_changes(tmp_path, clips):
     os.utime(path, ns=(1, 1))  # a different version of the file, even on coarse timestamps
     assert video_info(path).num_frames == 60
     assert [frame_number(f) for f in decode_frames(path, [30, 59])] == [30, 59]
+
+
+@pytest.mark.parametrize("name", ["vfr_mpeg4_b.mp4", "vfr_mpeg4_b.avi", "cfr_mpeg4_b.mp4", "vfr_h264.mkv"])
+def test_every_frame_found_by_seeking(clips, name, monkeypatch):
+    """With B-frames, frames presented before a key frame are decoded before it: the seek must still land early
+    enough that no single-frame read falls back to decoding from the start."""
+    path = clips[name]
+    calls = []
+    real = vio._decode_wanted
+    monkeypatch.setattr(
+        vio, "_decode_wanted", lambda p, w, seek, back=0: calls.append(seek) or real(p, w, seek=seek, back=back)
+    )
+    for i in range(60):
+        assert [frame_number(f) for f in decode_frames(path, [i])] == [i]
+    assert False not in calls  # a retry aiming one key frame earlier is allowed, never a decode from the start

@@ -47,6 +47,8 @@ _SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm", "avi", "nut")
 # Headers are often off by a frame or two; a larger gap between declared and decodable frames means a damaged file.
 # Seconds given as floats (0.4 is not exactly 10/25): a frame this close to a segment boundary counts as on it.
 _TIME_EPS = 1e-6
+# Seeks aimed one more key frame earlier when one lands past the first wanted frame, before decoding from the start.
+_SEEK_RETRIES = 2
 _SHORTFALL_TOLERANCE = lambda declared: max(2, declared // 100)
 
 
@@ -203,6 +205,7 @@ class _FrameIndex:
     time_base: Fraction | None
     start_pts: int
     packets: int | None = None  # video packets counted while indexing (None: not demuxed)
+    key_pts: np.ndarray | None = None  # key frames' presentation timestamps, sorted
 
 
 _INDEX_CACHE: OrderedDict[tuple, _FrameIndex] = OrderedDict()
@@ -222,12 +225,24 @@ def _frame_index(path: str, container, stream) -> _FrameIndex:
     seekable = any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
     if seekable and time_base is not None:
         try:
-            stamps = [p.pts for p in container.demux(stream) if p.size and not p.is_discard]
+            stamps, keys = [], []
+            for packet in container.demux(stream):
+                if packet.size and not packet.is_discard:
+                    stamps.append(packet.pts)
+                    if packet.is_keyframe and packet.pts is not None:
+                        keys.append(packet.pts)
         except Exception as e:
             raise VideoReadError(path, f"corrupt video stream ({type(e).__name__}: {e})") from e
         if stamps and all(s is not None for s in stamps):
             pts = np.sort(np.asarray(stamps, dtype=np.int64))
-            index = _FrameIndex(pts if np.all(np.diff(pts) > 0) else None, time_base, index.start_pts, len(stamps))
+            keys.sort()
+            index = _FrameIndex(
+                pts if np.all(np.diff(pts) > 0) else None,
+                time_base,
+                index.start_pts,
+                len(stamps),
+                np.asarray(keys, dtype=np.int64),
+            )
     _INDEX_CACHE[key] = index
     while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
         _INDEX_CACHE.popitem(last=False)
@@ -278,7 +293,8 @@ class _Shortfall(Exception):
 
 
 class _SeekMissed(Exception):
-    pass
+    def __init__(self, landed_late: bool = False):
+        self.landed_late = landed_late  # the seek landed on a frame after the first wanted one: aim earlier
 
 
 def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> np.ndarray:
@@ -297,14 +313,22 @@ def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> n
     if indices.min() < 0:
         raise ValueError(f"indices: frame indices must be >= 0, got {int(indices.min())}")
     wanted = np.unique(indices)
-    try:
-        frames = _decode_wanted(path, wanted, seek=True)
-    except (_SeekMissed, _Shortfall):  # timestamps that did not place frames: count frames from the start instead
+    frames = None
+    for back in range(_SEEK_RETRIES + 1):
+        try:
+            frames = _decode_wanted(path, wanted, seek=True, back=back)
+            break
+        except _SeekMissed as e:
+            if not e.landed_late:
+                break
+        except _Shortfall:
+            break
+    if frames is None:  # timestamps that did not place frames: count frames from the start instead
         frames = _decode_wanted(path, wanted, seek=False)
     return np.stack([frames[int(i)] for i in indices])
 
 
-def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool) -> dict[int, np.ndarray]:
+def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) -> dict[int, np.ndarray]:
     container = _open(path)
     try:
         stream = container.streams.video[0]
@@ -317,8 +341,13 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool) -> dict[int, np
             if wanted[-1] >= len(index.pts):
                 raise _Shortfall(len(index.pts))
             by_pts = {int(p): i for i, p in enumerate(index.pts)}
-            # the key frame at or before the first wanted frame's timestamp (also when indexing moved the reader)
-            container.seek(int(index.pts[wanted[0]]), stream=stream, backward=True, any_frame=False)
+            # The key frame before the first wanted frame's timestamp. Containers that seek by decoding time can land
+            # on a key frame presented after it (B-frames): each retry (`back`) aims one key frame earlier.
+            target = int(index.pts[wanted[0]])
+            if back:
+                k = int(np.searchsorted(index.key_pts, target, side="right")) - 1 - back
+                target = int(index.key_pts[k]) if k >= 0 else int(index.pts[0])
+            container.seek(target, stream=stream, backward=True, any_frame=False)
 
         out: dict[int, np.ndarray] = {}
         pos, last_index = 0, -1
@@ -326,8 +355,10 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool) -> dict[int, np
             for counter, frame in enumerate(container.decode(stream)):
                 if by_pts is not None:
                     position = by_pts.get(frame.pts) if frame.pts is not None else None
-                    if position is None or (counter == 0 and position > wanted[0]):
-                        raise _SeekMissed  # a timestamp the index does not hold, or landed past the first frame
+                    if position is None:
+                        raise _SeekMissed  # a timestamp the index does not hold
+                    if counter == 0 and position > wanted[0]:
+                        raise _SeekMissed(landed_late=True)
                 else:
                     position = counter
                 last_index = max(last_index, position)
