@@ -181,3 +181,14 @@ def test_every_frame_found_by_seeking(clips, name, monkeypatch):
     for i in range(60):
         assert [frame_number(f) for f in decode_frames(path, [i])] == [i]
     assert False not in calls  # a retry aiming one key frame earlier is allowed, never a decode from the start
+
+
+def test_index_cache_is_bounded(clips, monkeypatch):
+    monkeypatch.setattr(vio, "_INDEX_CACHE_FRAMES", 100)  # room for one 60-frame index, not two
+    vio._INDEX_CACHE.clear()
+    try:
+        for name in ("vfr_h264.mp4", "vfr_h264.mkv", "cfr_h264.mp4"):
+            video_info(clips[name])
+            assert sum(len(i.pts) for i in vio._INDEX_CACHE.values()) <= 100 and len(vio._INDEX_CACHE) == 1
+    finally:
+        vio._INDEX_CACHE.clear()

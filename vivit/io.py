@@ -209,7 +209,8 @@ class _FrameIndex:
 
 
 _INDEX_CACHE: OrderedDict[tuple, _FrameIndex] = OrderedDict()
-_INDEX_CACHE_SIZE = 256
+_INDEX_CACHE_SIZE = 256  # files
+_INDEX_CACHE_FRAMES = 4_000_000  # timestamps held in all (32 MB), so that long videos cannot grow it without bound
 
 
 def _frame_index(path: str, container, stream) -> _FrameIndex:
@@ -244,7 +245,8 @@ def _frame_index(path: str, container, stream) -> _FrameIndex:
                 np.asarray(keys, dtype=np.int64),
             )
     _INDEX_CACHE[key] = index
-    while len(_INDEX_CACHE) > _INDEX_CACHE_SIZE:
+    held = lambda: sum(0 if i.pts is None else len(i.pts) for i in _INDEX_CACHE.values())
+    while len(_INDEX_CACHE) > 1 and (len(_INDEX_CACHE) > _INDEX_CACHE_SIZE or held() > _INDEX_CACHE_FRAMES):
         _INDEX_CACHE.popitem(last=False)
     return index
 
@@ -333,14 +335,14 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) 
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        by_pts = None
+        pts = None
         if seek:
             index = _frame_index(path, container, stream)
             if index.pts is None:
                 raise _SeekMissed  # nothing to place frames by: the caller decodes from the start
             if wanted[-1] >= len(index.pts):
                 raise _Shortfall(len(index.pts))
-            by_pts = {int(p): i for i, p in enumerate(index.pts)}
+            pts = index.pts
             # The key frame before the first wanted frame's timestamp. Containers that seek by decoding time can land
             # on a key frame presented after it (B-frames): each retry (`back`) aims one key frame earlier.
             target = int(index.pts[wanted[0]])
@@ -353,9 +355,9 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) 
         pos, last_index = 0, -1
         try:
             for counter, frame in enumerate(container.decode(stream)):
-                if by_pts is not None:
-                    position = by_pts.get(frame.pts) if frame.pts is not None else None
-                    if position is None:
+                if pts is not None:
+                    position = None if frame.pts is None else int(np.searchsorted(pts, frame.pts))
+                    if position is None or position >= len(pts) or pts[position] != frame.pts:
                         raise _SeekMissed  # a timestamp the index does not hold
                     if counter == 0 and position > wanted[0]:
                         raise _SeekMissed(landed_late=True)
