@@ -213,13 +213,23 @@ _INDEX_CACHE_SIZE = 256  # files
 _INDEX_CACHE_FRAMES = 4_000_000  # timestamps held in all (32 MB), so that long videos cannot grow it without bound
 
 
-def _frame_index(path: str, container, stream) -> _FrameIndex:
-    """Demuxes (no decoding) the stream's packets once per file version and sorts their timestamps."""
-    st = os.stat(path)
-    key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _index_key(path: str) -> tuple:
+    st = os.stat(path)  # a new version of the file (size, modification time, inode) gets a new index
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cached_index(key: tuple) -> _FrameIndex | None:
     cached = _INDEX_CACHE.get(key)
     if cached is not None:
         _INDEX_CACHE.move_to_end(key)
+    return cached
+
+
+def _frame_index(path: str, container, stream) -> _FrameIndex:
+    """Demuxes (no decoding) the stream's packets once per file version and sorts their timestamps."""
+    key = _index_key(path)
+    cached = _cached_index(key)
+    if cached is not None:
         return cached
     time_base = Fraction(stream.time_base) if stream.time_base else None
     index = _FrameIndex(None, time_base, stream.start_time or 0)
@@ -252,6 +262,12 @@ def _frame_index(path: str, container, stream) -> _FrameIndex:
 
 
 def _index_of(path: str) -> _FrameIndex:
+    try:
+        cached = _cached_index(_index_key(path))
+    except OSError:
+        cached = None  # _open names the problem
+    if cached is not None:
+        return cached
     container = _open(path)
     try:
         return _frame_index(path, container, container.streams.video[0])
