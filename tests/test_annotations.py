@@ -250,3 +250,13 @@ def test_evaluate_refuses_labels_beyond_the_logits():
     batch = (torch.zeros(2, 1, 1, 1, 1), torch.tensor([0, 5]))
     with pytest.raises(ValueError, match=r"labels: expected class indices in \[0, 3\).*got 5"):
         evaluate(Fixed(), [batch], progress=False)
+
+
+def test_predict_refuses_a_fifo_at_once(model_dir, tmp_path, capsys):
+    from vivit.cli import main as cli
+
+    fifo = tmp_path / "stream.mp4"
+    os.mkfifo(fifo)
+    code = cli(["predict", str(fifo), "--model", str(model_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "stream.mp4: expected a regular file, got a FIFO" in err, err
