@@ -106,6 +106,7 @@ def test_structural_errors_name_the_line(tmp_path):
         ("a.mp4,1,2,1\n", ":1: expected end > start"),
         ("a.mp4,1,nan\n", ":1: start: expected finite"),
         (",1\n", ":1: expected a video path"),
+        ("path x label\na.mp4 1\n", ":2: expected 'path label"),
         ('"a.mp4,1\n', ":1: malformed CSV"),
     ]:
         with pytest.raises(AnnotationError, match=match):
@@ -131,6 +132,24 @@ def test_random_content_fails_only_with_annotation_error(tmp_path, text):
         assert str(e).startswith(str(path)) and "\n" not in str(e)
         return
     assert samples and all(0 <= s.label < len(mapping) <= MAX_CLASSES for s in samples)
+
+
+TOKENS = ["path", "label", "video", "class", "start", "end", "time_start", "a.mp4", "1", "7", "x", "-2", "0.5", "nan"]
+table = st.lists(st.lists(st.sampled_from(TOKENS + ['"q r"', "", "#"]), min_size=0, max_size=6), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=table, separator=st.sampled_from([" ", ",", "\t", "  "]))
+def test_random_tables_fail_only_with_annotation_error(tmp_path, rows, separator):
+    """Header words, numbers and file names in every layout: the structure, not the characters, is random."""
+    path = tmp_path / "table.txt"
+    path.write_text("\n".join(separator.join(cells) for cells in rows), encoding="utf-8")
+    try:
+        samples, mapping = read_annotations(path)
+    except AnnotationError as e:
+        assert str(e).startswith(str(path)) and "\n" not in str(e)
+        return
+    assert samples and all(0 <= s.label < len(mapping) for s in samples)
 
 
 path_text = st.text(

@@ -325,15 +325,15 @@ def _parse_rows(file: str, text: str) -> list[tuple[int, str, str, float | None,
                     f"{len(cells)} fields {cells[:6]}; write a path with spaces as a quoted CSV field "
                     "(header path,label,start,end)"
                 )
-            if cells[label_col].lower().endswith(VIDEO_EXTENSIONS):
-                raise AnnotationError(
-                    f"{file}:{number}: the label {cells[label_col]!r} looks like a file name (a path with spaces?); "
-                    "write the list as CSV with the path quoted"
-                )
         if len(cells) < needed or (max_cells is not None and len(cells) > max_cells):
             raise AnnotationError(
                 f"{file}:{number}: expected 'path label [start end]' (CSV: path,label[,start,end]), got "
                 f"{len(cells)} field(s) {cells[:6]}"
+            )
+        if layout == "whitespace" and cells[label_col].lower().endswith(VIDEO_EXTENSIONS):
+            raise AnnotationError(
+                f"{file}:{number}: the label {cells[label_col]!r} looks like a file name (a path with spaces?); "
+                "write the list as CSV with the path quoted"
             )
         path, label = cells[path_col], cells[label_col]
         if not path:
