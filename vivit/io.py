@@ -242,8 +242,8 @@ def _frame_index(path: str, container, stream) -> _FrameIndex:
                     stamps.append(packet.pts)
                     if packet.is_keyframe and packet.pts is not None:
                         keys.append(packet.pts)
-        except Exception as e:
-            raise VideoReadError(path, f"corrupt video stream ({type(e).__name__}: {e})") from e
+        except Exception:  # damaged packets: no index; counting and decoding from the start report the damage
+            stamps = []
         if stamps and all(s is not None for s in stamps):
             pts = np.sort(np.asarray(stamps, dtype=np.int64))
             keys.sort()
