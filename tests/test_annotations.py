@@ -279,3 +279,16 @@ def test_predict_refuses_a_fifo_at_once(model_dir, tmp_path, capsys):
     code = cli(["predict", str(fifo), "--model", str(model_dir)])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "stream.mp4: expected a regular file, got a FIFO" in err, err
+
+
+def test_video_folder_lists_nested_folders_like_os_walk(tmp_path):
+    root = tmp_path / "data"
+    for rel in ["walk/b.mp4", "walk/a.MP4", "walk/z/c.mp4", "walk/m/n/d.mkv", "walk/m/e.avi", "walk/m/notes.txt"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+    expected = []
+    for dirpath, dirnames, filenames in os.walk(root / "walk"):
+        dirnames.sort()
+        expected += [os.path.join(dirpath, f) for f in sorted(filenames) if not f.endswith(".txt")]
+    ds = VideoFolder(root, processor=object(), transform=lambda x: x)
+    assert [s.path for s in ds.samples] == expected and len(expected) == 5
