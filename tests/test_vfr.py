@@ -30,7 +30,9 @@ def frame_number(image):
 def encode(path, codec, pts, *, rate=30, b_frames=0, gop=8):
     """One frame per timestamp of `pts` (in 1/rate s units): gaps make the frame rate variable."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
+        # x264 places B-frames adaptively (none between frames this different): force them when asked for
+        options = {"x264opts": f"bframes={b_frames}:b-adapt=0"} if b_frames and codec == "libx264" else {}
+        stream = container.add_stream(codec, rate=rate, options=options)
         stream.height, stream.width, stream.pix_fmt = H, W, "yuv420p"
         stream.codec_context.time_base = Fraction(1, rate)
         stream.codec_context.gop_size = gop
@@ -65,6 +67,8 @@ CASES = [
     ("vfr_mpeg4_b.avi", "mpeg4", GAP_PTS, 2),
     ("cfr_mpeg4_b.mp4", "mpeg4", list(range(60)), 2),
     ("cfr_h264.mp4", "libx264", list(range(60)), 0),
+    ("vfr_h264_b.mp4", "libx264", GAP_PTS, 2),
+    ("vfr_h264_b.mkv", "libx264", GAP_PTS, 2),
 ]
 QUERIES = ([5, 6, 7, 40, 50], [0], [29, 30], [59], [45, 3, 45, 31], list(range(60)), [31, 33])
 
@@ -101,7 +105,7 @@ def test_sequential_path_agrees(clips, name, monkeypatch):
 
 
 def test_b_frames_present(clips):
-    for name in ("vfr_mpeg4_b.mp4", "cfr_mpeg4_b.mp4"):
+    for name in ("vfr_mpeg4_b.mp4", "cfr_mpeg4_b.mp4", "vfr_h264_b.mp4", "vfr_h264_b.mkv"):
         stamps = packet_pts(clips[name])
         assert stamps != sorted(stamps), f"{name}: no B-frames, decode order equals presentation order"
 
@@ -168,7 +172,10 @@ def test_index_cache_follows_file_changes(tmp_path, clips):
     assert [frame_number(f) for f in decode_frames(path, [30, 59])] == [30, 59]
 
 
-@pytest.mark.parametrize("name", ["vfr_mpeg4_b.mp4", "vfr_mpeg4_b.avi", "cfr_mpeg4_b.mp4", "vfr_h264.mkv"])
+@pytest.mark.parametrize(
+    "name",
+    ["vfr_mpeg4_b.mp4", "vfr_mpeg4_b.avi", "cfr_mpeg4_b.mp4", "vfr_h264.mkv", "vfr_h264_b.mp4", "vfr_h264_b.mkv"],
+)
 def test_every_frame_found_by_seeking(clips, name, monkeypatch):
     """With B-frames, frames presented before a key frame are decoded before it: the seek must still land early
     enough that no single-frame read falls back to decoding from the start."""
