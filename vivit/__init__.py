@@ -23,8 +23,14 @@ _EXPORTS = {
     "VivitImageProcessor": "vivit.processing",
     "VivitTorchImageProcessor": "vivit.processing",
     "read_video": "vivit.io",
+    "read_clips": "vivit.io",
+    "decode_frames": "vivit.io",
+    "VideoReadError": "vivit.io",
     "VideoFolder": "vivit.data",
     "VideoCSV": "vivit.data",
+    "AnnotationError": "vivit.data",
+    "read_annotations": "vivit.data",
+    "write_annotations": "vivit.data",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,7 +3,8 @@
     vivit eval --model DIR --data (FOLDER|LIST.csv) [--views 4x3] [--batch-size 2] [--workers 2] [--json]
 
 FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
-annotation list (path label [start end]; text labels are looked up in the model's `label2id`). Each video's logits
+annotation list (`vivit.data.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below the
+model's number of labels, text labels are looked up in its `label2id`). Each video's logits
 are averaged over its views (temporal clips x spatial crops) before ranking.
 """
 
@@ -60,6 +61,12 @@ def evaluate(
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(pixel_values=clips).logits
             logits = logits.float().view(batch, views, -1).mean(1)
+            bad = (labels < 0) | (labels >= logits.shape[-1])
+            if bad.any():
+                raise ValueError(
+                    f"labels: expected class indices in [0, {logits.shape[-1]}) (the model's classes), got "
+                    f"{int(labels[bad][0])}"
+                )
             best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
             top1 += (best[:, 0] == labels).sum().item()
             top5 += (best == labels[:, None]).any(-1).sum().item()
@@ -106,7 +113,7 @@ def _dataset(args, model, processor, num_frames):
             )
         return VideoFolder(args.data, class_to_idx=label2id, **common)
     if os.path.isfile(args.data):
-        return VideoCSV(args.data, args.root, class_to_idx=label2id, **common)
+        return VideoCSV(args.data, args.root, class_to_idx=label2id, num_classes=model.config.num_labels, **common)
     raise FileNotFoundError(f"{args.data}: no such dataset folder or annotation list")
 
 

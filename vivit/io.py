@@ -1,9 +1,13 @@
 """Video decoding with PyAV and temporal sampling.
 
 `read_video(path, num_frames, stride=2)` returns one uint8 (T, H, W, C) RGB clip; `read_clips` returns the n temporal
-views of multi-view evaluation, (n, T, H, W, C). Only the frames the sampled indices need are decoded: the reader
-seeks to the key frame before the first one (in MP4/MOV, Matroska/WebM, AVI and NUT files, whose timestamps
-place frames exactly; other containers are decoded from their start) and stops after the last one.
+views of multi-view evaluation, (n, T, H, W, C). Frame index i is the i-th frame in presentation order, also on
+variable-frame-rate video and with B-frames: in MP4/MOV, Matroska/WebM, AVI and NUT files the stream's presentation
+timestamps are indexed once per file (packets demuxed, not decoded; cached per file version), the reader seeks to
+the key frame before the first wanted frame and matches decoded frames to indices by timestamp; other containers,
+and streams whose packets lack timestamps, are decoded from their start, counting frames. Either way decoding
+stops after the last wanted frame. Segment times (`start_sec`, `end_sec`) select the frames whose presentation
+time lies in [start_sec, end_sec).
 
 Sampling (`sample_indices`):
 - "strided": T frames `stride` apart (span (T - 1) * stride + 1). One clip is centred (or placed at random with
@@ -16,7 +20,8 @@ Short-clip policy (strided sampling when the video has fewer frames than the spa
 wraps the indices around to the start of the video; "repeat_last" repeats the last frame; "error" raises. Either way
 the result has exactly T frames: nothing is silently truncated.
 
-Frame counts come from the container header, or from counting packets when the header has none (Matroska/WebM).
+Frame counts are the number of indexed timestamps, else the container header's count, else the packet count.
+Only regular files are opened: a FIFO, socket or device raises `VideoReadError` at once instead of blocking.
 When a file decodes a frame or two fewer than its header declares (common, harmless header slop), the clip is
 re-sampled over the frames that do decode and a warning names the file; a larger gap (a truncated file) and any
 missing, unreadable or corrupt file raise `VideoReadError` naming the file.
@@ -24,8 +29,11 @@ missing, unreadable or corrupt file raise `VideoReadError` naming the file.
 
 from __future__ import annotations
 
+import bisect
 import os
+import stat
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -37,6 +45,10 @@ SHORT_CLIP_POLICIES = ("loop", "repeat_last", "error")
 # timestamps after a seek, so they are decoded from the start (still stopping after the last needed frame).
 _SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm", "avi", "nut")
 # Headers are often off by a frame or two; a larger gap between declared and decodable frames means a damaged file.
+# Seconds given as floats (0.4 is not exactly 10/25): a frame this close to a segment boundary counts as on it.
+_TIME_EPS = 1e-6
+# Seeks aimed one more key frame earlier when one lands past the first wanted frame, before decoding from the start.
+_SEEK_RETRIES = 2
 _SHORTFALL_TOLERANCE = lambda declared: max(2, declared // 100)
 
 
@@ -137,10 +149,16 @@ def segment_frames(num_available: int, fps: float, start_sec: float | None, end_
 def _open(path: str):
     import av
 
-    if not os.path.exists(path):
-        raise VideoReadError(path, "no such file")
-    if os.path.isdir(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise VideoReadError(path, "no such file") from None
+    except OSError as e:
+        raise VideoReadError(path, f"cannot access ({type(e).__name__}: {e})") from e
+    if stat.S_ISDIR(mode):
         raise VideoReadError(path, "is a directory, not a video file")
+    if not stat.S_ISREG(mode):  # opening a FIFO would block until a writer appears; devices and sockets never end
+        raise VideoReadError(path, f"expected a regular file, got a {_file_kind(mode)}")
     try:
         container = av.open(path)
     except Exception as e:  # PyAV raises a family of FFmpegError/OSError subclasses
@@ -149,6 +167,18 @@ def _open(path: str):
         container.close()
         raise VideoReadError(path, "has no video stream")
     return container
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _frame_rate(stream) -> Fraction | None:
@@ -166,14 +196,103 @@ def _count_frames(path: str, container, stream) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class _FrameIndex:
+    """Presentation timestamps of a stream's frames, sorted: pts[i] is frame i's. None when they cannot be known
+    without decoding (packets without timestamps, repeated timestamps, unseekable container)."""
+
+    pts: np.ndarray | None
+    time_base: Fraction | None
+    start_pts: int
+    packets: int | None = None  # video packets counted while indexing (None: not demuxed)
+    key_pts: np.ndarray | None = None  # key frames' presentation timestamps, sorted
+
+
+_INDEX_CACHE: OrderedDict[tuple, _FrameIndex] = OrderedDict()
+_INDEX_CACHE_SIZE = 256  # files
+_INDEX_CACHE_FRAMES = 4_000_000  # timestamps held in all (32 MB), so that long videos cannot grow it without bound
+
+
+def _index_key(path: str) -> tuple:
+    st = os.stat(path)  # a new version of the file (size, modification time, inode) gets a new index
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cached_index(key: tuple) -> _FrameIndex | None:
+    cached = _INDEX_CACHE.get(key)
+    if cached is not None:
+        _INDEX_CACHE.move_to_end(key)
+    return cached
+
+
+def _frame_index(path: str, container, stream) -> _FrameIndex:
+    """Demuxes (no decoding) the stream's packets once per file version and sorts their timestamps."""
+    key = _index_key(path)
+    cached = _cached_index(key)
+    if cached is not None:
+        return cached
+    time_base = Fraction(stream.time_base) if stream.time_base else None
+    index = _FrameIndex(None, time_base, stream.start_time or 0)
+    seekable = any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
+    if seekable and time_base is not None:
+        try:
+            stamps, keys = [], []
+            for packet in container.demux(stream):
+                if packet.size and not packet.is_discard:
+                    stamps.append(packet.pts)
+                    if packet.is_keyframe and packet.pts is not None:
+                        keys.append(packet.pts)
+        except Exception:  # damaged packets: no index; counting and decoding from the start report the damage
+            stamps = []
+        if stamps and all(s is not None for s in stamps):
+            pts = np.sort(np.asarray(stamps, dtype=np.int64))
+            keys.sort()
+            index = _FrameIndex(
+                pts if np.all(np.diff(pts) > 0) else None,
+                time_base,
+                index.start_pts,
+                len(stamps),
+                np.asarray(keys, dtype=np.int64),
+            )
+    _INDEX_CACHE[key] = index
+    held = lambda: sum(0 if i.pts is None else len(i.pts) for i in _INDEX_CACHE.values())
+    while len(_INDEX_CACHE) > 1 and (len(_INDEX_CACHE) > _INDEX_CACHE_SIZE or held() > _INDEX_CACHE_FRAMES):
+        _INDEX_CACHE.popitem(last=False)
+    return index
+
+
+def _index_of(path: str) -> _FrameIndex:
+    try:
+        cached = _cached_index(_index_key(path))
+    except OSError:
+        cached = None  # _open names the problem
+    if cached is not None:
+        return cached
+    container = _open(path)
+    try:
+        return _frame_index(path, container, container.streams.video[0])
+    finally:
+        container.close()
+
+
 def video_info(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, frame rate, size and codec of a video file."""
+    """Frame count, frame rate, size and codec of a video file.
+
+    The frame count is the number of frames with a presentation timestamp in seekable containers (exact on
+    variable-frame-rate video), else the header's count, else the number of video packets.
+    """
     path = os.fspath(path)
     container = _open(path)
     try:
         stream = container.streams.video[0]
         rate = _frame_rate(stream)
-        num_frames = _count_frames(path, container, stream)
+        index = _frame_index(path, container, stream)
+        if index.pts is not None:
+            num_frames = len(index.pts)
+        elif index.packets is not None and not (stream.frames and stream.frames > 0):
+            num_frames = index.packets
+        else:
+            num_frames = _count_frames(path, container, stream)
         return VideoInfo(
             path=path,
             num_frames=num_frames,
@@ -191,10 +310,19 @@ class _Shortfall(Exception):
         self.decoded = decoded
 
 
+class _SeekMissed(Exception):
+    def __init__(self, landed_late: bool = False):
+        self.landed_late = landed_late  # the seek landed on a frame after the first wanted one: aim earlier
+
+
 def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> np.ndarray:
     """The frames at `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3).
 
-    Seeks to the key frame before the smallest index and stops decoding after the largest one.
+    Frame i is the i-th frame in presentation order, also on variable-frame-rate video: in MP4/MOV, Matroska/WebM,
+    AVI and NUT files the stream's presentation timestamps are indexed once (packets are demuxed, not decoded), the
+    reader seeks to the key frame before the first wanted frame, matches decoded frames to indices by timestamp
+    and stops after the last wanted one. Other containers, and files whose packets lack timestamps, are decoded
+    from the start, counting frames (still stopping after the last wanted one).
     """
     path = os.fspath(path)
     indices = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -203,52 +331,59 @@ def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> n
     if indices.min() < 0:
         raise ValueError(f"indices: frame indices must be >= 0, got {int(indices.min())}")
     wanted = np.unique(indices)
-    try:
-        frames = _decode_wanted(path, wanted, seek=True)
-    except (_SeekMissed, _Shortfall):  # a seek that misplaced us or ran out early: decode from the start instead
+    frames = None
+    for back in range(_SEEK_RETRIES + 1):
+        try:
+            frames = _decode_wanted(path, wanted, seek=True, back=back)
+            break
+        except _SeekMissed as e:
+            if not e.landed_late:
+                break
+        except _Shortfall:
+            break
+    if frames is None:  # timestamps that did not place frames: count frames from the start instead
         frames = _decode_wanted(path, wanted, seek=False)
     return np.stack([frames[int(i)] for i in indices])
 
 
-class _SeekMissed(Exception):
-    pass
-
-
-def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool) -> dict[int, np.ndarray]:
+def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) -> dict[int, np.ndarray]:
     container = _open(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate, time_base = _frame_rate(stream), stream.time_base
-        start_pts = stream.start_time or 0
-        use_pts = rate is not None and time_base is not None
-
-        seeked = False
-
-        def index_of(frame, counter: int) -> int:
-            # From the start, a frame's index is its decoding ordinal; after a seek it can only come from its timestamp.
-            if seeked and frame.pts is not None:
-                return int(round(float((frame.pts - start_pts) * time_base * rate)))
-            return counter
-
-        seekable = any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
-        if seek and seekable and use_pts and wanted[0] > 0:
-            target = start_pts + int(Fraction(int(wanted[0])) / rate / time_base)
+        pts = None
+        if seek:
+            index = _frame_index(path, container, stream)
+            if index.pts is None:
+                raise _SeekMissed  # nothing to place frames by: the caller decodes from the start
+            if wanted[-1] >= len(index.pts):
+                raise _Shortfall(len(index.pts))
+            pts = index.pts
+            # The key frame before the first wanted frame's timestamp. Containers that seek by decoding time can land
+            # on a key frame presented after it (B-frames): each retry (`back`) aims one key frame earlier.
+            target = int(index.pts[wanted[0]])
+            if back:
+                k = int(np.searchsorted(index.key_pts, target, side="right")) - 1 - back
+                target = int(index.key_pts[k]) if k >= 0 else int(index.pts[0])
             container.seek(target, stream=stream, backward=True, any_frame=False)
-            seeked = True
 
         out: dict[int, np.ndarray] = {}
         pos, last_index = 0, -1
         try:
             for counter, frame in enumerate(container.decode(stream)):
-                if seeked and (frame.pts is None or (counter == 0 and index_of(frame, 0) > wanted[0])):
-                    raise _SeekMissed  # landed past the first wanted frame, or no timestamps to place frames by
-                index = index_of(frame, counter)
-                last_index = max(last_index, index)
-                if index < wanted[pos]:
+                if pts is not None:
+                    position = None if frame.pts is None else int(np.searchsorted(pts, frame.pts))
+                    if position is None or position >= len(pts) or pts[position] != frame.pts:
+                        raise _SeekMissed  # a timestamp the index does not hold
+                    if counter == 0 and position > wanted[0]:
+                        raise _SeekMissed(landed_late=True)
+                else:
+                    position = counter
+                last_index = max(last_index, position)
+                if position < wanted[pos]:
                     continue
                 image = frame.to_ndarray(format="rgb24")
-                while pos < len(wanted) and wanted[pos] <= index:
+                while pos < len(wanted) and wanted[pos] <= position:
                     out[int(wanted[pos])] = image
                     pos += 1
                 if pos == len(wanted):
@@ -278,10 +413,19 @@ def _read(
     path = os.fspath(path)
     info = video_info(path)
     available = info.num_frames
+    times = None
+    if start_sec is not None or end_sec is not None:
+        index = _index_of(path)
+        if index.pts is not None and len(index.pts) == available:  # exact times, also on variable frame rate
+            times = [float((int(p) - index.start_pts) * index.time_base) for p in index.pts]
     for _ in range(2):  # a second pass only when the file decodes fewer frames than its header says
         if available < 1:
             raise VideoReadError(path, "contains no decodable video frames")
-        first, last = segment_frames(available, info.fps or 1.0, start_sec, end_sec)
+        if times is not None:  # the frames whose presentation time lies in [start_sec, end_sec)
+            first = 0 if start_sec is None else bisect.bisect_left(times, start_sec - _TIME_EPS)
+            last = available if end_sec is None else bisect.bisect_left(times, end_sec - _TIME_EPS)
+        else:
+            first, last = segment_frames(available, info.fps or 1.0, start_sec, end_sec)
         if last <= first:
             raise ValueError(
                 f"{path}: the segment [{start_sec}, {end_sec}) s holds no frames (the video has {available} frames "
@@ -313,7 +457,7 @@ def _read(
                 "sampling over the frames that decode",
                 stacklevel=3,
             )
-            available = e.decoded
+            available, times = e.decoded, None
             continue
         return frames.reshape(indices.shape + frames.shape[1:])
     raise VideoReadError(path, "the number of decodable frames keeps changing between reads")
