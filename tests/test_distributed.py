@@ -108,11 +108,14 @@ def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
     first = _torchrun(fsdp + ["--stop-after-epochs", "1"], tmp_path)
     assert first["world_size"] == 2 and first["epochs"] == 1
     ckpt = Path(first["checkpoint"])
-    _assert_same_weights(ckpt, tmp_path / "one_a" / "checkpoint")
-    _assert_same_weights(ckpt / "ema", tmp_path / "one_a" / "checkpoint" / "ema")
+    _assert_same_weights(ckpt, tmp_path / "one_a" / "checkpoint-1")
+    _assert_same_weights(ckpt / "ema", tmp_path / "one_a" / "checkpoint-1" / "ema")
     reloaded = VivitForVideoClassification.from_pretrained(ckpt)  # the gathered checkpoint is a normal HF directory
     assert reloaded.config.num_labels == 8
 
     second = _torchrun(fsdp + ["--resume", str(ckpt)], tmp_path)
     assert second["epochs"] == 2
-    _assert_same_weights(Path(second["checkpoint"]), tmp_path / "one_b" / "checkpoint")
+    _assert_same_weights(Path(second["checkpoint"]), tmp_path / "one_b" / "checkpoint-2")
+    assert sorted(p.name for p in (tmp_path / "fsdp").glob("checkpoint*")) == ["checkpoint-2"]
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
