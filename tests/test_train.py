@@ -313,6 +313,11 @@ def test_bad_arguments_are_named(tiny_config, tmp_path, capsys):
     assert main(_common(tiny_config, tmp_path) + ["--batch-size", "65"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--batch-size 65" in err[0] and "64 training clips" in err[0]
+    oblong = tmp_path / "oblong.json"
+    oblong.write_text(json.dumps({**TINY, "image_size": [16, 24]}))
+    assert main(_common(str(oblong), tmp_path / "oblong") + ["--epochs", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--data synthetic" in err[0] and "[16, 24]" in err[0]
 
 
 def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):

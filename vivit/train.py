@@ -638,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"vivit train: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 1
+    except ValueError as e:  # a file or option the data or model builders cannot use (they name it)
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"vivit train: error: {message}", file=sys.stderr)
+        return 1
 
 
 def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
