@@ -72,6 +72,12 @@ def write_text_durably(path: Path, text: str) -> None:
     fsync_path(path.parent)
 
 
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporary files write_text_durably(path, ...) leaves when interrupted."""
+    for tmp in path.parent.glob(path.name + ".tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
 def append_line_durably(path: Path, line: str) -> None:
     with open(path, "a") as f:
         f.write(line + "\n")
@@ -152,7 +158,9 @@ def save_versioned(run_dir: Path, epoch: int, write) -> Path:
     for old in run_dir.iterdir():  # only now: every older checkpoint and leftover partial copy
         if old == final:
             continue
-        if checkpoint_epoch(old) is not None or (old.name.startswith("checkpoint-") and old.name.endswith(PARTIAL)):
+        partial = old.name.startswith("checkpoint-") and old.name.endswith(PARTIAL)
+        moved_aside = old.name.startswith(".checkpoint-") and ".old-" in old.name  # by an interrupted replace
+        if checkpoint_epoch(old) is not None or partial or moved_aside:
             shutil.rmtree(old, ignore_errors=True)
     fsync_path(run_dir)
     return final

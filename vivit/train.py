@@ -734,6 +734,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
         )
         history = list(resume_state["history"])
     if rank == 0:  # metrics.jsonl says what the checkpoint holds: no epoch lost or repeated by a crash
+        ckpt.remove_leftovers(metrics_path)
         ckpt.write_text_durably(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
     checkpoint = resume_from
 
