@@ -304,3 +304,9 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path, common):
         f"vivit train: error: --resume {tmp_path / 'nowhere'}: expected a run or checkpoint directory, "
         "found no such directory"
     ]
+
+
+def test_an_unusable_output_directory_is_one_line(tmp_path, common, capsys):
+    (tmp_path / "file").write_text("")
+    err = _fails(common + ["--output-dir", str(tmp_path / "file" / "run")], capsys, 1)
+    assert err.startswith(f"vivit train: error: --output-dir {tmp_path / 'file' / 'run'}:")

@@ -659,6 +659,8 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             prepare_output(args, out)
         except CheckpointError as e:
             failure = (type(e).__name__, str(e))
+        except OSError as e:  # e.g. an output directory that cannot be created
+            failure = ("CheckpointError", f"--output-dir {out}: {e.strerror or e}: {e.filename or ''}")
     if dist.is_initialized():
         shared = [failure]
         dist.broadcast_object_list(shared, src=0)
