@@ -184,15 +184,16 @@ def test_flax_layouts_mean_what_the_conversion_assumes(tmp_path):
 
 
 @pytest.mark.parametrize("temporal_layers", [1, 0])
-def test_model2_round_trip(tmp_path, temporal_layers):
+def test_model2_round_trip(tmp_path, temporal_layers, capsys):
     torch.manual_seed(2)
     model = _random_model(variant="factorized_encoder", num_temporal_layers=temporal_layers)
     src = tmp_path / "checkpoint"
     src.write_bytes(_flax_bytes(_to_scenic(model)))
     argv = [str(src), str(tmp_path / "hf")]
     if temporal_layers == 0:  # scenic's spatial-only baseline records no frame count
-        with pytest.raises(ValueError, match="--num-frames"):
-            main(argv)
+        assert main(argv) == 1
+        assert "--num-frames" in capsys.readouterr().err
+        assert not (tmp_path / "hf").exists()  # nothing left behind by the failed conversion
         argv += ["--num-frames", "4"]
     assert main(argv) == 0
     converted = VivitForVideoClassification.from_pretrained(tmp_path / "hf")
@@ -205,7 +206,7 @@ def test_model2_round_trip(tmp_path, temporal_layers):
         torch.testing.assert_close(converted(x).logits, model(x).logits)
 
 
-def test_reader_handles_bfloat16_chunked_arrays_and_wrong_frame_counts(tmp_path):
+def test_reader_handles_bfloat16_chunked_arrays_and_wrong_frame_counts(tmp_path, capsys):
     values = torch.randn(6, 4).to(torch.bfloat16)
     bits = values.view(torch.int16).numpy()
     raw = msgpack.ExtType(1, msgpack.packb(((6, 4), "bfloat16", bits.tobytes("C")), use_bin_type=True))
@@ -223,8 +224,46 @@ def test_reader_handles_bfloat16_chunked_arrays_and_wrong_frame_counts(tmp_path)
 
     torch.manual_seed(3)
     (tmp_path / "m1").write_bytes(_flax_bytes(_to_scenic(_random_model())))
-    with pytest.raises(ValueError, match="--num-frames"):
-        main([str(tmp_path / "m1"), str(tmp_path / "out"), "--num-frames", "6"])
-    with pytest.raises(ValueError, match="no ViViT parameters"):
-        (tmp_path / "empty").write_bytes(_flax_bytes({"optimizer": {"state": {}}}))
-        main([str(tmp_path / "empty"), str(tmp_path / "out")])
+    capsys.readouterr()
+    assert main([str(tmp_path / "m1"), str(tmp_path / "out"), "--num-frames", "6"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--num-frames" in err[0]
+    (tmp_path / "empty").write_bytes(_flax_bytes({"optimizer": {"state": {}}}))
+    assert main([str(tmp_path / "empty"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ViViT parameters" in err[0] and str(tmp_path / "empty") in err[0]
+    assert main([str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "empty", "m1"]
+
+
+def test_existing_destination_is_kept_unless_overwrite_and_survives_a_failed_check(tmp_path, capsys, monkeypatch):
+    import vivit.convert as convert_module
+
+    torch.manual_seed(4)
+    src = tmp_path / "ckpt"
+    src.write_bytes(_flax_bytes(_to_scenic(_random_model())))
+    dst = tmp_path / "hf"
+    dst.mkdir()
+    (dst / "config.json").write_text('{"keep": true}')
+    before = {p.name: p.read_bytes() for p in dst.iterdir()}
+    assert main([str(src), str(dst), "--num-frames", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(dst) in err[0] and "--overwrite" in err[0]
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
+
+    def failing_check(directory):
+        assert (directory / "model.safetensors").is_file() and directory != dst
+        raise RuntimeError("the converted checkpoint does not load cleanly: planted")
+
+    monkeypatch.setattr(convert_module, "check_load", failing_check)
+    assert main([str(src), str(dst), "--num-frames", "4", "--overwrite"]) == 1
+    assert "planted" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "hf"]  # no temporary copy left
+
+    monkeypatch.undo()
+    assert main([str(src), str(dst), "--num-frames", "4", "--overwrite"]) == 0
+    assert sorted(p.name for p in dst.iterdir()) == ["config.json", "model.safetensors"]
+    assert VivitForVideoClassification.from_pretrained(dst).config.num_frames == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "hf"]

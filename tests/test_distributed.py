@@ -108,11 +108,23 @@ def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
     first = _torchrun(fsdp + ["--stop-after-epochs", "1"], tmp_path)
     assert first["world_size"] == 2 and first["epochs"] == 1
     ckpt = Path(first["checkpoint"])
-    _assert_same_weights(ckpt, tmp_path / "one_a" / "checkpoint")
-    _assert_same_weights(ckpt / "ema", tmp_path / "one_a" / "checkpoint" / "ema")
+    _assert_same_weights(ckpt, tmp_path / "one_a" / "checkpoint-1")
+    _assert_same_weights(ckpt / "ema", tmp_path / "one_a" / "checkpoint-1" / "ema")
     reloaded = VivitForVideoClassification.from_pretrained(ckpt)  # the gathered checkpoint is a normal HF directory
     assert reloaded.config.num_labels == 8
 
     second = _torchrun(fsdp + ["--resume", str(ckpt)], tmp_path)
     assert second["epochs"] == 2
-    _assert_same_weights(Path(second["checkpoint"]), tmp_path / "one_b" / "checkpoint")
+    _assert_same_weights(Path(second["checkpoint"]), tmp_path / "one_b" / "checkpoint-2")
+    assert sorted(p.name for p in (tmp_path / "fsdp").glob("checkpoint*")) == ["checkpoint-2"]
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+    # a refused resume ends every process with exit status 2 and a one-line error (torchrun then reports the failure)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
+    cmd += ["-m", "vivit.train", *fsdp, "--resume", str(tmp_path / "fsdp"), "--seed", "1"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert proc.stderr.count("vivit train: error: --seed: expected 0") == 2, proc.stderr[-3000:]
+    assert "vivit/train.py" not in proc.stderr and proc.stderr.count("exitcode  : 2") == 2, proc.stderr[-4000:]

@@ -219,26 +219,61 @@ def convert_params(params: dict, *, num_frames: int | None = None) -> tuple[dict
     return config, {k: v.float().contiguous() for k, v in out.items()}
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, *, num_frames: int | None = None) -> Path:
-    """Read the scenic checkpoint `src`, write `dst`/config.json + model.safetensors, check that it loads."""
-    from safetensors.torch import save_file
+def _occupied(dst: Path) -> bool:
+    return dst.exists() and (not dst.is_dir() or any(dst.iterdir()))
 
-    from vivit.configuration import VivitConfig
+
+def check_load(directory: Path) -> None:
+    """Every key present and used, every shape right (transformers' loader only warns about these)."""
     from vivit.modeling import VivitForVideoClassification
 
-    fields, state = convert_params(scenic_params(read_flax_msgpack(src)), num_frames=num_frames)
-    config = VivitConfig(**fields)
-    dst = Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    config.architectures = ["VivitForVideoClassification"]
-    config.save_pretrained(dst)
-    save_file(state, dst / "model.safetensors", metadata={"format": "pt"})
-    # every key present and used, every shape right (transformers' loader only warns about these)
-    _, info = VivitForVideoClassification.from_pretrained(dst, output_loading_info=True)
+    _, info = VivitForVideoClassification.from_pretrained(directory, output_loading_info=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
-        raise RuntimeError(f"{dst}: the converted checkpoint does not load cleanly: {problems or info['error_msgs']}")
+        raise RuntimeError(f"the converted checkpoint does not load cleanly: {problems or info['error_msgs']}")
+
+
+def convert(
+    src: str | os.PathLike, dst: str | os.PathLike, *, num_frames: int | None = None, overwrite: bool = False
+) -> Path:
+    """Read the scenic checkpoint `src`, write config.json + model.safetensors into a temporary sibling of `dst`,
+    check that it loads, and only then move it to `dst` (an existing, non-empty `dst` only with overwrite=True)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from vivit.checkpointing import fsync_tree, replace_directory
+    from vivit.configuration import VivitConfig
+
+    dst = Path(dst)
+    if _occupied(dst) and not overwrite:
+        raise FileExistsError(f"{dst}: expected a new or empty output directory, found one in use (--overwrite)")
+    fields, state = convert_params(scenic_params(read_flax_msgpack(src)), num_frames=num_frames)
+    config = VivitConfig(**fields)
+    config.architectures = ["VivitForVideoClassification"]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        config.save_pretrained(tmp)
+        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        check_load(tmp)
+        fsync_tree(tmp)
+        if dst.is_dir() and not any(dst.iterdir()):
+            dst.rmdir()
+        replace_directory(tmp, dst)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return dst
+
+
+def _found(path: Path) -> str:
+    if not path.exists():
+        return "nothing there"
+    if path.is_dir():
+        return "a directory with files" if any(path.iterdir()) else "an empty directory"
+    return "a file"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,8 +289,25 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="frames per clip; Model 1 checkpoints do not record it (default 32); Model 2's is read from the weights",
     )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    dst = convert(args.src, args.dst, num_frames=args.num_frames)
+    src, dst = Path(args.src), Path(args.dst)
+    if not src.is_file():
+        print(f"vivit convert: error: SRC {src}: expected a checkpoint file, found {_found(src)}", file=sys.stderr)
+        return 2
+    if _occupied(dst) and not args.overwrite:
+        print(
+            f"vivit convert: error: DST {dst}: expected a new or empty directory, found {_found(dst)} "
+            "(replace it with --overwrite)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        dst = convert(src, dst, num_frames=args.num_frames, overwrite=args.overwrite)
+    except (ValueError, RuntimeError, KeyError, OSError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"vivit convert: error: {src}: {message}", file=sys.stderr)
+        return 1
     config = json.loads((dst / "config.json").read_text())
     summary = {k: config[k] for k in ("variant", "num_frames", "image_size", "tubelet_size", "num_hidden_layers")}
     print(json.dumps({"output": str(dst), **summary}))

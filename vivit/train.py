@@ -3,12 +3,15 @@
 Run with no arguments it trains the default tiny model on the built-in synthetic task (vivit/synthetic.py) and
 prints, as its last stdout line, one JSON object with the validation accuracy, epochs, seconds and checkpoint path.
 
-Checkpoint layout (`OUTPUT_DIR/checkpoint/`, rewritten after every epoch):
+Checkpoint layout (`OUTPUT_DIR/checkpoint-<epoch>/`, a new one after every epoch; the previous one is deleted only
+once the new one is complete on disk, see vivit/checkpointing.py):
     config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
                                      (the weights under the in-memory names, which transformers >= 5 reads as is)
     ema/                             the EMA weights as a directory of their own (with --ema-decay)
-    trainer_state.pt                 optimizer, scheduler, EMA shadow weights, epoch, step and every rank's RNG states
-Resuming from it (`--resume OUTPUT_DIR/checkpoint`) continues bit-identically to an uninterrupted run.
+    trainer_state.json/.safetensors  optimizer, scheduler, EMA shadow weights, epoch, step, every rank's RNG states,
+                                     the run's options and its metrics so far (tensors in safetensors, no pickle)
+    COMPLETE                         written last: the checkpoint is whole
+Resuming (`--resume OUTPUT_DIR`, or one checkpoint directory) continues bit-identically to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import math
 import os
 import random
-import shutil
 import sys
 import time
 import warnings
@@ -33,6 +35,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from vivit import checkpointing as ckpt
+from vivit.checkpointing import CheckpointError, UsageError
 from vivit.configuration import MODEL_TYPES, VivitConfig
 from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
@@ -107,7 +111,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     g = p.add_argument_group("run")
     g.add_argument("--output-dir", default="runs/vivit-train")
-    g.add_argument("--resume", default=None, help="a checkpoint directory written by this trainer")
+    g.add_argument(
+        "--resume",
+        default=None,
+        help="continue a run: its output directory (the newest complete checkpoint) or one checkpoint directory",
+    )
+    g.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     g.add_argument("--distributed", default="ddp", choices=["ddp", "fsdp"], help="strategy under torchrun")
     g.add_argument("--device", default=None, help="default: cuda (this rank's GPU) if available, else cpu")
     g.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps per epoch (quick checks)")
@@ -429,9 +438,9 @@ def input_processor(dataset, image_size: int):
 
 
 def save_checkpoint(
-    path: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args, processor=None
-) -> None:
-    """Gather on every rank, write on rank 0 into a temporary directory, then swap it in (never half-written)."""
+    run_dir: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args, history, processor=None
+) -> Path:
+    """Gather on every rank; rank 0 writes run_dir/checkpoint-<epoch + 1>/ atomically and durably."""
     state = full_model_state(model)
     optim_state = full_optimizer_state(model, optimizer)
     ema_shadow = ema_weights = None
@@ -443,10 +452,9 @@ def save_checkpoint(
     if dist.is_initialized():
         rngs = [None] * dist.get_world_size()
         dist.all_gather_object(rngs, rng_state())
-    if rank == 0:
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    path = run_dir / f"checkpoint-{epoch + 1}"
+
+    def write(tmp: Path) -> None:
         unwrap(model).config.save_pretrained(tmp)
         if processor is not None:
             processor.save_pretrained(tmp)
@@ -463,13 +471,48 @@ def save_checkpoint(
             "epoch": epoch,
             "step": step,
             "rng": rngs,
-            "args": vars(args),
+            "args": run_options(args),
+            "history": history,
         }
-        torch.save(trainer_state, tmp / "trainer_state.pt")
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        ckpt.save_state(tmp, "trainer_state", trainer_state)
+
+    if rank == 0:
+        path = ckpt.save_versioned(run_dir, epoch + 1, write)
     if dist.is_initialized():
         dist.barrier()
+    return path
+
+
+# options that define a run: a resume must repeat them (--epochs may grow; the rest only changes how it runs)
+RUN_OPTIONS = (
+    "variant", "config", "preset", "init", "init_tubelet", "init_pos", "init_temporal_attention", "drop_path",
+    "data", "num_labels", "train_samples", "val_samples", "eval_views", "batch_size", "accum_steps", "lr", "min_lr",
+    "weight_decay", "warmup_steps", "clip_grad", "label_smoothing", "mixup", "cutmix", "mixup_prob", "ema_decay",
+    "seed", "max_steps",
+)  # fmt: skip
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """The options as saved with a checkpoint (file and folder arguments as absolute paths)."""
+    options = dict(vars(args))
+    for name in ("config", "init", "data"):
+        value = options.get(name)
+        if value is not None and not (name == "data" and value == "synthetic"):
+            options[name] = str(Path(value).resolve())
+    return options
+
+
+def check_resume_options(args: argparse.Namespace, saved: dict, source: Path) -> None:
+    """Refuse, by name, options that would change the run being continued."""
+    now = run_options(args)
+    for name in RUN_OPTIONS:
+        if saved.get(name) != now.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag}: expected {saved.get(name)!r} (the value {source} was trained with), got {now.get(name)!r}"
+            )
+    if args.epochs < saved["epochs"]:
+        raise UsageError(f"--epochs: expected >= {saved['epochs']} (the run in {source}), got {args.epochs}")
 
 
 def load_weights(model: nn.Module, path: Path) -> None:
@@ -478,9 +521,9 @@ def load_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def load_trainer_state(path: Path, *, model, optimizer, scheduler, ema, rank: int) -> tuple[int, int]:
-    """Restore optimizer, scheduler, EMA and this rank's RNG; returns (next epoch, step)."""
-    state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+def load_trainer_state(path: Path, state: dict, *, model, optimizer, scheduler, ema, rank: int) -> tuple[int, int]:
+    """Restore optimizer, scheduler, EMA and this rank's RNG from `state` (read from `path`); returns (next epoch,
+    step)."""
     if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -491,11 +534,12 @@ def load_trainer_state(path: Path, *, model, optimizer, scheduler, ema, rank: in
     scheduler.load_state_dict(state["scheduler"])
     if ema is not None:
         if state["ema"] is None:
-            raise ValueError(f"--resume {path}: --ema-decay is set but the checkpoint was trained without EMA")
+            raise UsageError(f"--ema-decay: expected 0 (the value {path} was trained with), got {ema.decay}")
         ema.load_full_state_dict(state["ema"]["shadow"], state["ema"]["num_updates"])
     rngs = state["rng"]
     if len(rngs) != (dist.get_world_size() if dist.is_initialized() else 1):
-        raise ValueError(f"--resume {path}: saved by {len(rngs)} processes, resumed with a different number")
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        raise UsageError(f"--resume {path}: expected {len(rngs)} processes (as saved), got {world}")
     set_rng_state(rngs[rank])
     return state["epoch"] + 1, state["step"]
 
@@ -541,13 +585,92 @@ def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, de
     return float(mean[0] / max(mean[1], 1)), steps_per_epoch
 
 
+def holds_run(out: Path) -> bool:
+    """Whether `out` holds what a trainer leaves: checkpoints (complete, partial or the older `checkpoint/` layout) or
+    metrics."""
+    if not out.is_dir():
+        return False
+    return (out / "metrics.jsonl").exists() or any(p.name.startswith("checkpoint") for p in out.iterdir())
+
+
+def clear_run(out: Path) -> None:
+    import shutil
+
+    for p in out.iterdir():
+        if p.name.startswith("checkpoint") and p.is_dir():
+            shutil.rmtree(p)
+        elif p.name.startswith("checkpoint") or p.name == "metrics.jsonl":
+            p.unlink()
+
+
+def prepare_output(args: argparse.Namespace, out: Path) -> tuple[Path | None, dict | None]:
+    """Rank 0's checks of --output-dir and --resume (the lock is held by then): (checkpoint, its state) or
+    (None, None) for a new run."""
+    source = state = None
+    if args.resume:
+        source = ckpt.latest_checkpoint(Path(args.resume))
+        state = ckpt.load_state(source, "trainer_state")
+        check_resume_options(args, state["args"], source)
+        if source.parent.resolve() == out.resolve():
+            return source, state
+    if holds_run(out):
+        if not args.overwrite:
+            raise UsageError(
+                f"--output-dir {out}: expected a directory without a run, found one (continue it with --resume {out} "
+                "or replace it with --overwrite)"
+            )
+        clear_run(out)
+    return source, state
+
+
+def _finite(value):
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    """The command: errors in the arguments exit 2, errors of files and directories 1, each as one line."""
+    try:
+        with contextlib.ExitStack() as stack:
+            return _main(sys.argv[1:] if argv is None else argv, stack)
+    except CheckpointError as e:
+        print(f"vivit train: error: {e}", file=sys.stderr)
+        return e.code
+    except OSError as e:
+        print(f"vivit train: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # a file or option the data or model builders cannot use (they name it)
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"vivit train: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
+    args = parse_args(argv)
     start = time.perf_counter()
     rank, world, device = init_distributed(args.device)
     progress = rank == 0 and not args.no_progress
     out = Path(args.output_dir)
-    ckpt_dir = out / "checkpoint"
+
+    # rank 0 locks the output directory and checks it and --resume; every rank learns the outcome
+    failure = None
+    if rank == 0:
+        try:
+            stack.enter_context(ckpt.run_lock(out))
+            prepare_output(args, out)
+        except CheckpointError as e:
+            failure = (type(e).__name__, str(e))
+        except OSError as e:  # e.g. an output directory that cannot be created
+            failure = ("CheckpointError", f"--output-dir {out}: {e.strerror or e}: {e.filename or ''}")
+    if dist.is_initialized():
+        shared = [failure]
+        dist.broadcast_object_list(shared, src=0)
+        failure = shared[0]
+    if failure is not None:
+        raise (UsageError if failure[0] == "UsageError" else CheckpointError)(failure[1])
+    resume_from = resume_state = None
+    if args.resume:  # every rank reads the state (rank 0 has checked it)
+        resume_from = ckpt.latest_checkpoint(Path(args.resume))
+        resume_state = ckpt.load_state(resume_from, "trainer_state")
 
     # the datasets first: the number of classes sizes the head
     torch.manual_seed(args.seed)
@@ -566,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
         model.config.id2label = dict(enumerate(class_names))
         model.config.label2id = {name: i for i, name in enumerate(class_names)}
     if args.resume:
-        load_weights(model, Path(args.resume))
+        load_weights(model, resume_from)
     if args.gradient_checkpointing:
         # transformers >= 5.2x renamed it; 5.17 has only the old name
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
@@ -586,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     if steps_per_epoch < 1:
-        raise ValueError(
+        raise UsageError(
             f"--batch-size {args.batch_size} x --accum-steps {args.accum_steps} x {world} processes is more than the "
             f"{len(train_set)} training clips: no optimizer step would run"
         )
@@ -604,18 +727,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     amp_dtype = autocast_dtype(args.precision, device)
 
-    first_epoch, step = 0, 0
+    first_epoch, step, history = 0, 0, []
     torch.manual_seed(args.seed + rank)  # dropout / stochastic depth differ per rank
-    if args.resume:
-        first_epoch, step = load_trainer_state(
-            Path(args.resume), model=model, optimizer=optimizer, scheduler=scheduler, ema=ema, rank=rank
-        )
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
     metrics_path = out / "metrics.jsonl"
+    if resume_from is not None:
+        first_epoch, step = load_trainer_state(
+            resume_from, resume_state, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema, rank=rank
+        )
+        history = list(resume_state["history"])
+    if rank == 0:  # metrics.jsonl says what the checkpoint holds: no epoch lost or repeated by a crash
+        ckpt.remove_leftovers(metrics_path)
+        ckpt.write_text_durably(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
+    checkpoint = resume_from
 
-    val = {"top1": float("nan"), "top5": float("nan")}
-    ema_val = None
+    last = history[-1] if history else {}
+    val = {"top1": last.get("val_top1"), "top5": last.get("val_top5")}
+    ema_val = {"top1": last["ema_val_top1"]} if "ema_val_top1" in last else None
     last_epoch = args.epochs if args.stop_after_epochs is None else min(args.epochs, args.stop_after_epochs)
     for epoch in range(first_epoch, last_epoch):
         train_loss, steps = train_one_epoch(
@@ -636,18 +763,6 @@ def main(argv: list[str] | None = None) -> int:
         if ema is not None:
             with ema.swapped_in():
                 ema_val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=False)
-        save_checkpoint(
-            ckpt_dir,
-            model=model,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            ema=ema,
-            epoch=epoch,
-            step=step,
-            rank=rank,
-            args=args,
-            processor=processor,
-        )
         record = {
             "epoch": epoch + 1,
             "step": step,
@@ -659,19 +774,33 @@ def main(argv: list[str] | None = None) -> int:
         }
         if ema_val is not None:
             record.update(ema_val_top1=ema_val["top1"], ema_val_top5=ema_val["top5"])
+        record = {k: _finite(v) for k, v in record.items()}
+        history.append(record)
+        checkpoint = save_checkpoint(
+            out,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema=ema,
+            epoch=epoch,
+            step=step,
+            rank=rank,
+            args=args,
+            history=history,
+            processor=processor,
+        )
         if rank == 0:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            ckpt.append_line_durably(metrics_path, json.dumps(record))
             shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()}
             print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
 
     summary = {
         "val_top1": val["top1"],
         "val_top5": val["top5"],
-        "epochs": last_epoch,
+        "epochs": history[-1]["epoch"] if history else 0,
         "steps": step,
         "seconds": round(time.perf_counter() - start, 2),
-        "checkpoint": str(ckpt_dir),
+        "checkpoint": None if checkpoint is None else str(checkpoint),
         "metrics": str(metrics_path),
         "world_size": world,
     }
@@ -681,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         dist.destroy_process_group()
     if rank == 0:
-        print(json.dumps(summary), flush=True)
+        print(json.dumps({k: _finite(v) for k, v in summary.items()}), flush=True)
     return 0
 
 
