@@ -120,11 +120,12 @@ def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "fsdp" / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
 
-    # a refused resume ends every process with exit status 2 and a one-line error (torchrun then reports the failure)
+    # a refused resume ends the run with exit status 2 and a one-line error (torchrun then reports the failure)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
     cmd += ["-m", "vivit.train", *fsdp, "--resume", str(tmp_path / "fsdp"), "--seed", "1"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    # (no hang: the timeout above; once one rank exits, torchrun may stop the other before it prints, so count >= 1)
     assert proc.returncode != 0
-    assert proc.stderr.count("vivit train: error: --seed: expected 0") == 2, proc.stderr[-3000:]
-    assert "vivit/train.py" not in proc.stderr and proc.stderr.count("exitcode  : 2") == 2, proc.stderr[-4000:]
+    assert proc.stderr.count("vivit train: error: --seed: expected 0") >= 1, proc.stderr[-3000:]
+    assert "vivit/train.py" not in proc.stderr and "exitcode  : 2" in proc.stderr, proc.stderr[-4000:]
