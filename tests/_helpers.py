@@ -63,3 +63,11 @@ def classic_name(key: str) -> str:
 
 def classic_state(model: torch.nn.Module) -> dict:
     return {classic_name(k): v for k, v in model.state_dict().items()}
+
+
+def decode_all(path) -> np.ndarray:
+    """Every frame of a video file in decode order, as (T, H, W, 3) uint8: what the tests compare readers against."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

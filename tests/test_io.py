@@ -5,6 +5,7 @@ import dataclasses
 import av
 import numpy as np
 import pytest
+from _helpers import decode_all
 
 import vivit.io as vio
 from vivit.io import VideoReadError, decode_frames, read_clips, read_video, sample_indices, video_info
@@ -36,11 +37,6 @@ def encode(path, codec, pix_fmt, num_frames=NUM_FRAMES, height=48, width=64, gop
         for packet in stream.encode():
             container.mux(packet)
     return str(path)
-
-
-def decode_all(path):
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 @pytest.fixture(scope="module")

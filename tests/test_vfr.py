@@ -7,6 +7,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from _helpers import decode_all
 
 import vivit.io as vio
 from vivit.io import VideoReadError, decode_frames, read_clips, read_video, video_info
@@ -46,11 +47,6 @@ def encode(path, codec, pts, *, rate=30, b_frames=0, gop=8):
         for packet in stream.encode():
             container.mux(packet)
     return str(path)
-
-
-def decode_all(path):
-    with av.open(str(path)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
 def packet_pts(path):
