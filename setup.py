@@ -25,7 +25,7 @@ setup(
         "transformers>=5.17",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-benchmark>=4", "peft>=0.17", "accelerate>=1.0", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-benchmark>=4", "peft>=0.17", "accelerate>=1.0", "ruff>=0.6", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["vivit=vivit.cli:main"]},
 )
