@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="vivit",
@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=["vivit", "vivit_kernels"],
+    packages=find_packages(include=["vivit", "vivit.*", "vivit_kernels", "vivit_kernels.*"]),
     install_requires=[
         "torch>=2.5",
         # Triton ships wheels for Linux x86_64/aarch64 only; elsewhere the eager paths still run.
@@ -19,6 +19,8 @@ setup(
         "pillow>=10",
         "av>=12",
         "tqdm>=4.60",
+        # Figures (attention maps, training curves, confusion matrices, benchmark charts), headless (Agg).
+        "matplotlib>=3.8",
         # Scenic (Flax) checkpoints are msgpack files: read them without installing JAX.
         "msgpack>=1.0",
         # The models are transformers models (PreTrainedModel, Auto classes, checkpoint conversion mapping).

@@ -138,6 +138,20 @@ def latest_checkpoint(path: Path) -> Path:
     raise CheckpointError(f"--resume {path}: expected a run directory holding checkpoint-<epoch>/, found none complete")
 
 
+def model_directory(path: str | Path, option: str = "--model") -> Path:
+    """A model directory (config.json inside) as given, or the newest complete checkpoint of a run directory."""
+    path = Path(path)
+    if (path / "config.json").is_file() or not path.is_dir():
+        return path  # the loader names what is missing
+    found = complete_checkpoints(path)
+    if found:
+        return found[-1]
+    raise CheckpointError(
+        f"{option} {path}: expected a model directory (config.json) or a run directory holding a complete "
+        "checkpoint-<epoch>/, found neither"
+    )
+
+
 def save_versioned(run_dir: Path, epoch: int, write) -> Path:
     """Write checkpoint-<epoch>/ through `write(directory)`, durably and atomically, then delete older ones."""
     final = run_dir / f"checkpoint-{epoch}"

@@ -19,6 +19,8 @@ import sys
 
 import torch
 
+from vivit.checkpointing import model_directory
+
 
 def fail(command: str, error: BaseException) -> int:
     """Print `error` as one line on stderr (no traceback) and return the exit status 1."""
@@ -59,6 +61,7 @@ def load_model_and_processor(directory: str, device: torch.device):
     from vivit.modeling import VivitForVideoClassification
     from vivit.processing import PREPROCESSOR_CONFIG_NAME, VivitImageProcessor
 
+    directory = str(model_directory(directory))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"--model {directory}: no such model directory")
     config_file = os.path.join(directory, "config.json")
