@@ -11,6 +11,8 @@ COMMANDS = {
     "predict": ("vivit.predict", "classify a video file with a saved model"),
     "eval": ("vivit.evaluate", "top-1/top-5 accuracy of a saved model over a dataset"),
     "convert": ("vivit.convert", "convert a scenic (Flax) ViViT checkpoint to a Hugging Face directory"),
+    "explain": ("vivit.viz.explain", "top labels and attention over the frames of a video, drawn as a picture"),
+    "plot": ("vivit.viz.curves", "draw the training curves of one or more runs"),
 }
 
 

@@ -30,6 +30,12 @@ def new_figure(width: float = 8.0, height: float = 6.0, **subplots_kwargs):
     return plt.subplots(figsize=(width, height), dpi=DPI, **subplots_kwargs)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_png(fig, path: str | os.PathLike) -> Path:
     """Write `fig` to `path` as PNG atomically (a temporary file in the same folder, fsync, rename); close it."""
     path = Path(path)
@@ -40,6 +46,7 @@ def save_png(fig, path: str | os.PathLike) -> Path:
             fig.savefig(f, format="png", dpi=DPI)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file 0600; a figure is as readable as any file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
