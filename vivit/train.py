@@ -41,6 +41,7 @@ from vivit.configuration import MODEL_TYPES, VivitConfig
 from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
 from vivit.modeling import VivitForVideoClassification
+from vivit.run_log import CURVES, TENSORBOARD_DIR, TrainingLog
 from vivit.synthetic import SyntheticMotion
 
 # The default tiny model. `vivit train` with no arguments (4 epochs of 4096 clips) measured 98.2 % validation top-1
@@ -128,6 +129,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "continue later with --resume)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument(
+        "--log",
+        default="none",
+        choices=["none", "tensorboard"],
+        help="also log loss and learning rate per step and validation metrics per epoch to OUTPUT_DIR/tb "
+        "(tensorboard: pip install 'vivit[tensorboard]'); OUTPUT_DIR/curves.png is drawn after every epoch either way",
+    )
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size", "accum_steps", "eval_views", "train_samples", "val_samples"):
         if getattr(args, name) < 1:
@@ -548,7 +556,9 @@ def load_trainer_state(path: Path, state: dict, *, model, optimizer, scheduler, 
 # the loop
 
 
-def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, device, amp_dtype, epoch, progress):
+def train_one_epoch(
+    model, loader, *, optimizer, scheduler, mixup, ema, args, device, amp_dtype, epoch, progress, log=None
+):
     model.train()
     loader.sampler.set_epoch(epoch)
     mixup.generator.manual_seed(args.seed * 100_003 + epoch)  # mixing is a function of (seed, epoch)
@@ -558,7 +568,10 @@ def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, de
     total_loss, n_loss = 0.0, 0
     bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", disable=not progress, leave=False)
     batches = iter(loader)
+    if log is not None:
+        log.begin_epoch(steps_per_epoch)
     for _ in range(steps_per_epoch):
+        step_loss, step_lr = 0.0, scheduler.get_last_lr()[0]  # the learning rate this step uses
         for micro in range(args.accum_steps):
             pixel_values, labels = next(batches)
             pixel_values, labels = pixel_values.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -568,6 +581,7 @@ def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, de
                     model, pixel_values, targets, loss_scale=1.0 / args.accum_steps, amp_dtype=amp_dtype
                 )
             total_loss += loss.item()
+            step_loss += loss.item() / args.accum_steps
             n_loss += 1
         if args.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
@@ -576,6 +590,8 @@ def train_one_epoch(model, loader, *, optimizer, scheduler, mixup, ema, args, de
         scheduler.step()
         if ema is not None:
             ema.update()
+        if log is not None:  # the scheduler counts the run's optimizer steps, a resumed run's included
+            log.step(scheduler.last_epoch, step_loss, step_lr)
         bar.set_postfix(loss=f"{total_loss / n_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         bar.update()
     bar.close()
@@ -599,8 +615,10 @@ def clear_run(out: Path) -> None:
     for p in out.iterdir():
         if p.name.startswith("checkpoint") and p.is_dir():
             shutil.rmtree(p)
-        elif p.name.startswith("checkpoint") or p.name == "metrics.jsonl":
+        elif p.name.startswith("checkpoint") or p.name in ("metrics.jsonl", CURVES):
             p.unlink()
+        elif p.name == TENSORBOARD_DIR and p.is_dir():  # the replaced run's events would mix with the new ones
+            shutil.rmtree(p)
 
 
 def prepare_output(args: argparse.Namespace, out: Path) -> tuple[Path | None, dict | None]:
@@ -739,6 +757,9 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
         ckpt.remove_leftovers(metrics_path)
         ckpt.write_text_durably(metrics_path, "".join(json.dumps(r) + "\n" for r in history))
     checkpoint = resume_from
+    log = stack.enter_context(
+        TrainingLog(out, log=args.log, writer=rank == 0, resume_step=step if args.resume else None)
+    )
 
     last = history[-1] if history else {}
     val = {"top1": last.get("val_top1"), "top5": last.get("val_top5")}
@@ -757,6 +778,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             amp_dtype=amp_dtype,
             epoch=epoch,
             progress=progress,
+            log=log,
         )
         step += steps
         val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=progress)
@@ -771,6 +793,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             "val_top1": val["top1"],
             "val_top5": val["top5"],
             "seconds": round(time.perf_counter() - start, 2),
+            "step_curve": log.take_step_curve(),
         }
         if ema_val is not None:
             record.update(ema_val_top1=ema_val["top1"], ema_val_top5=ema_val["top5"])
@@ -792,7 +815,8 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
         if rank == 0:
             ckpt.append_line_durably(metrics_path, json.dumps(record))
             shown = {k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in record.items()}
-            print(" ".join(f"{k}={v}" for k, v in shown.items()), flush=True)
+            print(" ".join(f"{k}={v}" for k, v in shown.items() if k != "step_curve"), flush=True)
+            log.end_epoch(record)
 
     summary = {
         "val_top1": val["top1"],
