@@ -28,6 +28,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-benchmark>=4", "peft>=0.17", "accelerate>=1.0", "ruff>=0.6", "hypothesis>=6"],
+        # `vivit train --log tensorboard` (torch.utils.tensorboard's SummaryWriter needs it)
+        "tensorboard": ["tensorboard>=2.14"],
     },
     entry_points={"console_scripts": ["vivit=vivit.cli:main"]},
 )

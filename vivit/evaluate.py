@@ -1,11 +1,14 @@
 """Top-1/top-5 accuracy: `evaluate(model, loader)` for training loops and `vivit eval` for saved models.
 
     vivit eval --model DIR --data (FOLDER|LIST.csv) [--views 4x3] [--batch-size 2] [--workers 2] [--json]
+               [--topk 5] [--out preds.jsonl] [--confusion PREFIX] [--overwrite]
 
 FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
 annotation list (`vivit.data.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below the
 model's number of labels, text labels are looked up in its `label2id`). Each video's logits
-are averaged over its views (temporal clips x spatial crops) before ranking.
+are averaged over its views (temporal clips x spatial crops) before ranking. It prints a per-class table (videos,
+top-1 correct, accuracy), top-1, top-k and the mean class accuracy; `--out` writes every video's top-k predictions
+and, with `--confusion` or beside `--out`, the confusion matrix (vivit/eval_report.py, vivit/viz/confusion.py).
 """
 
 from __future__ import annotations
@@ -18,22 +21,24 @@ import sys
 import torch
 from tqdm import tqdm
 
+from vivit.eval_report import format_table, output_files, run_report
 from vivit.predict import add_clip_arguments, fail, load_model_and_processor, pick_device
 
 
 @torch.no_grad()
-def evaluate(
+def video_logits(
     model: torch.nn.Module,
     loader,
     *,
     device: torch.device | str | None = None,
     autocast_dtype: torch.dtype | None = None,
     progress: bool = True,
-) -> dict:
-    """Top-1 and top-5 accuracy of `model` over `loader`'s (pixel_values, labels) batches.
+    desc: str = "eval",
+):
+    """Yield (logits, labels) per batch of `loader`: fp32 logits (B, classes) averaged over each video's views, and
+    the labels (B,) checked against the classes, both on `device`.
 
     pixel_values: (B, F, C, H, W), or (B, V, F, C, H, W) with V views per video whose logits are averaged.
-    Returns {"top1": float, "top5": float, "num_samples": int}; top-5 is top-k with k = min(5, classes).
     The model is put in eval mode for the loop and restored afterwards.
     """
     if device is None:
@@ -42,8 +47,7 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    top1 = top5 = count = 0
-    bar = tqdm(loader, desc="eval", unit="batch", disable=not progress, file=sys.stderr)
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, file=sys.stderr)
     try:
         for pixel_values, labels in bar:
             if pixel_values.dim() not in (5, 6):
@@ -67,13 +71,34 @@ def evaluate(
                     f"labels: expected class indices in [0, {logits.shape[-1]}) (the model's classes), got "
                     f"{int(labels[bad][0])}"
                 )
-            best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
-            top1 += (best[:, 0] == labels).sum().item()
-            top5 += (best == labels[:, None]).any(-1).sum().item()
-            count += batch
+            yield logits, labels
     finally:
         bar.close()  # ends the bar's line, so that an error message starts on its own line
         model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    loader,
+    *,
+    device: torch.device | str | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: bool = True,
+) -> dict:
+    """Top-1 and top-5 accuracy of `model` over `loader`'s (pixel_values, labels) batches.
+
+    pixel_values: (B, F, C, H, W), or (B, V, F, C, H, W) with V views per video whose logits are averaged.
+    Returns {"top1": float, "top5": float, "num_samples": int}; top-5 is top-k with k = min(5, classes).
+    The model is put in eval mode for the loop and restored afterwards.
+    """
+    top1 = top5 = count = 0
+    batches = video_logits(model, loader, device=device, autocast_dtype=autocast_dtype, progress=progress)
+    for logits, labels in batches:
+        best = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+        top1 += (best[:, 0] == labels).sum().item()
+        top5 += (best == labels[:, None]).any(-1).sum().item()
+        count += labels.shape[0]
     return {"top1": top1 / max(count, 1), "top5": top5 / max(count, 1), "num_samples": count}
 
 
@@ -93,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
+    parser.add_argument("--topk", type=int, default=5, help="k of the top-k accuracy and of --out's predictions")
+    parser.add_argument(
+        "--out", default=None, help="write every video's top-k predictions here, one JSON line each (preds.jsonl)"
+    )
+    parser.add_argument(
+        "--confusion",
+        default=None,
+        metavar="PREFIX",
+        help="write the confusion matrix as PREFIX.confusion.json and PREFIX.confusion.png (default with --out: "
+        "--out without its extension)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --out / --confusion files")
     return parser
 
 
@@ -120,6 +157,9 @@ def _dataset(args, model, processor, num_frames):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        files = output_files(args.out, args.confusion, args.overwrite)
+        if args.topk < 1:
+            raise ValueError(f"--topk: expected >= 1, got {args.topk}")
         device = pick_device(args.device)
         model, processor = load_model_and_processor(args.model, device)
         num_frames = args.num_frames or model.config.num_frames
@@ -127,11 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
         )
-        result = evaluate(model, loader, device=device, progress=not args.no_progress)
+        result = run_report(
+            model, dataset, loader, topk=args.topk, files=files, device=device, progress=not args.no_progress
+        )
     except Exception as e:  # one line, no traceback: this is a command-line tool
         return fail("eval", e)
     result = {"model": args.model, "data": args.data, "views": args.views, **result}
-    print(f"top1 {result['top1']:.4f}  top5 {result['top5']:.4f}  ({result['num_samples']} videos, views {args.views})")
+    print(format_table(result["per_class"]))
+    k = args.topk
+    print(
+        f"top1 {result['top1']:.4f}  top{k} {result[f'top{k}']:.4f}  mean class accuracy "
+        f"{result['mean_class_accuracy']:.4f}  ({result['num_samples']} videos, views {args.views})"
+    )
     if args.json:
         print(json.dumps(result))
     return 0

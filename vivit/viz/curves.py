@@ -4,7 +4,8 @@
 
 Each line of a run's metrics.jsonl is one epoch: `epoch`, `step` (optimizer steps so far), `train_loss` (the epoch's
 mean), `lr`, `val_top1`, `val_top5`, optionally `ema_val_top1`/`ema_val_top5`, and `step_curve`: up to 50
-[step, loss, lr] points of the epoch, each point the mean loss over the steps since the previous one. The figure
+[step, loss, lr] points of the epoch, each the mean loss over the steps since the previous point and the learning
+rate its last step used. The figure
 has four panels: training loss and learning rate against optimizer steps (the per-step points where the metrics
 have them, else one point per epoch), validation top-1 and top-5 against epochs (EMA weights dashed).
 """
