@@ -200,7 +200,10 @@ def test_a_crash_at_any_file_system_step_leaves_a_complete_checkpoint(tmp_path, 
         summary = _run(common + ["--output-dir", str(run), "--resume", str(run)], capsys)
         assert _epochs(run) == [1, 2, 3], (k, steps[k - 1])
         assert summary["checkpoint"] == str(run / "checkpoint-3")
-        assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint-3", "metrics.jsonl"], (k, steps[k - 1])
+        assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint-3", "curves.png", "metrics.jsonl"], (
+            k,
+            steps[k - 1],
+        )
         _same_files(run / "checkpoint-3", reference / "checkpoint-3")
 
 

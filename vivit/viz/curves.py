@@ -77,7 +77,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     lines = text.split("\n")
     if lines[-1].strip():  # no final newline: an epoch being appended right now
         warnings.warn(f"{path}: line {len(lines)} is incomplete (still being written); left out", stacklevel=2)
-    records = [_parse_record(line, f"{path}:{n}") for n, line in enumerate(lines[:-1], 1) if line.strip()]
+    records = [_parse_record(line, f"{path} line {n}") for n, line in enumerate(lines[:-1], 1) if line.strip()]
     if not records:
         raise CurvesError(f"{path}: expected at least one epoch record, found none")
     return records
