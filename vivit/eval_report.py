@@ -48,7 +48,7 @@ def classification_report(probs: torch.Tensor, labels: torch.Tensor, class_names
     ranked = probs.argsort(dim=-1, descending=True)
 
     def top(k: int) -> float:
-        return (ranked[:, : min(k, num_classes)] == labels[:, None]).any(-1).float().mean().item()
+        return int((ranked[:, : min(k, num_classes)] == labels[:, None]).any(-1).sum()) / labels.shape[0]
 
     predicted = ranked[:, 0]
     matrix = confusion_matrix(labels.numpy(), predicted.numpy(), num_classes)
