@@ -113,6 +113,8 @@ def plot_runs(run_dirs, path: str | os.PathLike, title: str | None = None) -> Pa
         raise CurvesError("run_dirs: expected at least one run directory, got none")
     runs = [read_metrics(p) for p in run_dirs]
     fig, axes = new_figure(12.0, 8.0, nrows=2, ncols=2)
+    from matplotlib.ticker import MaxNLocator  # matplotlib is loaded by now (new_figure)
+
     (ax_loss, ax_lr), (ax_top1, ax_top5) = axes
     for i, (records, label) in enumerate(zip(runs, _labels(run_dirs))):
         colour = f"C{i % 10}"
@@ -131,9 +133,13 @@ def plot_runs(run_dirs, path: str | os.PathLike, title: str | None = None) -> Pa
     ax_loss.set(title="training loss", xlabel="optimizer step", ylabel="cross-entropy (nats)")
     ax_lr.set(title="learning rate", xlabel="optimizer step", ylabel="learning rate")
     ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    last_epoch = max(r["epoch"] for records in runs for r in records)
     for ax, name in ((ax_top1, "top-1"), (ax_top5, "top-5")):
         ax.set(title=f"validation {name}", xlabel="epoch", ylabel=f"{name} accuracy (%)")
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlim(0.5, last_epoch + 0.5)  # whole epochs, even for a run of one
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        low, high = ax.get_ylim()
+        ax.set_ylim(max(low, -2.0), min(high, 102.0))  # no room drawn outside 0-100 %
     for ax in (ax_loss, ax_lr, ax_top1, ax_top5):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
