@@ -138,11 +138,11 @@ def plot_runs(run_dirs, path: str | os.PathLike, title: str | None = None) -> Pa
         ax.set(title=f"validation {name}", xlabel="epoch", ylabel=f"{name} accuracy (%)")
         ax.set_xlim(0.5, last_epoch + 0.5)  # whole epochs, even for a run of one
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        low, high = ax.get_ylim()
-        ax.set_ylim(max(low, -2.0), min(high, 102.0))  # no room drawn outside 0-100 %
-    for ax in (ax_loss, ax_lr, ax_top1, ax_top5):
+        ax.set_ylim(-2.0, 102.0)  # the whole 0-100 % scale: runs compare at a glance, small changes look small
+    # accuracies rise towards 100 % and losses fall: their legends go where the curves rarely are
+    for ax, where in ((ax_loss, "upper right"), (ax_lr, "best"), (ax_top1, "lower right"), (ax_top5, "lower right")):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc=where)
     fig.suptitle(title if title is not None else "training curves: " + ", ".join(_labels(run_dirs)))
     fig.tight_layout()
     return save_png(fig, path)
