@@ -235,6 +235,24 @@ def test_tensorboard_logs_steps_and_epochs(tmp_path, capsys):
     assert np.allclose([e.value for e in acc.Scalars("val/top1")], [r["val_top1"] for r in records])
 
 
+def test_a_resumed_run_hides_the_events_a_crash_left_after_its_checkpoint(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    out = _train(tmp_path, "--log", "tensorboard", "--stop-after-epochs", "1")  # checkpoint-1 at step 6
+    crashed = SummaryWriter(str(out / "tb"))  # a continuation that logged steps 7-9, then died before saving
+    for step in (7, 8, 9):
+        crashed.add_scalar("train/loss", 100.0, step)
+    crashed.close()
+    _train(tmp_path, "--log", "tensorboard", "--resume", str(out))
+    acc = EventAccumulator(str(out / "tb"))
+    acc.Reload()
+    loss = acc.Scalars("train/loss")
+    assert [e.step for e in loss] == list(range(1, 13)) and max(e.value for e in loss) < 10.0
+    assert [e.step for e in acc.Scalars("val/top1")] == [6, 12]
+
+
 def test_missing_tensorboard_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     import vivit.train as train
 

@@ -108,7 +108,9 @@ class TrainingLog:
         try:
             from vivit.viz.curves import plot_runs
 
-            plot_runs([self.output_dir], self.output_dir / CURVES, title=f"vivit train: {self.output_dir.name}")
+            plot_runs(
+                [self.output_dir], self.output_dir / CURVES, title=f"vivit train: {self.output_dir.resolve().name}"
+            )
         except Exception as e:  # a figure is a convenience: the run goes on without it
             if not self._plot_failed:
                 self._plot_failed = True
