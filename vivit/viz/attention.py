@@ -190,7 +190,9 @@ def reduce_attentions(attentions: Sequence[torch.Tensor], config, grid: tuple[in
             steps = [[(axis, a, 1.0)] for axis, a in zip(axes, attentions)]
             how = "its spatial and temporal attention"
         else:  # one attention per block whose head average is half spatial heads, half temporal heads
-            steps = [[("spatial", attentions[i], 0.5), ("temporal", attentions[i + 1], 0.5)] for i in range(0, 2 * layers, 2)]
+            steps = [
+                [("spatial", attentions[i], 0.5), ("temporal", attentions[i + 1], 0.5)] for i in range(0, 2 * layers, 2)
+            ]
             how = "its spatial and temporal heads"
         start = torch.full((B, T, S), 1.0 / (T * S), dtype=torch.float64, device=attentions[0].device)
         joint = _factorized_rollout(start, steps)
