@@ -153,15 +153,15 @@ def draw_attention(maps: AttentionMaps, path: str | os.PathLike) -> Path:
     T, H, W = maps.frames.shape[:3]
     t, ph, pw = maps.tubelet_size
     h, w = maps.spatial.shape[1:]
-    cols = min(T, 8)
+    cols = min(T, 4 if T <= 8 else 8)  # at most two rows of four for short clips: tiles large enough to read
     rows = math.ceil(T / cols)
     fig, axes = new_figure(
-        1.35 * cols + 1.2,
-        1.45 * rows + 3.4,
+        2.3 * cols + 1.4,
+        2.2 * rows + 2.4,
         nrows=rows + 1,
         ncols=cols,
         squeeze=False,
-        gridspec_kw={"height_ratios": [1.0] * rows + [1.2]},
+        gridspec_kw={"height_ratios": [1.0] * rows + [0.9], "hspace": 0.55},
     )
     percent = maps.spatial * 100.0
     vmax = float(percent.max()) or 1.0
