@@ -163,6 +163,10 @@ def draw_attention(maps: AttentionMaps, path: str | os.PathLike) -> Path:
         squeeze=False,
         gridspec_kw={"height_ratios": [1.0] * rows + [0.9], "hspace": 0.55},
     )
+    title = _title(maps)
+    fig.suptitle(title, fontsize=9, y=0.98)
+    # room for the title's lines (about 0.16 inch each at 9 pt) and the frames' own titles under it
+    fig.subplots_adjust(top=0.98 - (0.16 * (title.count("\n") + 1) + 0.3) / fig.get_figheight())
     percent = maps.spatial * 100.0
     vmax = float(percent.max()) or 1.0
     image = None
@@ -209,7 +213,6 @@ def draw_attention(maps: AttentionMaps, path: str | os.PathLike) -> Path:
         bars.set_xlabel(f"frame (one bar per temporal index of {t} frame{'s' if t > 1 else ''})")
         bars.set_ylabel("share of attention\nover time (%)")
         bars.grid(axis="y", alpha=0.3)
-    fig.suptitle(_title(maps), fontsize=9)
     return save_png(fig, path)
 
 
