@@ -94,8 +94,9 @@ def _factorized_rollout(start: torch.Tensor, steps: Sequence[Sequence[tuple[str,
 
 @dataclass
 class RolloutMaps:
-    """spatial (B, T', h, w): per temporal index, the share of each tubelet (sums to 1 over h x w); temporal (B, T')
-    the share of each temporal index (sums to 1), or None where the model has no attention over time."""
+    """spatial (B, T', h, w): per temporal index, the share of each tubelet (sums to 1 over h x w; all zeros for an
+    index the rollout gives nothing, e.g. one masked out); temporal (B, T') the share of each temporal index (sums to
+    1), or None where the model has no attention over time."""
 
     spatial: torch.Tensor
     temporal: torch.Tensor | None
