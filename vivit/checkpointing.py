@@ -34,8 +34,9 @@ class CheckpointError(Exception):
     code = 1
 
 
-class UsageError(CheckpointError):
-    """Arguments that cannot work together (exit status 2)."""
+class UsageError(CheckpointError, ValueError):
+    """Arguments or option values that cannot work (exit status 2): the `vivit` commands' usage error, raised by
+    their argument checks and by argparse errors (`vivit.cli.run_command`)."""
 
     code = 2
 
