@@ -67,7 +67,7 @@ def describe(error: BaseException) -> str:
         text = f"{' -> '.join(paths)}: {error.strerror}" if paths else error.strerror
     elif isinstance(error, KeyError) and len(error.args) == 1:
         text = f"KeyError: {error.args[0]!r}"
-    elif not isinstance(error, (ValueError, OSError, RuntimeError, CheckpointError)) and text:
+    elif not isinstance(error, (ValueError, OSError, RuntimeError, CheckpointError, argparse.ArgumentError)) and text:
         text = f"{type(error).__name__}: {text}"  # an unexpected kind of error: its name helps
     return " ".join(text.split()) or type(error).__name__
 

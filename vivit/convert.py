@@ -67,7 +67,11 @@ def _unchunk(tree):
 def read_flax_msgpack(path: str | os.PathLike) -> dict:
     """The whole checkpoint as nested dicts of torch tensors."""
     with open(path, "rb") as f:
-        tree = msgpack.unpackb(f.read(), ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        data = f.read()
+    try:
+        tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.exceptions.UnpackException) as e:  # msgpack's messages do not say which file
+        raise ValueError(f"{path}: not a flax msgpack checkpoint ({e})") from e
     if not isinstance(tree, dict):
         raise ValueError(f"{path}: not a flax checkpoint (top level is {type(tree).__name__}, expected a dict)")
     return _unchunk(tree)
