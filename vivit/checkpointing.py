@@ -23,22 +23,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vivit.errors import CheckpointError, UsageError
+
 COMPLETE = "COMPLETE"
 PARTIAL = ".partial"
 _NAME = re.compile(r"checkpoint-(\d+)")
-
-
-class CheckpointError(Exception):
-    """A checkpoint or run directory that cannot be used as asked (a one-line message naming it); exit status 1."""
-
-    code = 1
-
-
-class UsageError(CheckpointError, ValueError):
-    """Arguments or option values that cannot work (exit status 2): the `vivit` commands' usage error, raised by
-    their argument checks and by argparse errors (`vivit.cli.run_command`)."""
-
-    code = 2
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from vivit.checkpointing import CheckpointError, UsageError
+from vivit.errors import CheckpointError, UsageError
 
 # sub-command -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS = {

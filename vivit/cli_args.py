@@ -9,7 +9,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 
-from vivit.checkpointing import UsageError
+from vivit.errors import UsageError
 
 __all__ = [
     "UsageError",
