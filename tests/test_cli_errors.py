@@ -290,6 +290,34 @@ def test_a_dataloader_worker_error_shows_the_original_line(capsys, monkeypatch):
     assert capsys.readouterr().err == "vivit eval: error: clip0.mp4: expected a video file, got 3000 bytes of zeros\n"
 
 
+class _Unreadable:
+    """A dataset whose every item is a corrupt video file (module level: DataLoader workers pickle it)."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        from vivit.io import VideoReadError
+
+        raise VideoReadError(f"clip{i}.mp4", "expected a video stream, found none")
+
+
+def test_worker_errors_keep_their_type_and_whole_message(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("VIVIT_DEBUG", raising=False)
+    assert (
+        cli.run_command("eval", lambda argv: list(torch.utils.data.DataLoader(_Unreadable(), num_workers=1)), []) == 1
+    )
+    assert capsys.readouterr().err == "vivit eval: error: clip0.mp4: expected a video stream, found none\n"
+    # a message of several lines, the later ones looking like "name: text": all of it, nothing stripped
+    worker = (
+        "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise ValueError(m)\nValueError: a.mp4: first line\nb.mp4: second line'
+    )
+    assert cli.describe(ValueError(worker)) == "a.mp4: first line b.mp4: second line"
+
+
 def test_sys_exit_codes_pass_through(capsys):
     assert cli.run_command("plot", lambda argv: sys.exit(0), []) == 0
     assert cli.run_command("plot", lambda argv: sys.exit(3), []) == 3

@@ -59,9 +59,17 @@ def describe(error: BaseException) -> str:
     """One line that says what went wrong, for `vivit CMD: error: <line>`."""
     text = str(error).strip()
     if "Original Traceback" in text:
-        # re-raised from a DataLoader worker (its traceback as text): the original exception's last line
-        last = text.splitlines()[-1].strip()
-        text = re.sub(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)?: ", "", last) or last
+        # re-raised from a DataLoader worker (its traceback as text, same exception type): the original message, from
+        # the traceback's "Type: message" line to the end
+        lines = text.splitlines()
+        own = re.compile(rf"^(?:[\w.]+\.)?{re.escape(type(error).__name__)}(?:: (.*))?$")
+        for i in range(len(lines) - 1, -1, -1):
+            found = own.match(lines[i].strip())
+            if found:
+                text = " ".join([found.group(1) or "", *lines[i + 1 :]]).strip() or type(error).__name__
+                break
+        else:
+            text = lines[-1]
     elif isinstance(error, OSError) and error.strerror:
         paths = [str(p) for p in (error.filename, error.filename2) if p is not None]
         text = f"{' -> '.join(paths)}: {error.strerror}" if paths else error.strerror
