@@ -424,10 +424,16 @@ class VivitTorchImageProcessor(BaseImageProcessor):
         image_mean, image_std: 0.5 per channel. With HF's defaults the output lies in [-3, 1]; the original ViViT
             used [-1, 1]: `VivitImageProcessor.from_preset("original")`.
 
-    Call it on one frame, a list of frames, a list of videos, a (T, H, W, C)/(T, C, H, W) array or tensor, or a 5-D
-    batch (uint8 in [0, 255], or float in the same scale). Returns HF's `BatchFeature(pixel_values=...)` of shape
-    (videos, frames, C, H, W) (float32): a tensor for `return_tensors="pt"` (on the input's device), an array for
-    "np", HF's nested lists of (C, H, W) arrays for None.
+    Call it on a list of frames, a list of videos, a (T, H, W, C)/(T, C, H, W) array or tensor, a 5-D batch or one
+    PIL image (uint8, integers in [0, 255], or float in the same scale). A bare 2-D or 3-D array is ambiguous (one
+    image, or a clip of gray frames?) and is refused unless `input_data_format` says how to read it (as one frame);
+    HF's processor reads it as one frame. Gray (H, W) frames and PIL images are converted to RGB. Returns HF's
+    `BatchFeature(pixel_values=...)` of shape (videos, frames, C, H, W) (float32): a tensor for
+    `return_tensors="pt"` (on the input's device), an array for "np", HF's nested lists of (C, H, W) arrays for None.
+
+    Settings (size, crop_size, resample, rescale_factor, image_mean, image_std) are checked when set and again when
+    called: sizes are integers in [1, 65536], rescale_factor finite and > 0, image_mean finite, image_std finite
+    and non-zero. See `preprocess` for the checks on the frames.
     """
 
     model_input_names = ["pixel_values"]
@@ -594,6 +600,13 @@ class VivitTorchImageProcessor(BaseImageProcessor):
         Arguments left None take the processor's settings. `data_format`: the output frames' layout,
         "channels_first" (C, H, W) by default, "channels_last", or None for each video's input layout.
         Keyword arguments that are not in this signature are ignored with a warning naming them (as HF's).
+
+        Checked, each failure a one-line ValueError naming the clip and frame where it applies: the pixel dtype
+        (uint8, an integer type with values in [0, 255], or float; bool, complex and 16-bit or wider unsigned
+        integers are refused), PIL modes (16/32-bit and float modes are refused), that float frames hold no NaN or
+        Inf, that with `do_rescale=True` float frames lie in [0, 255], that all frames of a clip have one size and
+        that no clip or frame is empty. Warned (`UserWarning`, once per call): with `do_rescale=True`, float frames
+        whose values are all <= 1, which look already rescaled.
         """
         pick = lambda value, default: default if value is None else value
         do_resize = pick(do_resize, self.do_resize)
