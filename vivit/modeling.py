@@ -348,7 +348,12 @@ class VivitModel(VivitPreTrainedModel):
         """pixel_values (B, frames, channels, H, W). frame_mask (B, frames): True for real frames; padded frames are
         excluded as attention keys and from mean pooling. attention_mask (B, 1 + tokens), Model 1 only (as HF 5.x):
         1/True for tokens that may be attended. output_attentions / output_hidden_states / return_dict default to
-        the config's."""
+        the config's.
+
+        Refused with a one-line ValueError: NaN or infinite pixel_values (naming the batch row and frame) and a
+        frame_mask row with no True value among the frames the model reads. These two checks read values, so they
+        run on CPU tensors in eager mode only (`values_checkable`): on a GPU they would add a host sync per step,
+        and under torch.compile, export, CUDA-graph capture, tracing or on the meta device they are skipped."""
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
         )

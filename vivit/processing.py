@@ -210,9 +210,10 @@ def to_videos(videos: Any, input_data_format: Any = None, layouts: list[str] | N
 
     Accepted: a list of frames (one video), a list of videos (lists of frames), a 4-D (T, H, W, C)/(T, C, H, W)
     array or tensor (one video), a 5-D batch, a list of 4-D videos, and one PIL image (a one-frame video). Frames
-    are (H, W, C), (C, H, W), gray (H, W) or PIL images; gray (H, W) frames and PIL images (modes in `_PIL_MODES`,
-    alpha dropped) become 3-channel RGB. A bare 2-D or 3-D array or tensor is refused as ambiguous (one image, or a
-    clip of gray frames?) unless `input_data_format` is given, which reads it as one frame.
+    are (H, W, C), (C, H, W), gray (H, W) or PIL images; gray (H, W) frames and PIL images (modes 1, L, LA, La, P,
+    PA, RGB, RGBA, RGBa, RGBX, CMYK, YCbCr; alpha dropped) become 3-channel RGB. A bare 2-D or 3-D array or tensor
+    is refused as ambiguous (one image, or a clip of gray frames?) unless `input_data_format` is given, which reads
+    it as one frame.
     `layouts`, when given, receives each video's input channel layout ('first' / 'last').
     """
     layouts = [] if layouts is None else layouts
