@@ -267,9 +267,9 @@ def test_command_end_to_end(saved, tmp_path, capsys):
         assert image.n_frames == 8
 
     before = out.read_bytes()
-    assert cli(["explain", video, "--model", model, "--out", str(out)]) == 1
+    assert cli(["explain", video, "--model", model, "--out", str(out)]) == 2  # a usage error
     _, stderr = capsys.readouterr()
-    assert stderr.count("\n") == 1 and "--out" in stderr and "already exists" in stderr and "--overwrite" in stderr
+    assert stderr.count("\n") == 1 and "--out" in stderr and "found one" in stderr and "--overwrite" in stderr
     assert out.read_bytes() == before
     assert cli(["explain", video, "--model", model, "--out", str(out), "--overwrite", "--stride", "1"]) == 0
     capsys.readouterr()
@@ -278,18 +278,26 @@ def test_command_end_to_end(saved, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--topk", "0"], "--topk: expected >= 1, got 0"),
-        (["--out", "att.jpg"], "--out: expected a .png file name"),
-        (["--gif", "att.png"], "--gif: expected a .gif file name"),
-        (["--num-frames", "4"], "--num-frames: the model takes 8 frames per clip, got 4"),
+        (["--topk", "0"], "--topk: expected an integer >= 1, got 0"),
+        (["--out", "att.jpg"], "--out: expected a .png file name, got 'att.jpg'"),
+        (["--gif", "att.png"], "--gif: expected a .gif file name, got 'att.png'"),
+        (["--num-frames", "4"], "--num-frames: expected the model's 8 frames per clip, got 4"),
+        (["--out", "."], "--out: expected a .png file name, got '.'"),
     ],
 )
 def test_command_errors_are_one_line(saved, tmp_path, capsys, extra, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli(["explain", str(saved / "clip.mp4"), "--model", str(saved / "model"), *extra]) == 1
+    assert cli(["explain", str(saved / "clip.mp4"), "--model", str(saved / "model"), *extra]) == 2
     _, stderr = capsys.readouterr()
     assert stderr.count("\n") == 1 and message in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_command_refuses_a_directory_as_output(saved, tmp_path, capsys):
+    (tmp_path / "a.png").mkdir()
+    argv = ["explain", str(saved / "clip.mp4"), "--model", str(saved / "model"), "--out", str(tmp_path / "a.png")]
+    assert cli([*argv, "--overwrite"]) == 2
+    assert "found a directory" in capsys.readouterr()[1]
 
 
 def test_explain_video_reads_like_predict(saved):

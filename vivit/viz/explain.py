@@ -280,70 +280,90 @@ def save_gif(maps: AttentionMaps, path: str | os.PathLike, *, duration_ms: int =
 
 
 # ---------------------------------------------------------------------------------------------------------- command
+def _file_name(suffix: str):
+    def parse(text: str) -> str:
+        if Path(text).suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"expected a {suffix} file name, got {text!r}")
+        return text
+
+    parse.__name__ = f"{suffix[1:]}_file"  # argparse shows it in some messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from vivit import cli_args
     from vivit.predict import add_clip_arguments
 
     parser = argparse.ArgumentParser(
         prog="vivit explain",
         description="Top labels of a video and the model's attention over its frames (attention rollout), as a PNG.",
     )
-    parser.add_argument("video", help="the video file")
-    parser.add_argument("--model", required=True, help="model directory or training run directory")
-    parser.add_argument("--out", default="attention.png", help="the PNG to write (default: attention.png)")
-    parser.add_argument("--gif", default=None, help="also write an animated GIF of the overlaid frames")
+    parser.add_argument("video", type=cli_args.existing_file, help="the video file")
+    parser.add_argument(
+        "--model", type=cli_args.existing_dir, required=True, help="model directory or training run directory"
+    )
+    parser.add_argument(
+        "--out", type=_file_name(".png"), default="attention.png", help="the PNG to write (default: attention.png)"
+    )
+    parser.add_argument(
+        "--gif", type=_file_name(".gif"), default=None, help="also write an animated GIF of the overlaid frames"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--topk", type=int, default=5, help="how many labels to print")
+    parser.add_argument("--topk", type=cli_args.positive_int, default=5, help="how many labels to print")
     add_clip_arguments(parser)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument(
+        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
+    )
     return parser
 
 
-def _check_output(option: str, path: str, suffix: str, overwrite: bool) -> None:
-    if Path(path).suffix.lower() != suffix:
-        raise ValueError(f"{option}: expected a {suffix} file name, got {path!r}")
-    if os.path.lexists(path) and not overwrite:
-        raise FileExistsError(f"{option} {path}: already exists; pass --overwrite to replace it")
+def _check_output(option: str, path: str, overwrite: bool) -> None:
+    from vivit.errors import UsageError
+
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{option} {path}: is a directory")
+        raise UsageError(f"{option} {path}: expected a file name, found a directory")
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(f"{option} {path}: expected a new file, found one (replace it with --overwrite)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from vivit.predict import fail, load_model_and_processor, pick_device
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
+    from vivit.errors import UsageError
+    from vivit.predict import load_model_and_processor, pick_device
 
     args = build_parser().parse_args(argv)
-    try:
-        if args.topk < 1:
-            raise ValueError(f"--topk: expected >= 1, got {args.topk}")
-        if args.stride < 1:
-            raise ValueError(f"--stride: expected >= 1, got {args.stride}")
-        _check_output("--out", args.out, ".png", args.overwrite)
-        if args.gif is not None:
-            _check_output("--gif", args.gif, ".gif", args.overwrite)
-        device = pick_device(args.device)
-        model, processor = load_model_and_processor(args.model, device)
-        if args.num_frames is not None and args.num_frames != model.config.num_frames:
-            raise ValueError(
-                f"--num-frames: the model takes {model.config.num_frames} frames per clip, got {args.num_frames}"
-            )
-        maps = explain_video(
-            model,
-            processor,
-            args.video,
-            num_frames=args.num_frames,
-            stride=args.stride,
-            sampling=args.sampling,
-            topk=args.topk,
+    _check_output("--out", args.out, args.overwrite)
+    if args.gif is not None:
+        _check_output("--gif", args.gif, args.overwrite)
+    device = pick_device(args.device)
+    model, processor = load_model_and_processor(args.model, device)
+    if args.num_frames is not None and args.num_frames != model.config.num_frames:
+        raise UsageError(
+            f"--num-frames: expected the model's {model.config.num_frames} frames per clip, got {args.num_frames}"
         )
-        for label, score in maps.labels:
-            print(f"{score:.4f}  {label}")
-        draw_attention(maps, args.out)
-        print(f"vivit explain: wrote {args.out}", file=sys.stderr)
-        if args.gif is not None:
-            save_gif(maps, args.gif)
-            print(f"vivit explain: wrote {args.gif}", file=sys.stderr)
-    except Exception as e:  # one line, no traceback: this is a command-line tool
-        return fail("explain", e)
+    maps = explain_video(
+        model,
+        processor,
+        args.video,
+        num_frames=args.num_frames,
+        stride=args.stride,
+        sampling=args.sampling,
+        topk=args.topk,
+    )
+    for label, score in maps.labels:
+        print(f"{score:.4f}  {label}")
+    draw_attention(maps, args.out)
+    print(f"vivit explain: wrote {args.out}", file=sys.stderr)
+    if args.gif is not None:
+        save_gif(maps, args.gif)
+        print(f"vivit explain: wrote {args.gif}", file=sys.stderr)
     return 0
 
 
 __all__ = ["AttentionMaps", "draw_attention", "explain_clip", "explain_video", "main", "overlay_frames", "save_gif"]
+
+
+if __name__ == "__main__":
+    from vivit.cli import run_command
+
+    sys.exit(run_command("explain", main))
