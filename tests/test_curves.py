@@ -254,12 +254,10 @@ def test_a_resumed_run_hides_the_events_a_crash_left_after_its_checkpoint(tmp_pa
 
 
 def test_missing_tensorboard_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    import vivit.train as train
-
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     argv = ["--config", str(config), "--train-samples", "16", "--val-samples", "8", "--batch-size", "8"]
-    assert train.main(argv + ["--output-dir", str(tmp_path / "run"), "--no-progress", "--log", "tensorboard"]) == 2
+    assert cli(["train", *argv, "--output-dir", str(tmp_path / "run"), "--no-progress", "--log", "tensorboard"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--log tensorboard" in err[0] and "pip install 'vivit[tensorboard]'" in err[0]

@@ -23,21 +23,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vivit.errors import CheckpointError, UsageError
+
 COMPLETE = "COMPLETE"
 PARTIAL = ".partial"
 _NAME = re.compile(r"checkpoint-(\d+)")
-
-
-class CheckpointError(Exception):
-    """A checkpoint or run directory that cannot be used as asked (a one-line message naming it); exit status 1."""
-
-    code = 1
-
-
-class UsageError(CheckpointError):
-    """Arguments that cannot work together (exit status 2)."""
-
-    code = 2
 
 
 # ---------------------------------------------------------------------------------------------------------------------

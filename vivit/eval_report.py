@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from vivit.errors import UsageError
 from vivit.viz.confusion import confusion_matrix, confusion_paths, write_confusion
 
 
@@ -106,7 +107,7 @@ def output_files(out: str | None, confusion: str | None, overwrite: bool) -> dic
         targets += [(flag, p) for p in confusion_paths(prefix)]
     for flag, path in targets:
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{flag}: {path} exists (pass --overwrite to replace it)")
+            raise UsageError(f"{flag}: {path} exists (pass --overwrite to replace it)")
     return files
 
 

@@ -21,8 +21,9 @@ import sys
 import torch
 from tqdm import tqdm
 
+from vivit import cli_args
 from vivit.eval_report import format_table, output_files, run_report
-from vivit.predict import add_clip_arguments, fail, load_model_and_processor, pick_device
+from vivit.predict import add_clip_arguments, load_model_and_processor, pick_device
 
 
 @torch.no_grad()
@@ -108,17 +109,38 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit eval", description="Top-1/top-5 accuracy of a saved model.")
-    parser.add_argument("--model", required=True, help="model directory (HF or vivit: config.json + weights)")
-    parser.add_argument("--data", required=True, help="a class-per-folder directory or an annotation list (CSV/TXT)")
-    parser.add_argument("--root", default=None, help="base folder of the list's relative paths (default: its folder)")
-    parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3")
+    parser.add_argument(
+        "--model",
+        type=cli_args.existing_dir,
+        required=True,
+        help="model directory (HF or vivit: config.json + weights) or a training run directory",
+    )
+    parser.add_argument(
+        "--data",
+        type=cli_args.existing_path,
+        required=True,
+        help="a class-per-folder directory or an annotation list (CSV/TXT)",
+    )
+    parser.add_argument(
+        "--root",
+        type=cli_args.existing_dir,
+        default=None,
+        help="base folder of the list's relative paths (default: its folder)",
+    )
+    parser.add_argument(
+        "--views", type=cli_args.views, default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3"
+    )
     add_clip_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=2, help="videos per batch")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=cli_args.positive_int, default=2, help="videos per batch")
+    parser.add_argument("--workers", type=cli_args.non_negative_int, default=2, help="DataLoader worker processes")
+    parser.add_argument(
+        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
-    parser.add_argument("--topk", type=int, default=5, help="k of the top-k accuracy and of --out's predictions")
+    parser.add_argument(
+        "--topk", type=cli_args.positive_int, default=5, help="k of the top-k accuracy and of --out's predictions"
+    )
     parser.add_argument(
         "--out", default=None, help="write every video's top-k predictions here, one JSON line each (preds.jsonl)"
     )
@@ -155,23 +177,21 @@ def _dataset(args, model, processor, num_frames):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
     args = build_parser().parse_args(argv)
-    try:
-        files = output_files(args.out, args.confusion, args.overwrite)
-        if args.topk < 1:
-            raise ValueError(f"--topk: expected >= 1, got {args.topk}")
-        device = pick_device(args.device)
-        model, processor = load_model_and_processor(args.model, device)
-        num_frames = args.num_frames or model.config.num_frames
-        dataset = _dataset(args, model, processor, num_frames)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
-        )
-        result = run_report(
-            model, dataset, loader, topk=args.topk, files=files, device=device, progress=not args.no_progress
-        )
-    except Exception as e:  # one line, no traceback: this is a command-line tool
-        return fail("eval", e)
+    if args.root is not None and os.path.isdir(args.data):
+        raise cli_args.UsageError(f"--root {args.root}: expected only with an annotation list, got --data {args.data}")
+    files = output_files(args.out, args.confusion, args.overwrite)
+    device = pick_device(args.device)
+    model, processor = load_model_and_processor(args.model, device)
+    num_frames = args.num_frames or model.config.num_frames
+    dataset = _dataset(args, model, processor, num_frames)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
+    )
+    result = run_report(
+        model, dataset, loader, topk=args.topk, files=files, device=device, progress=not args.no_progress
+    )
     result = {"model": args.model, "data": args.data, "views": args.views, **result}
     print(format_table(result["per_class"]))
     k = args.topk
@@ -185,3 +205,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["evaluate", "main"]
+
+
+if __name__ == "__main__":
+    from vivit.cli import run_command
+
+    sys.exit(run_command("eval", main))

@@ -164,26 +164,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command: exit status 2 for an --out that exists, 1 for runs whose metrics cannot be read."""
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line (exit status 2 for an
+    --out that exists, 1 for runs whose metrics cannot be read)."""
+    from vivit.errors import UsageError
+
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
-        print(f"vivit plot: error: --out {out}: exists (pass --overwrite to replace it)", file=sys.stderr)
-        return 2
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            plot_runs(args.runs, out, title=args.title)
-        for w in caught:
-            print(f"vivit plot: warning: {w.message}", file=sys.stderr)
-    except CurvesError as e:
-        print(f"vivit plot: error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"vivit plot: error: --out {out}: {e.strerror or e}", file=sys.stderr)
-        return 1
+        raise UsageError(f"--out {out}: exists (pass --overwrite to replace it)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_runs(args.runs, out, title=args.title)
+    for w in caught:
+        print(f"vivit plot: warning: {w.message}", file=sys.stderr)
     print(out)
     return 0
 
 
 __all__ = ["CurvesError", "main", "plot_runs", "read_metrics"]
+
+
+if __name__ == "__main__":
+    from vivit.cli import run_command
+
+    sys.exit(run_command("plot", main))
