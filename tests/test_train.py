@@ -21,7 +21,7 @@ from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, smooth_one_hot, soft_cross_entropy
 from vivit.modeling import VivitForVideoClassification
 from vivit.synthetic import SyntheticMotion
-from vivit.train import build_optimizer, forward_backward, warmup_cosine
+from vivit.train import build_optimizer, forward_backward, parse_args, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -353,3 +353,18 @@ def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model"] == summary["checkpoint"]
     assert sorted(p["label"] for p in result["predictions"]) == ["jumping", "waving"]
+
+
+def test_init_accepts_a_run_directory(tmp_path):
+    # --init RUN_DIR means the run's newest complete checkpoint; an incomplete newer one is passed over
+    run = tmp_path / "run"
+    for epoch, complete in ((1, True), (2, True), (3, False)):
+        ckpt_dir = run / f"checkpoint-{epoch}"
+        ckpt_dir.mkdir(parents=True)
+        (ckpt_dir / "config.json").write_text("{}")
+        if complete:
+            (ckpt_dir / "COMPLETE").write_text("")
+    args = parse_args(["--init", str(run), "--output-dir", str(tmp_path / "out")])
+    assert Path(args.init) == run / "checkpoint-2"
+    model_dir = run / "checkpoint-1"
+    assert Path(parse_args(["--init", str(model_dir), "--output-dir", str(tmp_path / "o")]).init) == model_dir

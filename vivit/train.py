@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--init",
         type=ca.existing_path,
         default=None,
-        help="weights to start from: an HF ViViT directory (its head is replaced when --num-labels differs) or an "
+        help="weights to start from: an HF ViViT directory or a run directory (its newest complete checkpoint; the "
+        "head is replaced when --num-labels differs) or an "
         "image ViT (HF ViT directory / .safetensors / .bin / timm vit_* state dict) inflated to video",
     )
     g.add_argument("--init-tubelet", default="central", choices=["central", "inflate", "rank_pool"])
@@ -174,6 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.min_lr > args.lr:
         p.error(f"--min-lr: expected <= --lr ({args.lr:g}), got {args.min_lr:g}")
+    if args.init and Path(args.init).is_dir() and ckpt.complete_checkpoints(Path(args.init)):
+        args.init = str(ckpt.model_directory(args.init, "--init"))  # a run directory: its newest checkpoint
     return args
 
 
