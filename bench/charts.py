@@ -45,9 +45,12 @@ def _plain_log_ticks(axis, suffix: str = "") -> None:
     """Ticks of a log axis as plain numbers (8, 16, 0.5x), not powers."""
     from matplotlib.ticker import FuncFormatter
 
-    fmt = FuncFormatter(lambda v, _: f"{v:g}{suffix}")
-    axis.set_major_formatter(fmt)
-    axis.set_minor_formatter(fmt)
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+
+    def minor(v, _):  # label 2 and 5 between the decades only: every minor label crowds the axis
+        return f"{v:g}{suffix}" if f"{v:.0e}"[0] in "25" else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _title(ax, title: str, where: str) -> None:
@@ -161,7 +164,7 @@ def memory_chart(memory: list[dict], path, *, where: str = "") -> Path:
         raise ValueError("memory_chart: memory must hold at least one row, got none")
     impls = list(dict.fromkeys(name for m in memory for name in m["peaks"]))
     fig, ax = new_figure(9.0, 6.0)
-    width = 0.8 / len(impls)
+    width = 0.6 / len(impls)
     for j, impl in enumerate(impls):
         xs = [i + (j - (len(impls) - 1) / 2) * width for i, m in enumerate(memory) if impl in m["peaks"]]
         mib = [m["peaks"][impl] / 2**20 for m in memory if impl in m["peaks"]]
@@ -169,6 +172,7 @@ def memory_chart(memory: list[dict], path, *, where: str = "") -> Path:
         for x, v in zip(xs, mib):
             ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(range(len(memory)), [m["op"] for m in memory], fontsize=8)
+    ax.set_xlim(-0.75, len(memory) - 0.25)
     ax.set_xlabel("memory row")
     ax.set_ylabel("peak memory above the live baseline (MiB)")
     ax.legend(fontsize=8)
