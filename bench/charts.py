@@ -3,12 +3,13 @@
 Each chart goes beside the report as FILE-<name>.png:
 
 - speedup-ops, speedup-models: ours against each baseline (baseline median / ours median, log scale, 1.0 = parity);
-- ceiling: each candidate's throughput as a share of the machine's measured matmul rate or copy bandwidth;
+- ceiling: ours' throughput per op as a share of the machine's measured matmul rate or copy bandwidth;
 - memory: peak memory of the memory rows;
 - scaling: a training step's time and peak memory against the number of frames (bench_scaling.py);
 - roofline-modeled: the kernel report's roofline (vivit_kernels.report), modeled from spec sheets, not measured.
 
-Charts made of timings are not drawn when timing is disabled (one pass is not a measurement).
+Charts made of timings are not drawn when timing is disabled (one pass is not a measurement). `compact_png` makes the
+palette copies that docs embed (python bench/charts.py SRC.png DST.png).
 """
 
 from __future__ import annotations
@@ -112,44 +113,53 @@ def speedup_chart(pairs, path, *, title: str, where: str = "") -> Path:
     return save_png(fig, path)
 
 
-def ceiling_bars(rows, ceilings: dict) -> list[tuple[str, float, bool]]:
-    """(label "op: candidate (matmul|copy)", share of the ceiling, is ours) for every candidate with a share."""
+def ceiling_bars(rows, ceilings: dict) -> list[tuple[str, float]]:
+    """(label "op (matmul|copy)", share of the ceiling) of ours in every row with one (the report's "of ceiling")."""
     out = []
     for row in rows:
-        for name in row.seconds:
-            share = row.ceiling_share(name, ceilings)
-            if share is not None:
-                out.append((f"{row.op}: {name} ({share[1]})", share[0], name == row.ours))
+        share = row.ceiling_share(row.ours, ceilings)
+        if share is not None:
+            out.append((f"{row.op}: {row.ours} ({share[1]})", share[0]))
     return out
 
 
+def _rate(value: float, unit: str) -> str:
+    """1.2e11 FLOP/s -> "120 GFLOP/s", 7.8e14 -> "780 TFLOP/s"."""
+    scale, prefix = (1e12, "T") if value >= 1e12 else (1e9, "G")
+    return f"{value / scale:.3g} {prefix}{unit}"
+
+
 def _ceilings_caption(ceilings: dict) -> str:
-    parts = [f"{k.split('_')[1]} matmul {v / 1e9:.3g} GFLOP/s" for k, v in ceilings.items() if k.startswith("matmul_")]
+    parts = [f"{k.split('_')[1]} matmul {_rate(v, 'FLOP/s')}" for k, v in ceilings.items() if k.startswith("matmul_")]
     if ceilings.get("copy_bytes_per_s"):
-        parts.append(f"copy {ceilings['copy_bytes_per_s'] / 1e9:.3g} GB/s")
+        parts.append(f"copy {_rate(ceilings['copy_bytes_per_s'], 'B/s')}")
     return ", ".join(parts)
 
 
 def ceiling_chart(bars, ceilings: dict, path, *, where: str = "") -> Path:
-    """Horizontal bars: each candidate's throughput in % of the machine's measured ceiling, a line at 100 %."""
+    """Horizontal bars: ours' throughput per op in % of the machine's measured ceiling, a line at 100 %."""
     if not bars:
-        raise ValueError("ceiling_chart: bars must hold at least one (label, share, is_ours), got none")
+        raise ValueError("ceiling_chart: bars must hold at least one (label, share), got none")
     fig, ax = new_figure(11.0, _bar_height(len(bars)))
     y = list(range(len(bars)))[::-1]
-    shares = [100 * share for _, share, _ in bars]
-    ax.barh(y, shares, color=[IMPL_COLORS[0] if ours else NEUTRAL for _, _, ours in bars], height=0.7)
+    shares = [100 * share for _, share in bars]
+    colors = [IMPL_COLORS[0] if label.endswith("(matmul)") else IMPL_COLORS[1] for label, _ in bars]
+    ax.barh(y, shares, color=colors, height=0.7)
     ax.set_ylim(-0.8, len(bars) - 0.2)
     ax.axvline(100, color="black", linewidth=1.2, linestyle="--")
     for yi, s in zip(y, shares):
         ax.text(s + 1, yi, f"{s:.0f} %", va="center", fontsize=7)
     ax.set_xlim(0, max(110, max(shares) * 1.12))
-    ax.set_yticks(y, [label for label, _, _ in bars], fontsize=7)
-    ax.set_xlabel(f"throughput as % of this machine's measured ceiling ({_ceilings_caption(ceilings)})")
-    ax.set_ylabel("op: candidate (ceiling)")
+    ax.set_yticks(y, [label for label, _ in bars], fontsize=7)
+    ax.set_xlabel(f"ours' throughput as % of this machine's measured ceiling ({_ceilings_caption(ceilings)})")
+    ax.set_ylabel("op: ours (ceiling)")
     from matplotlib.patches import Patch
 
     ax.legend(
-        handles=[Patch(color=IMPL_COLORS[0], label="ours"), Patch(color=NEUTRAL, label="baseline")],
+        handles=[
+            Patch(color=IMPL_COLORS[0], label="FLOP/s against the matmul rate"),
+            Patch(color=IMPL_COLORS[1], label="bytes/s against the copy bandwidth"),
+        ],
         loc="lower right",
         fontsize=8,
     )
@@ -268,6 +278,36 @@ def roofline_chart(path, *, ops=None, gpus=None) -> Path:
     return save_png(fig, path)
 
 
+def compact_png(src, dst, colors: int = 64) -> Path:
+    """A copy of the PNG `src` at `dst` with its colours reduced to a `colors`-entry palette (about a third of the
+    bytes for these charts; what docs embed). Written atomically: a temporary file beside `dst`, fsync, rename."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    if not 2 <= colors <= 256:
+        raise ValueError(f"compact_png: colors must be between 2 and 256, got {colors!r}")
+    dst = Path(dst)
+    with Image.open(src) as im:
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            small.save(f, format="PNG", optimize=True)
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst
+
+
 def write_charts(report, data: ChartData) -> list[Path]:
     """Every chart the records support, beside `report`; returns the paths written."""
     written = []
@@ -293,3 +333,11 @@ def write_charts(report, data: ChartData) -> list[Path]:
     else:
         written.append(roofline_chart(chart_path(report, "roofline-modeled")))
     return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python bench/charts.py SRC.png DST.png  (a palette copy of a chart, for docs)")
+    print(compact_png(sys.argv[1], sys.argv[2]))
