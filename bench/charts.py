@@ -46,10 +46,10 @@ def _plain_log_ticks(axis, suffix: str = "") -> None:
     """Ticks of a log axis as plain numbers (8, 16, 0.5x), not powers."""
     from matplotlib.ticker import FuncFormatter
 
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}{suffix}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}{suffix}"))
 
     def minor(v, _):  # label 2 and 5 between the decades only: every minor label crowds the axis
-        return f"{v:g}{suffix}" if f"{v:.0e}"[0] in "25" else ""
+        return f"{v:.3g}{suffix}" if f"{v:.0e}"[0] in "25" else ""
 
     axis.set_minor_formatter(FuncFormatter(minor))
 
@@ -88,10 +88,11 @@ def speedup_chart(pairs, path, *, title: str, where: str = "") -> Path:
     ax.set_xscale("log", base=2)
     from matplotlib.ticker import LogLocator
 
-    ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5)))
+    lo, hi = min(ratios + [1.0]), max(ratios + [1.0])
+    # Ticks at powers of 2 (and halfway between them on a narrow range): more would overlap.
+    ax.xaxis.set_major_locator(LogLocator(base=2, subs=(1.0, 1.5) if hi / lo <= 12 else (1.0,)))
     ax.xaxis.set_minor_locator(LogLocator(base=2, subs=()))
     _plain_log_ticks(ax.xaxis, "x")
-    lo, hi = min(ratios + [1.0]), max(ratios + [1.0])
     ax.set_xlim(lo / 1.6, hi * 1.6)
     ax.axvline(1.0, color="black", linewidth=1.2, linestyle="--", label="1.0: as fast as the baseline")
     for yi, r in zip(y, ratios):
@@ -107,7 +108,7 @@ def speedup_chart(pairs, path, *, title: str, where: str = "") -> Path:
         Patch(color=SLOWER, label="ours slower"),
         ax.get_lines()[0],
     ]
-    ax.legend(handles=handles, loc="lower right", fontsize=8)
+    ax.legend(handles=handles, loc="best", fontsize=8)
     _title(ax, title, where)
     fig.tight_layout()
     return save_png(fig, path)
