@@ -223,7 +223,7 @@ def scaling_chart(scaling: list[dict], path, *, where: str = "") -> Path:
     ax_t.set_ylabel("training step, median time (ms, log scale)")
     ax_m.set_ylabel("peak memory of a training step (MiB, log scale)")
     ax_t.set_title("Training-step time vs frames", fontsize=10)
-    ax_m.set_title(f"Peak memory vs frames ({records[0]['method']})", fontsize=9)
+    ax_m.set_title(f"Peak memory vs frames; {records[0]['method']}", fontsize=9)
     head = "Scaling with clip length: ours vs each baseline"
     fig.suptitle(f"{head}\n{where}" if where else head, fontsize=10)
     fig.tight_layout()
