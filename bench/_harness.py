@@ -108,10 +108,6 @@ def best_ceilings() -> dict:
     return {k: _best(k) for k in CEILINGS if k.endswith(("_flops", "_per_s"))}
 
 
-def matmul_rate(dtype: torch.dtype = torch.float32) -> float:
-    return _best(f"matmul_{str(dtype).split('.')[-1]}_flops")
-
-
 # ----------------------------------------------------------------------------------------------------------------------
 # Interleaved comparisons
 # ----------------------------------------------------------------------------------------------------------------------
