@@ -21,6 +21,7 @@ CEILINGS: dict = {}  # measured at the start of the run
 CEILINGS_END: dict = {}  # and at its end
 NOTES: list[str] = []
 MEMORY: list[dict] = []  # {op, peaks: {impl: bytes}, ours, method}
+SCALING: list[dict] = []  # {frames, ours, seconds: {impl: s}, peaks: {impl: bytes}, method} (bench_scaling.py)
 OPTIONS = {"disabled": False, "seconds": float(os.environ.get("VIVIT_BENCH_SECONDS", "2"))}
 
 
@@ -102,8 +103,9 @@ def _best(key: str) -> float:
     return max(CEILINGS.get(key, float("nan")), CEILINGS_END.get(key, float("-inf")))
 
 
-def matmul_rate(dtype: torch.dtype = torch.float32) -> float:
-    return _best(f"matmul_{str(dtype).split('.')[-1]}_flops")
+def best_ceilings() -> dict:
+    """Each ceiling's higher value of the start and end measurements (what shares are computed against)."""
+    return {k: _best(k) for k in CEILINGS if k.endswith(("_flops", "_per_s"))}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -121,6 +123,7 @@ class Row:
     errors: dict = field(default_factory=dict)  # baseline -> why it did not run
     note: str = ""
     dtype: torch.dtype = torch.float32  # the matmul rate a FLOP count is compared with
+    group: str = ""  # "kernel", "model", "processor", "scaling": which chart the row goes to
 
     @property
     def ours_seconds(self) -> float:
@@ -136,15 +139,24 @@ class Row:
             return f"{self.bytes / s / 1e9:.3g} GB/s"
         return "-"
 
-    def share_of_ceiling(self, name: str) -> str:
+    def ceiling_share(self, name: str, ceilings: dict | None = None) -> tuple[float, str] | None:
+        """(fraction of the machine's ceiling, "matmul" or "copy") for candidate `name`, or None without one.
+
+        `ceilings` defaults to best_ceilings() (this run's measurements)."""
         s = self.seconds.get(name)
         if not s or timing_disabled():
-            return "-"
+            return None
+        c = best_ceilings() if ceilings is None else ceilings
         if self.flops:
-            return f"{100 * self.flops / s / matmul_rate(self.dtype):.0f} % matmul"
-        if self.bytes and CEILINGS.get("copy_bytes_per_s"):
-            return f"{100 * self.bytes / s / _best('copy_bytes_per_s'):.0f} % copy"
-        return "-"
+            rate = c.get(f"matmul_{str(self.dtype).split('.')[-1]}_flops")
+            return (self.flops / s / rate, "matmul") if rate and rate == rate else None
+        if self.bytes and c.get("copy_bytes_per_s"):
+            return self.bytes / s / c["copy_bytes_per_s"], "copy"
+        return None
+
+    def share_of_ceiling(self, name: str) -> str:
+        share = self.ceiling_share(name)
+        return "-" if share is None else f"{100 * share[0]:.0f} % {share[1]}"
 
 
 def _timed(fn, calls: int) -> float:
@@ -167,11 +179,13 @@ def compare(
     skipped=None,
     note="",
     dtype=torch.float32,
+    group="",
 ) -> Row:
     """Time `ours = (name, fn)` against `baselines = {name: fn}` in interleaved rounds; record and return the row.
 
     Baselines that raise during the warm-up call are dropped from the row with their error (ours raising fails).
-    `skipped` maps baseline names to the reason they are not run here (shown in the summary).
+    `skipped` maps baseline names to the reason they are not run here (shown in the summary). `group` names the
+    chart the row goes to (bench/charts.py).
     """
     name, fn = ours
     errors = dict(skipped or {})
@@ -219,7 +233,9 @@ def compare(
     sync()
     benchmark.pedantic(target, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
     seconds = {k: statistics.median(v) for k, v in times.items() if v}
-    row = Row(op=op, ours=name, seconds=seconds, flops=flops, bytes=bytes, errors=errors, note=note, dtype=dtype)
+    row = Row(
+        op=op, ours=name, seconds=seconds, flops=flops, bytes=bytes, errors=errors, note=note, dtype=dtype, group=group
+    )
     benchmark.extra_info.update(
         op=op,
         ours=name,
@@ -314,3 +330,63 @@ def memory_lines() -> list[str]:
         ]
         out.append(f"peak memory, {m['op']} ({m['method']}): " + ", ".join(parts))
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Peak memory
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def peak_memory_method() -> str:
+    return "cuda max_memory_allocated" if on_gpu() else "CPU allocator peak (torch.profiler memory events)"
+
+
+def peak_bytes(step) -> int:
+    """Peak bytes allocated during one call of `step` above what was live before it.
+
+    GPU: torch.cuda.max_memory_allocated. CPU: the CPU allocator's own events (torch.profiler with profile_memory),
+    replayed in order to find the high-water mark.
+    """
+    step()  # warm-up: lazily created state (optimizer buffers, workspaces) is not the step's memory
+    if on_gpu():
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Scaling with the number of frames (bench_scaling.py)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def scaling_table(records: list[dict] | None = None) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows), one row per frame count: ours' median step time and peak memory, then each baseline's as a
+    multiple of ours (time: > 1 means ours is faster; memory: > 1 means ours uses less)."""
+    records = sorted(SCALING if records is None else records, key=lambda r: r["frames"])
+    ours = records[0]["ours"] if records else "ours"
+    bases = list(dict.fromkeys(n for r in records for n in {**r["seconds"], **r["peaks"]} if n != r["ours"]))
+    headers = ["frames", f"{ours} median"]
+    headers += [f"{b} time / ours" for b in bases] + [f"{ours} peak MiB"] + [f"{b} memory / ours" for b in bases]
+    rows = []
+    for rec in records:
+        t, m = rec["seconds"].get(rec["ours"]), rec["peaks"].get(rec["ours"])
+        timed = bool(t) and not timing_disabled()
+        row = [str(rec["frames"]), _ms(t) if timed else ("(1 pass)" if t else "-")]
+        row += [f"{rec['seconds'][b] / t:.2f}x" if timed and b in rec["seconds"] else "-" for b in bases]
+        row += [f"{m / 2**20:.1f}" if m is not None else "-"]
+        row += [f"{rec['peaks'][b] / m:.2f}x" if m and b in rec["peaks"] else "-" for b in bases]
+        rows.append(row)
+    return headers, rows

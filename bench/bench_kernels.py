@@ -124,7 +124,7 @@ def _run_row(benchmark, op, backend, pass_, make, fwd_ours, fwd_eager, baselines
     except NotImplementedError as exc:
         pytest.skip(f"{op}: {exc}")
     calls = {name: make(f, inputs, grad_inputs, pass_) for name, f in bases.items()}
-    return H.compare(benchmark, f"{op} {pass_}", (backend, ours_call), calls, skipped=skipped, **work)
+    return H.compare(benchmark, f"{op} {pass_}", (backend, ours_call), calls, skipped=skipped, group="kernel", **work)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -143,6 +143,7 @@ def test_model1_vs_hf(benchmark, mode):
         baselines,
         flops=flops,
         dtype=_setting()["dtype"],
+        group="model",
     )
 
 
@@ -172,38 +173,13 @@ def test_variant_vs_eager_and_compile(benchmark, variant, mode):
         flops=flops,
         skipped=skipped,
         dtype=_setting()["dtype"],
+        group="model",
     )
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Peak memory of one training step
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def _peak_bytes(step) -> int:
-    """Peak bytes allocated during one call of `step` above what was live before it.
-
-    GPU: torch.cuda.max_memory_allocated. CPU: the CPU allocator's own events (torch.profiler with profile_memory),
-    replayed in order to find the high-water mark.
-    """
-    step()  # warm-up: lazily created state (optimizer buffers, workspaces) is not the step's memory
-    if H.on_gpu():
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak
 
 
 def test_train_step_peak_memory(benchmark):
@@ -214,10 +190,10 @@ def test_train_step_peak_memory(benchmark):
         impls["HF eager"] = _hf_from(ours, "eager")
     peaks = {}
     for name, model in impls.items():
-        peaks[name] = _peak_bytes(_step(model, pixels, labels, "train"))
+        peaks[name] = H.peak_bytes(_step(model, pixels, labels, "train"))
         del model
     impls.clear()
-    method = "cuda max_memory_allocated" if H.on_gpu() else "CPU allocator peak (torch.profiler memory events)"
+    method = H.peak_memory_method()
     H.MEMORY.append(dict(op="Model 1 training step", peaks=peaks, ours=_ours_label(), method=method))
     benchmark.extra_info.update(peak_bytes=peaks, method=method)
     benchmark.pedantic(lambda: None, rounds=1)  # memory row: nothing to time

@@ -39,4 +39,5 @@ def test_processor_vs_hf(benchmark):
         {"HF VivitImageProcessor": run_hf},
         bytes=clip.nbytes,
         dtype=torch.float32,
+        group="processor",
     )

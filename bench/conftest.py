@@ -2,7 +2,8 @@
 
 The benchmarks run the real code: no TRITON_INTERPRET here. Without a CUDA GPU the Triton rows skip with a one-line
 reason and the CPU rows run. `--benchmark-disable` runs one quick pass of each candidate (the CI smoke test).
-`--bench-report FILE` also writes the summary as Markdown (for BENCHMARKS.md).
+`--bench-report FILE.md` also writes the summary as Markdown (for BENCHMARKS.md) and PNG charts of it beside the file
+(FILE-<name>.png, bench/charts.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import _harness as H  # noqa: E402
 
 
 def pytest_addoption(parser):
-    parser.addoption("--bench-report", default=None, metavar="FILE", help="write the closing summary as Markdown")
+    parser.addoption(
+        "--bench-report",
+        default=None,
+        metavar="FILE",
+        help="write the closing summary as Markdown, and its charts beside it as FILE-<name>.png",
+    )
 
 
 def pytest_configure(config):
@@ -52,8 +58,22 @@ def _summary_text() -> str:
     return "\n".join(lines)
 
 
+def _write_charts(report: str, where: str) -> list:
+    import charts
+
+    data = charts.ChartData(
+        rows=list(H.RESULTS),
+        ceilings=H.best_ceilings(),
+        memory=list(H.MEMORY),
+        scaling=list(H.SCALING),
+        where=where,
+        timing=not H.timing_disabled(),
+    )
+    return charts.write_charts(report, data)
+
+
 def pytest_terminal_summary(terminalreporter):
-    if not H.RESULTS and not H.CEILINGS:
+    if not H.RESULTS and not H.CEILINGS and not H.SCALING:
         return
     tr = terminalreporter
     tr.section("vivit benchmark summary")
@@ -64,6 +84,11 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(line)
     for line in H.memory_lines():
         tr.write_line(line)
+    if H.SCALING:
+        tr.write_line("")
+        tr.write_line(f"scaling with frames ({H.SCALING[0]['method']} for memory):")
+        for line in H.text_table(*H.scaling_table()).splitlines():
+            tr.write_line(line)
     for i, note in enumerate(H.NOTES, 1):
         tr.write_line(f"note {i}: {note}")
     path = tr.config.getoption("bench_report")
@@ -76,7 +101,15 @@ def pytest_terminal_summary(terminalreporter):
             f.write(H.markdown_table(H.HEADERS, H.summary_rows()) + "\n\n")
             for line in H.memory_lines():
                 f.write(line + "\n\n")
+            if H.SCALING:
+                f.write(f"Scaling with frames (memory: {H.SCALING[0]['method']}):\n\n")
+                f.write(H.markdown_table(*H.scaling_table()) + "\n\n")
             for i, note in enumerate(H.NOTES, 1):
                 f.write(f"\nnote {i}: {note}\n")
             f.write("\n")
+            charts = _write_charts(path, f"{H.machine()}, {now}")
+            for chart in charts:
+                f.write(f"![{chart.stem}]({chart.name})\n\n")
         tr.write_line(f"summary written to {path}")
+        for chart in charts:
+            tr.write_line(f"chart written to {chart}")
