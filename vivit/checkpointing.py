@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vivit.checkpoint_files import check_safetensors
+
 COMPLETE = "COMPLETE"
 PARTIAL = ".partial"
 _NAME = re.compile(r"checkpoint-(\d+)")
@@ -265,6 +267,7 @@ def load_state(directory: Path, name: str):
     source = directory / f"{name}.json"
     try:
         encoded = json.loads(source.read_text())
+        check_safetensors(directory / f"{name}.safetensors")  # a corrupt file: one line naming it
         tensors = load_file(directory / f"{name}.safetensors")
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{source}: expected a readable trainer state, got {type(e).__name__}: {e}") from None

@@ -32,7 +32,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import _autoload, dispatch, weight_names
+from vivit import _autoload, checkpoint_files, dispatch, weight_names
 from vivit.configuration import VivitConfig
 from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
@@ -189,7 +189,11 @@ class VivitPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        """transformers' from_pretrained (every argument of it), for any of the four variants."""
+        """transformers' from_pretrained (every argument of it), for any of the four variants. The weight files are
+        checked first (`vivit.checkpoint_files`): a shard index may name only files inside the checkpoint directory,
+        safetensors headers must be well formed."""
+        path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        checkpoint_files.check_pretrained(path, **kwargs)
         loaded = super().from_pretrained(*args, **kwargs)
         weight_names.forget_legacy_load(loaded[0] if isinstance(loaded, tuple) else loaded)
         return loaded
