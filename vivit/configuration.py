@@ -120,13 +120,18 @@ class VivitConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any):
         kwargs.pop("model_type", None)  # the class says it (see to_dict); never an instance attribute
         checks.check_keys(type(self), kwargs)
+        if kwargs.get("per_layer_config") is not None:  # transformers' per-layer overrides: no ViViT layer reads them
+            raise InvalidConfigError(
+                f"per_layer_config must be None (ViViT layers are all alike), got {checks.short(kwargs['per_layer_config'])}"
+            )
         # Values transformers' __post_init__ would convert or index before any check: checked first.
         self.dtype = checks.normalize_dtype("dtype", self.dtype)
         if "torch_dtype" in kwargs:
             kwargs["torch_dtype"] = checks.normalize_dtype("torch_dtype", kwargs["torch_dtype"])
-        checks.check_labels(self.id2label, self.label2id, kwargs.get("num_labels"))
         if self.id2label is None and self.label2id is not None:  # label2id alone: its inverse, not LABEL_i names
+            checks.check_labels(None, self.label2id)
             self.id2label = {int(i): name for name, i in self.label2id.items()}
+        checks.check_labels(self.id2label, self.label2id, kwargs.get("num_labels"))
         checks.check_tubelet_size(self.tubelet_size)
         checks.check_image_size(self.image_size)
         if isinstance(self.tubelet_size, tuple):
@@ -289,10 +294,14 @@ class VivitConfig(PreTrainedConfig):
                     f"config.json has model_type {model_type!r}, which {cls.__name__} does not read"
                 )
             return target.from_dict(config_dict, **kwargs)
-        except InvalidConfigError as e:
+        except (ValueError, TypeError) as e:
             if str(e).startswith(source):
                 raise
-            raise type(e)(f"{source}: {e}") from None
+            if isinstance(e, InvalidConfigError):
+                kind = type(e)
+            else:  # transformers' own checks: same one-line message, named file
+                kind = InvalidConfigError if isinstance(e, ValueError) else checks.ConfigTypeError
+            raise kind(f"{source}: {e}") from None
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
@@ -302,6 +311,11 @@ class VivitConfig(PreTrainedConfig):
             raise checks.ConfigTypeError(f"config_dict must be a dict, got {type(config_dict).__name__}")
         config_dict = dict(config_dict)
         return_unused = kwargs.pop("return_unused_kwargs", False)
+        # Keyword overrides of config fields go through __post_init__'s checks with the file's values; transformers
+        # would set them afterwards, unchecked. dtype stays with transformers ("auto" there keeps the file's).
+        accepted = checks.accepted_keys(cls)
+        for key in [k for k in kwargs if k in accepted and k not in ("dtype", "torch_dtype", "num_labels")]:
+            config_dict[key] = kwargs.pop(key)
         num_labels = kwargs.get("num_labels")
         id2label = config_dict.get("id2label")
         if num_labels is not None and isinstance(id2label, dict) and len(id2label) != num_labels:
