@@ -115,14 +115,68 @@ edits = st.lists(
     st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.integers(0, 3), st.booleans()), min_size=1, max_size=3
 )
 FUZZ = settings(
-    max_examples=int(os.environ.get("VIVIT_FUZZ_EXAMPLES", 60)),
+    max_examples=int(os.environ.get("VIVIT_FUZZ_EXAMPLES", 120)),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
 
+def _rewrite_header(data: bytes, changes) -> bytes:
+    """Structured header edits (dtype, shape, offsets, names, metadata), re-serialised with a correct length."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    names = sorted(k for k in header if k != "__metadata__")
+    for index, field, value in changes:
+        name = names[index % len(names)]
+        if field == "rename":
+            header[name + str(value)] = header.pop(name)
+            names = sorted(k for k in header if k != "__metadata__")
+        elif field == "drop":
+            header.pop(name, None)
+            names = sorted(k for k in header if k != "__metadata__") or names
+        elif field == "metadata":
+            header["__metadata__"] = value
+        elif name in header:
+            header[name][field] = value
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
+header_changes = st.lists(
+    st.one_of(
+        st.tuples(
+            st.integers(0, 99), st.just("dtype"), st.sampled_from(["F32", "I32", "U32", "F16", "F64", "U8", "X"])
+        ),
+        st.tuples(st.integers(0, 99), st.just("shape"), st.lists(st.integers(-1, 200), max_size=3)),
+        st.tuples(st.integers(0, 99), st.just("data_offsets"), st.lists(st.integers(-1, 30000), max_size=3)),
+        st.tuples(st.integers(0, 99), st.sampled_from(["rename", "drop"]), st.text(max_size=3)),
+        st.tuples(st.integers(0, 99), st.just("metadata"), st.one_of(st.just({"format": "pt"}), st.integers())),
+    ),
+    min_size=1,
+    max_size=3,
+)
+data_edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8)
+
+
+def _edit_data(data: bytes, changes) -> bytes:
+    """Byte substitutions after the header: values change, the file stays well formed."""
+    start = 8 + int.from_bytes(data[:8], "little")
+    out = bytearray(data)
+    for position, byte in changes:
+        if len(out) > start:
+            out[start + position % (len(out) - start)] = byte
+    return bytes(out)
+
+
 @FUZZ
-@given(st.one_of(edits.map(lambda e: ("edit", e)), st.binary(max_size=64).map(lambda b: ("bytes", b))))
+@given(
+    st.one_of(
+        edits.map(lambda e: ("edit", e)),
+        header_changes.map(lambda c: ("header", c)),
+        data_edits.map(lambda c: ("data", c)),
+        st.binary(max_size=64).map(lambda b: ("bytes", b)),
+    )
+)
 def test_fuzz_safetensors_bytes(workspace, case):
     kind, value = case
     with tempfile.TemporaryDirectory(dir=workspace) as tmp:
@@ -131,8 +185,14 @@ def test_fuzz_safetensors_bytes(workspace, case):
         path = directory / "model.safetensors"
         data = path.read_bytes()
         header_len = int.from_bytes(data[:8], "little")
-        path.write_bytes(_mutate(data, value, header_len) if kind == "edit" else value)
-        load_and_classify("safetensors bytes", directory, workspace / "outside")
+        mutated = {
+            "edit": lambda: _mutate(data, value, header_len),
+            "header": lambda: _rewrite_header(data, value),
+            "data": lambda: _edit_data(data, value),
+            "bytes": lambda: value,
+        }[kind]()
+        path.write_bytes(mutated)
+        load_and_classify(f"safetensors ({kind})", directory, workspace / "outside")
 
 
 def _index_entries(workspace: Path):

@@ -45,6 +45,10 @@ class CheckpointFileError(ValueError):
     """A checkpoint file that must not or cannot be used (a one-line message naming the file and the entry)."""
 
 
+class CheckpointShapeError(CheckpointFileError, RuntimeError):
+    """Tensors whose shapes differ from the model's (a RuntimeError too, as transformers raises for them)."""
+
+
 def _short(value, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -122,7 +122,8 @@ class VivitConfig(PreTrainedConfig):
         checks.check_keys(type(self), kwargs)
         if kwargs.get("per_layer_config") is not None:  # transformers' per-layer overrides: no ViViT layer reads them
             raise InvalidConfigError(
-                f"per_layer_config must be None (ViViT layers are all alike), got {checks.short(kwargs['per_layer_config'])}"
+                "per_layer_config must be None (ViViT layers are all alike), got "
+                f"{checks.short(kwargs['per_layer_config'])}"
             )
         # Values transformers' __post_init__ would convert or index before any check: checked first.
         self.dtype = checks.normalize_dtype("dtype", self.dtype)

@@ -194,7 +194,16 @@ class VivitPreTrainedModel(PreTrainedModel):
         safetensors headers must be well formed."""
         path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
         checkpoint_files.check_pretrained(path, **kwargs)
-        loaded = super().from_pretrained(*args, **kwargs)
+        try:
+            loaded = super().from_pretrained(*args, **kwargs)
+        except RuntimeError as e:
+            if "ignore_mismatched_sizes" not in str(e):
+                raise
+            # transformers logs the mismatched tensors and raises a message pointing at that log: one line instead
+            raise checkpoint_files.CheckpointShapeError(
+                f"{path}: tensor shapes in the checkpoint do not match the config (the load report above lists "
+                "them); pass ignore_mismatched_sizes=True to initialise those tensors anew"
+            ) from None
         weight_names.forget_legacy_load(loaded[0] if isinstance(loaded, tuple) else loaded)
         return loaded
 
