@@ -63,6 +63,7 @@ def refused(match, **kwargs):
         (dict(id2label={}), r"num_labels must be an integer >= 1, got id2label = \{\}"),
         (dict(id2label={0: "a"}, num_labels=3), r"num_labels \(3\) must equal the size of id2label \(1\)"),
         (dict(label2id=["a"]), r"label2id must be a dict"),
+        (dict(label2id={"a": "0", "b": 1}), r"label2id must use one type for its class indices"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(kwargs, match):
@@ -115,7 +116,7 @@ def test_good_configs_still_load():
     assert VivitConfig(_private_note="kept")._private_note == "kept"
     labels = VivitConfig(label2id={"run": 0, "walk": 1, "jump": 2})
     assert labels.num_labels == 3 and labels.id2label == {0: "run", 1: "walk", 2: "jump"}
-    string_keys = VivitConfig(id2label={"0": "a", "1": "b"}, label2id={"a": "0", "b": 1})
+    string_keys = VivitConfig(id2label={"0": "a", "1": "b"}, label2id={"a": "0", "b": "1"})
     assert string_keys.id2label == {0: "a", 1: "b"}
 
 

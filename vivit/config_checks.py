@@ -257,6 +257,41 @@ def check_optional_str_list(name: str, value: Any) -> None:
         raise _type_error(name, "a list of strings or None", value)
 
 
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+def check_common_fields(kwargs: dict) -> None:
+    """transformers' own fields among `kwargs`, checked before its dataclass sets them (some versions validate on
+    assignment with a multi-line message of their own)."""
+    for name in ("return_dict", "output_hidden_states"):
+        if name in kwargs:
+            check_bool(name, kwargs[name], optional=True)
+    if "is_encoder_decoder" in kwargs:
+        check_bool("is_encoder_decoder", kwargs["is_encoder_decoder"])
+    if "chunk_size_feed_forward" in kwargs:
+        check_int("chunk_size_feed_forward", kwargs["chunk_size_feed_forward"], 0)
+    if "problem_type" in kwargs:
+        check_choice("problem_type", kwargs["problem_type"], PROBLEM_TYPES, optional=True)
+    if "architectures" in kwargs:
+        check_optional_str_list("architectures", kwargs["architectures"])
+    version = kwargs.get("transformers_version")
+    if version is not None and not isinstance(version, str):
+        raise _type_error("transformers_version", "a string", version)
+    for name in ("dtype", "torch_dtype"):
+        if name in kwargs:
+            normalize_dtype(name, kwargs[name])
+    id2label, label2id = kwargs.get("id2label"), kwargs.get("label2id")
+    if id2label is None and label2id is not None:
+        check_labels(None, label2id)
+    else:
+        check_labels(id2label, label2id)
+    for name, value in (("id2label", id2label), ("label2id", label2id)):
+        if isinstance(value, dict) and len({type(v) for v in (value.values() if name == "label2id" else value)}) > 1:
+            raise ConfigTypeError(
+                f"{name} must use one type for its class indices (all int or all str), got {short(value)}"
+            )
+
+
 # --------------------------------------------------------------------------------------------------------- files
 def read_config_json(path) -> dict:
     """config.json as a dict; a ConfigFileError naming the file for bytes that are not one JSON object."""

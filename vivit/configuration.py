@@ -37,7 +37,6 @@ ACTIVATIONS = {
 }
 # Variants of the paper that classify a CLS token; the other two average all tokens.
 _CLS_VARIANTS = ("spatiotemporal", "factorized_encoder")
-PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 MODEL_TYPES = {variant: "vivit" if variant == "spatiotemporal" else f"vivit_{variant}" for variant in VARIANTS}
 
 # ViViT-B/L/H with 16x16 patches over 2 frames (paper, table "Sizes"), 32 frames of 224x224.
@@ -106,6 +105,7 @@ class VivitConfig(PreTrainedConfig):
     backend: str = "auto"
 
     def __new__(cls, *args: Any, **kwargs: Any):
+        checks.check_common_fields(kwargs)
         # VivitConfig(variant=...) is the config of that variant, whose class carries the variant's model_type.
         if cls is VivitConfig:
             variant, model_type = kwargs.get("variant"), kwargs.get("model_type")
@@ -184,7 +184,7 @@ class VivitConfig(PreTrainedConfig):
         checks.check_choice("pooling", self.pooling, POOLINGS)
         checks.check_choice("attention_order", self.attention_order, ATTENTION_ORDERS)
         checks.check_choice("hidden_act", self.hidden_act, ACTIVATIONS)
-        checks.check_choice("problem_type", self.problem_type, PROBLEM_TYPES, optional=True)
+        checks.check_choice("problem_type", self.problem_type, checks.PROBLEM_TYPES, optional=True)
         expected_type = MODEL_TYPES[self.variant]
         if type(self).model_type != expected_type:
             raise InvalidConfigError(
