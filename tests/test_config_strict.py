@@ -243,3 +243,17 @@ def test_from_dict_and_from_pretrained_keywords(tmp_path):
     assert unused == {"foo": 1}
     assert VivitConfig.from_pretrained(tmp_path, num_labels=5).id2label == {i: f"LABEL_{i}" for i in range(5)}
     assert VivitConfig.from_pretrained(tmp_path, num_hidden_layers=2).num_hidden_layers == 2
+
+
+def test_model_from_pretrained_misspelled_keyword(tmp_path):
+    VivitModel(VivitConfig(**TINY)).save_pretrained(tmp_path)
+    with pytest.raises(TypeError, match=r"unknown key 'num_hiden_layers'; did you mean 'num_hidden_layers'\?"):
+        VivitModel.from_pretrained(tmp_path, num_hiden_layers=2)
+    assert VivitModel.from_pretrained(tmp_path, num_hidden_layers=1, add_pooling_layer=False).pooler is None
+
+
+def test_public_names():
+    import vivit
+
+    assert vivit.UnbuildableConfigError is UnbuildableConfigError and vivit.InvalidConfigError is InvalidConfigError
+    assert issubclass(vivit.CheckpointFileError, ValueError)

@@ -25,6 +25,8 @@ frame_mask (B, frames): a temporal index is real when any of its frames is; padd
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +34,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import _autoload, checkpoint_files, dispatch, weight_names
+from vivit import _autoload, checkpoint_files, config_checks, dispatch, weight_names
 from vivit.configuration import VivitConfig
 from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
@@ -196,6 +198,13 @@ class VivitPreTrainedModel(PreTrainedModel):
         checkpoint_files.check_pretrained(path, **kwargs)
         try:
             loaded = super().from_pretrained(*args, **kwargs)
+        except TypeError as e:
+            # a keyword that is neither a loading argument nor a config field reaches the model's __init__
+            unknown = re.search(r"__init__\(\) got an unexpected keyword argument '(\w+)'", str(e))
+            if unknown is None:
+                raise
+            config_checks.check_keys(cls.config_class, [unknown.group(1)])
+            raise
         except RuntimeError as e:
             if "ignore_mismatched_sizes" not in str(e):
                 raise
