@@ -230,7 +230,11 @@ def test_fuzz_shard_index(workspace, data):
             weight_map = dict(template["weight_map"])
             for key in data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=4)):
                 weight_map[key] = data.draw(_index_entries(workspace))
-            text = json.dumps({"metadata": template.get("metadata", {}), "weight_map": weight_map})
+            metadata = data.draw(st.sampled_from([template.get("metadata", {}), {}, None, [], "x", "absent"]))
+            index = (
+                {"weight_map": weight_map} if metadata == "absent" else {"metadata": metadata, "weight_map": weight_map}
+            )
+            text = json.dumps(index)
             if shape == "bin":  # the same names through a pytorch_model.bin index
                 (directory / index_name).unlink()
                 index_name = "pytorch_model.bin.index.json"
@@ -253,7 +257,7 @@ def test_hostile_entries_are_refused_naming_index_and_entry(workspace, tmp_path)
     index = directory / "model.safetensors.index.json"
     for name in ["../outside/sentinel.safetensors", str(workspace / "outside" / "sentinel.safetensors"),
                  "a/../../outside/sentinel.safetensors", "link.safetensors", "C:/x.safetensors"]:  # fmt: skip
-        index.write_text(json.dumps({"weight_map": {**template["weight_map"], key: name}}))
+        index.write_text(json.dumps({"metadata": {}, "weight_map": {**template["weight_map"], key: name}}))
         OPENED.clear()
         with pytest.raises(CheckpointFileError, match=f"^{index}: weight_map entry {name!r}"):
             VivitForVideoClassification.from_pretrained(directory)

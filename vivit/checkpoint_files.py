@@ -105,6 +105,8 @@ def read_index(index: Path, root: Path | None = None, require_files: bool = True
     for name in weight_map.values():
         if not (isinstance(name, str) and name in files):
             files[name] = check_relative_name(name, index, root)
+    if not isinstance(data.get("metadata"), dict):  # transformers indexes it unchecked
+        raise CheckpointFileError(f"{index}: must have a 'metadata' object, got {_short(data.get('metadata'))}")
     if require_files:
         for name, path in files.items():
             if not path.is_file():
