@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 import vivit.checkpointing as ckpt
 import vivit.train as train
+from vivit.cli import main as cli
 from vivit.modeling import VivitForVideoClassification
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,12 +43,12 @@ def _strict_json(line: str) -> dict:
 
 
 def _run(argv, capsys) -> dict:
-    assert train.main(argv) == 0
+    assert cli(["train", *argv]) == 0
     return _strict_json(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def _fails(argv, capsys, code: int) -> str:
-    assert train.main(argv) == code
+    assert cli(["train", *argv]) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err  # one line, no traceback
     return err[0]
@@ -301,12 +302,15 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path, common):
     proc = subprocess.run(cmd + ["--resume", str(tmp_path / "nowhere")], env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        f"vivit train: error: --resume {tmp_path / 'nowhere'}: expected a run or checkpoint directory, "
-        "found no such directory"
+        f"vivit train: error: argument --resume: expected an existing directory, got '{tmp_path / 'nowhere'}' "
+        "(no such file or directory)"
     ]
 
 
 def test_an_unusable_output_directory_is_one_line(tmp_path, common, capsys):
     (tmp_path / "file").write_text("")
-    err = _fails(common + ["--output-dir", str(tmp_path / "file" / "run")], capsys, 1)
-    assert err.startswith(f"vivit train: error: --output-dir {tmp_path / 'file' / 'run'}:")
+    err = _fails(common + ["--output-dir", str(tmp_path / "file" / "run")], capsys, 2)
+    assert err == (
+        f"vivit train: error: argument --output-dir: expected a directory path, got '{tmp_path / 'file' / 'run'}' "
+        f"({tmp_path / 'file'} is a file)"
+    )

@@ -12,9 +12,16 @@ import transformers
 from _helpers import classic_state
 from safetensors.torch import load_file
 
+from vivit.cli import main as cli
 from vivit.configuration import VivitConfig
-from vivit.convert import main, read_flax_msgpack
+from vivit.convert import read_flax_msgpack
 from vivit.modeling import VivitForVideoClassification
+
+
+def main(argv) -> int:
+    """`vivit convert ARGV` through the command's error handler (one stderr line and an exit status)."""
+    return cli(["convert", *argv])
+
 
 GEOMETRY = dict(image_size=16, num_frames=4, tubelet_size=[2, 8, 8], num_channels=3)
 WIDTHS = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=3, intermediate_size=40, num_labels=5)
@@ -234,6 +241,9 @@ def test_reader_handles_bfloat16_chunked_arrays_and_wrong_frame_counts(tmp_path,
     assert len(err) == 1 and "no ViViT parameters" in err[0] and str(tmp_path / "empty") in err[0]
     assert main([str(tmp_path / "missing"), str(tmp_path / "out")]) == 2
     assert "missing" in capsys.readouterr().err
+    assert main([str(tmp_path / "m1"), str(tmp_path / "out"), "--num-frames", "0"]) == 2  # refused before reading
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vivit convert: error: argument --num-frames: expected an integer >= 1, got 0"]
     assert not (tmp_path / "out").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "empty", "m1"]
 
 

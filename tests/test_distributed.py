@@ -1,12 +1,17 @@
-"""The trainer across processes on the CPU (gloo): DDP gradients and an FSDP2 run that checkpoints and resumes."""
+"""The trainer across processes on the CPU (gloo): DDP gradients, an FSDP2 run that checkpoints and resumes, and a
+checkpoint write that fails on rank 0 ending every rank with the same one-line error."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +74,51 @@ def test_ddp_two_processes_give_the_gradients_of_the_combined_batch(tmp_path):
     assert ddp.keys() == dict(model.named_parameters()).keys()
     for name, p in model.named_parameters():
         torch.testing.assert_close(ddp[name], p.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def _full_disk_worker(rank: int, world: int, port: int, config: str, out: str) -> None:
+    """A one-step run whose checkpoint write fails on rank 0 (disk full); writes every rank's exit status and stderr."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
+    os.environ.pop("VIVIT_DEBUG", None)
+    torch.set_num_threads(1)
+    import vivit.checkpointing as ckpt
+    from vivit.cli import main as cli
+
+    if rank == 0:
+
+        def full_disk(run_dir, epoch, write):
+            target = run_dir / f"checkpoint-{epoch}.partial" / "model.safetensors"
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+        ckpt.save_versioned = full_disk
+    argv = ["train", "--config", config, "--train-samples", "8", "--val-samples", "4", "--batch-size", "2"]
+    argv += ["--epochs", "1", "--max-steps", "1", "--no-progress", "--device", "cpu", "--output-dir", out]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli(argv)
+    Path(out, f"rank{rank}.json").write_text(json.dumps({"code": code, "stderr": err.getvalue()}))
+
+
+def test_a_failed_checkpoint_write_on_rank_0_ends_every_rank_with_one_line(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    out = tmp_path / "run"
+    args = (2, _free_port(), str(config), str(out))
+    context = mp.start_processes(_full_disk_worker, args=args, nprocs=2, join=False, start_method="spawn")
+    deadline = time.monotonic() + 120  # without the shared outcome rank 1 would wait for the process-group timeout
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("a rank still runs 120 s after rank 0's checkpoint write failed")
+    expected = f"vivit train: error: {out}/checkpoint-1.partial/model.safetensors: No space left on device"
+    for rank in (0, 1):
+        result = json.loads((out / f"rank{rank}.json").read_text())
+        assert result["code"] == 1, result
+        assert "Traceback" not in result["stderr"], result["stderr"]
+        assert [line for line in result["stderr"].splitlines() if line.startswith("vivit ")] == [expected]
 
 
 def _torchrun(args: list[str], cwd: Path) -> dict:

@@ -121,11 +121,14 @@ def test_predict_errors_are_one_line(setup, tmp_path, capsys):
     VivitModel(VivitConfig(**TINY, id2label=LABELS, backend="eager")).save_pretrained(base)
     PROC.save_pretrained(base)
     cases = [
-        ([video, "--model", str(tmp_path / "missing")], "missing: no such model directory"),
+        (
+            [video, "--model", str(tmp_path / "missing")],
+            f"--model: expected an existing directory, got '{tmp_path}/missing'",
+        ),
         ([video, "--model", str(no_labels)], "no labels"),
         ([video, "--model", str(base)], "no trained classification head"),
         ([str(garbage), "--model", model_dir], "garbage.mp4"),
-        ([str(tmp_path / "nope.mp4"), "--model", model_dir], "nope.mp4: no such file"),
+        ([str(tmp_path / "nope.mp4"), "--model", model_dir], "nope.mp4' (no such file"),
         ([video, "--model", model_dir, "--views", "4by3"], "views"),
     ]
     for argv, message in cases:
@@ -156,8 +159,8 @@ def test_cli_subprocess_exit_code_and_stderr(setup):
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.strip().count("\n") == 0 and "absent" in proc.stderr
+    assert proc.returncode == 2 and proc.stdout == ""  # a --model that does not exist: a bad option value
+    assert proc.stderr.strip().count("\n") == 0 and "--model" in proc.stderr and "absent" in proc.stderr
 
 
 def test_eval_cli_matches_per_video_predictions(setup, tmp_path, capsys):

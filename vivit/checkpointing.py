@@ -24,22 +24,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vivit.checkpoint_files import check_safetensors
+from vivit.errors import CheckpointError, UsageError
 
 COMPLETE = "COMPLETE"
 PARTIAL = ".partial"
 _NAME = re.compile(r"checkpoint-(\d+)")
-
-
-class CheckpointError(Exception):
-    """A checkpoint or run directory that cannot be used as asked (a one-line message naming it); exit status 1."""
-
-    code = 1
-
-
-class UsageError(CheckpointError):
-    """Arguments that cannot work together (exit status 2)."""
-
-    code = 2
 
 
 # ---------------------------------------------------------------------------------------------------------------------

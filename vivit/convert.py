@@ -67,7 +67,11 @@ def _unchunk(tree):
 def read_flax_msgpack(path: str | os.PathLike) -> dict:
     """The whole checkpoint as nested dicts of torch tensors."""
     with open(path, "rb") as f:
-        tree = msgpack.unpackb(f.read(), ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        data = f.read()
+    try:
+        tree = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.exceptions.UnpackException) as e:  # msgpack's messages do not say which file
+        raise ValueError(f"{path}: not a flax msgpack checkpoint ({e})") from e
     if not isinstance(tree, dict):
         raise ValueError(f"{path}: not a flax checkpoint (top level is {type(tree).__name__}, expected a dict)")
     return _unchunk(tree)
@@ -277,37 +281,34 @@ def _found(path: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
+    from vivit import cli_args
+    from vivit.cli import describe
+
     parser = argparse.ArgumentParser(
         prog="vivit convert",
         description="Convert a scenic (Flax msgpack) ViViT checkpoint to a Hugging Face directory.",
     )
-    parser.add_argument("src", help="the scenic checkpoint file (e.g. checkpoint_90000)")
-    parser.add_argument("dst", help="output directory (config.json + model.safetensors)")
+    parser.add_argument("src", type=cli_args.existing_file, help="the scenic checkpoint file (e.g. checkpoint_90000)")
+    parser.add_argument("dst", type=cli_args.output_dir, help="output directory (config.json + model.safetensors)")
     parser.add_argument(
         "--num-frames",
-        type=int,
+        type=cli_args.positive_int,
         default=None,
         help="frames per clip; Model 1 checkpoints do not record it (default 32); Model 2's is read from the weights",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     src, dst = Path(args.src), Path(args.dst)
-    if not src.is_file():
-        print(f"vivit convert: error: SRC {src}: expected a checkpoint file, found {_found(src)}", file=sys.stderr)
-        return 2
     if _occupied(dst) and not args.overwrite:
-        print(
-            f"vivit convert: error: DST {dst}: expected a new or empty directory, found {_found(dst)} "
-            "(replace it with --overwrite)",
-            file=sys.stderr,
+        raise cli_args.UsageError(
+            f"DST {dst}: expected a new or empty directory, found {_found(dst)} (replace it with --overwrite)"
         )
-        return 2
     try:
         dst = convert(src, dst, num_frames=args.num_frames, overwrite=args.overwrite)
-    except (ValueError, RuntimeError, KeyError, OSError) as e:
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"vivit convert: error: {src}: {message}", file=sys.stderr)
-        return 1
+    except (ValueError, RuntimeError, KeyError) as e:  # about the checkpoint's content: the message names the file
+        message = describe(e)
+        raise RuntimeError(message if str(src) in message else f"{src}: {message}") from e
     config = json.loads((dst / "config.json").read_text())
     summary = {k: config[k] for k in ("variant", "num_frames", "image_size", "tubelet_size", "num_hidden_layers")}
     print(json.dumps({"output": str(dst), **summary}))
@@ -315,4 +316,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vivit.cli import run_command
+
+    sys.exit(run_command("convert", main))

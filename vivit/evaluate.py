@@ -18,7 +18,8 @@ import sys
 import torch
 from tqdm import tqdm
 
-from vivit.predict import add_clip_arguments, fail, load_model_and_processor, pick_device
+from vivit import cli_args
+from vivit.predict import add_clip_arguments, load_model_and_processor, pick_device
 
 
 @torch.no_grad()
@@ -83,14 +84,33 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit eval", description="Top-1/top-5 accuracy of a saved model.")
-    parser.add_argument("--model", required=True, help="model directory (HF or vivit: config.json + weights)")
-    parser.add_argument("--data", required=True, help="a class-per-folder directory or an annotation list (CSV/TXT)")
-    parser.add_argument("--root", default=None, help="base folder of the list's relative paths (default: its folder)")
-    parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3")
+    parser.add_argument(
+        "--model",
+        type=cli_args.existing_dir,
+        required=True,
+        help="model directory (HF or vivit: config.json + weights) or a training run directory",
+    )
+    parser.add_argument(
+        "--data",
+        type=cli_args.existing_path,
+        required=True,
+        help="a class-per-folder directory or an annotation list (CSV/TXT)",
+    )
+    parser.add_argument(
+        "--root",
+        type=cli_args.existing_dir,
+        default=None,
+        help="base folder of the list's relative paths (default: its folder)",
+    )
+    parser.add_argument(
+        "--views", type=cli_args.views, default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3"
+    )
     add_clip_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=2, help="videos per batch")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=cli_args.positive_int, default=2, help="videos per batch")
+    parser.add_argument("--workers", type=cli_args.non_negative_int, default=2, help="DataLoader worker processes")
+    parser.add_argument(
+        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
     return parser
@@ -118,18 +138,18 @@ def _dataset(args, model, processor, num_frames):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
     args = build_parser().parse_args(argv)
-    try:
-        device = pick_device(args.device)
-        model, processor = load_model_and_processor(args.model, device)
-        num_frames = args.num_frames or model.config.num_frames
-        dataset = _dataset(args, model, processor, num_frames)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
-        )
-        result = evaluate(model, loader, device=device, progress=not args.no_progress)
-    except Exception as e:  # one line, no traceback: this is a command-line tool
-        return fail("eval", e)
+    if args.root is not None and os.path.isdir(args.data):
+        raise cli_args.UsageError(f"--root {args.root}: expected only with an annotation list, got --data {args.data}")
+    device = pick_device(args.device)
+    model, processor = load_model_and_processor(args.model, device)
+    num_frames = args.num_frames or model.config.num_frames
+    dataset = _dataset(args, model, processor, num_frames)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda"
+    )
+    result = evaluate(model, loader, device=device, progress=not args.no_progress)
     result = {"model": args.model, "data": args.data, "views": args.views, **result}
     print(f"top1 {result['top1']:.4f}  top5 {result['top5']:.4f}  ({result['num_samples']} videos, views {args.views})")
     if args.json:
@@ -138,3 +158,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["evaluate", "main"]
+
+
+if __name__ == "__main__":
+    from vivit.cli import run_command
+
+    sys.exit(run_command("eval", main))

@@ -159,6 +159,32 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
 
 
+def values_checkable(*tensors: torch.Tensor | None) -> bool:
+    """Whether forward may read input values to check them (NaN/Inf pixels, empty frame_mask rows, label range).
+
+    Only for plain CPU tensors in eager mode: on an accelerator reading a value back is a host sync (it stalls the
+    launch queue every step), and under torch.compile / export, CUDA-graph capture, jit tracing or scripting, fx
+    tracing, vmap, fake or meta tensors there are no values to read. Elsewhere the checks are skipped, not emulated.
+    """
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        return False
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return False
+    for tensor in tensors:
+        if tensor is None:
+            continue
+        # FakeTensor, DTensor and other subclasses are not `torch.Tensor` itself; vmap wraps plain tensors.
+        if type(tensor) not in (torch.Tensor, nn.Parameter) or tensor.device.type != "cpu":
+            return False
+        if torch._C._functorch.is_functorch_wrapped_tensor(tensor):
+            return False
+    return True
+
+
+def _first_index(flags: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in flags.nonzero()[0])
+
+
 class VivitPreTrainedModel(PreTrainedModel):
     """transformers plumbing shared by the ViViT models; initialisation as Hugging Face's: normal(0,
     initializer_range) weights, zero biases, LayerNorm 1/0, CLS tokens and position embeddings 0."""
@@ -296,9 +322,32 @@ class VivitModel(VivitPreTrainedModel):
             raise ValueError(
                 f"pixel_values (frames, height, width) = {(nF, H, W)} is smaller than one tubelet {(t, h, w)}"
             )
+        if frame_mask is not None and not isinstance(frame_mask, torch.Tensor):
+            raise TypeError(f"frame_mask must be a torch.Tensor, got {type(frame_mask).__name__}")
         if frame_mask is not None and tuple(frame_mask.shape) != (B, nF):
             raise ValueError(f"frame_mask must have shape (batch, frames) = {(B, nF)}, got {tuple(frame_mask.shape)}")
-        return nF // t, H // h, W // w
+        grid = nF // t, H // h, W // w
+        if values_checkable(pixel_values, frame_mask):
+            self._check_values(pixel_values, frame_mask, grid[0] * t)
+        return grid
+
+    @staticmethod
+    def _check_values(pixel_values: torch.Tensor, frame_mask: torch.Tensor | None, used_frames: int) -> None:
+        """NaN/Inf pixels and all-False frame_mask rows (CPU only, see `values_checkable`)."""
+        # One reduction first: a finite sum rules out NaN and Inf; only then look for where they are.
+        if not bool(pixel_values.detach().sum().isfinite()):
+            bad = ~torch.isfinite(pixel_values.detach()).flatten(2).all(2)  # (B, frames)
+            if bool(bad.any()):
+                row, frame = _first_index(bad)
+                raise ValueError(f"pixel_values has NaN or infinite values (batch row {row}, frame {frame})")
+        if frame_mask is not None:
+            empty = ~frame_mask[:, :used_frames].bool().any(1)
+            if bool(empty.any()):
+                (row,) = _first_index(empty)
+                raise ValueError(
+                    f"frame_mask row {row} has no True value among the {used_frames} frames the model reads; every "
+                    "clip needs at least one real frame (drop empty clips from the batch)"
+                )
 
     def tubelet_mask(self, frame_mask: torch.Tensor | None, num_tubelets: int) -> torch.Tensor | None:
         """(B, frames) frame mask -> (B, T') mask of temporal indices: real when any of its frames is real."""
@@ -321,7 +370,12 @@ class VivitModel(VivitPreTrainedModel):
         """pixel_values (B, frames, channels, H, W). frame_mask (B, frames): True for real frames; padded frames are
         excluded as attention keys and from mean pooling. attention_mask (B, 1 + tokens), Model 1 only (as HF 5.x):
         1/True for tokens that may be attended. output_attentions / output_hidden_states / return_dict default to
-        the config's."""
+        the config's.
+
+        Refused with a one-line ValueError: NaN or infinite pixel_values (naming the batch row and frame) and a
+        frame_mask row with no True value among the frames the model reads. These two checks read values, so they
+        run on CPU tensors in eager mode only (`values_checkable`): on a GPU they would add a host sync per step,
+        and under torch.compile, export, CUDA-graph capture, tracing or on the meta device they are skipped."""
         output_attentions, output_hidden_states, return_dict = self._resolve_flags(
             output_attentions, output_hidden_states, return_dict
         )
@@ -467,7 +521,16 @@ class VivitForVideoClassification(VivitPreTrainedModel):
         return result if return_dict else result.to_tuple()
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """As HF: MSE when num_labels == 1, cross-entropy for integer labels, BCE-with-logits for multi-label."""
+        """As HF: MSE when num_labels == 1, cross-entropy for integer labels, BCE-with-logits for multi-label.
+
+        Cross-entropy ignores labels of -100 and averages over the others; a batch whose labels are all -100 has a
+        loss of 0 with zero gradients (not NaN). Class indices outside [0, num_labels) are refused (on CPU tensors,
+        see `values_checkable`; CUDA's cross-entropy kernel asserts on them itself)."""
+        if not isinstance(labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+        num_labels = self.config.num_labels
+        if num_labels == 0:
+            raise ValueError("labels were given but the model has no classification head (num_labels=0)")
         problem = self.config.problem_type
         if problem is None:
             if self.config.num_labels == 1:
@@ -477,14 +540,48 @@ class VivitForVideoClassification(VivitPreTrainedModel):
             else:
                 problem = "multi_label_classification"
         if problem == "regression":
+            if labels.numel() != logits.numel():
+                raise ValueError(
+                    f"labels for regression must have {logits.numel()} values (logits {tuple(logits.shape)}), got "
+                    f"shape {tuple(labels.shape)}"
+                )
             if self.config.num_labels == 1:
                 return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
-            return F.mse_loss(logits, labels.to(logits.dtype))
+            return F.mse_loss(logits, labels.reshape(logits.shape).to(logits.dtype))
         if problem == "single_label_classification":
-            return F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1))
+            return self._cross_entropy(logits.view(-1, num_labels), labels)
         if problem == "multi_label_classification":
+            if tuple(labels.shape) != tuple(logits.shape):
+                raise ValueError(
+                    f"labels for multi-label classification must have the logits' shape {tuple(logits.shape)}, got "
+                    f"{tuple(labels.shape)}"
+                )
             return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
         raise ValueError(f"unknown problem_type {problem!r}")
+
+    def _cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the labels that are not -100; 0 (with zero gradients) when all are."""
+        batch, num_labels = logits.shape
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"labels for single-label classification must be integers, got dtype {labels.dtype}")
+        if labels.numel() != batch:
+            raise ValueError(
+                f"labels for single-label classification must have one class index per clip ({batch}), got shape "
+                f"{tuple(labels.shape)}"
+            )
+        labels = labels.reshape(-1).long()
+        if values_checkable(labels):
+            bad = (labels != -100) & ((labels < 0) | (labels >= num_labels))
+            if bool(bad.any()):
+                (row,) = _first_index(bad)
+                raise ValueError(
+                    f"labels: expected class indices in [0, {num_labels}) or -100 (ignored), got {int(labels[row])} "
+                    f"(batch row {row})"
+                )
+        # sum / count rather than reduction="mean", whose 0 / 0 is NaN when every label is ignored
+        total = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum")
+        count = (labels != -100).sum().clamp_min(1)
+        return total / count.to(total.dtype)
 
     def forward_features(self, pixel_values, frame_mask=None, interpolate_pos_encoding=False) -> torch.Tensor:
         """timm-style: the final token representations (last_hidden_state)."""

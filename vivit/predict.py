@@ -5,7 +5,8 @@
 DIR is a Hugging Face ViViT directory or one of ours (config.json with id2label, weights). Its
 preprocessor_config.json sets the preprocessing; without one HF's defaults are used (said on stderr). The video is
 sampled as the model's `num_frames` frames at `--stride`, in `--views` temporal clips x spatial crops whose logits
-are averaged. Errors (missing model, model without labels, unreadable video) print one line on stderr and exit 1.
+are averaged. Errors print one line on stderr: exit status 2 for bad options, 1 for a missing model, a model
+without labels or an unreadable video (see vivit/cli.py).
 """
 
 from __future__ import annotations
@@ -14,22 +15,21 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import sys
 
 import torch
 
-from vivit.checkpointing import model_directory
+from vivit import cli_args
+from vivit.checkpointing import UsageError, model_directory
 
 
 def fail(command: str, error: BaseException) -> int:
-    """Print `error` as one line on stderr (no traceback) and return the exit status 1."""
-    text = str(error).strip()
-    if "Original Traceback" in text:  # re-raised from a DataLoader worker: keep the original exception's line
-        text = re.sub(r"^[\w.]+: ", "", text.splitlines()[-1].strip())
-    message = " ".join(text.split()) or type(error).__name__
-    print(f"vivit {command}: error: {message}", file=sys.stderr)
-    return 1
+    """Print `error` as one line on stderr (no traceback), `vivit COMMAND: error: ...`, and return its exit status
+    (2 for a usage error, 1 otherwise). The commands themselves go through `vivit.cli.run_command`."""
+    from vivit.cli import describe, exit_code
+
+    print(f"vivit {command}: error: {describe(error)}", file=sys.stderr)
+    return exit_code(error)
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -37,7 +37,7 @@ def pick_device(name: str | None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine")
+        raise UsageError(f"--device {name}: expected a device available on this machine, got {name!r}")
     return device
 
 
@@ -132,43 +132,52 @@ def classify(
 
 def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
     """The clip-sampling options `vivit predict` and `vivit eval` share."""
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per clip (default: the model's)")
-    parser.add_argument("--stride", type=int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)")
+    parser.add_argument(
+        "--num-frames", type=cli_args.positive_int, default=None, help="frames per clip (default: the model's)"
+    )
+    parser.add_argument(
+        "--stride", type=cli_args.positive_int, default=2, help="frame stride of a clip (ViViT-B/16x2: 2)"
+    )
     parser.add_argument("--sampling", choices=("strided", "uniform"), default="strided")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit predict", description="Classify a video file with a saved model.")
-    parser.add_argument("video", help="the video file")
-    parser.add_argument("--model", required=True, help="model directory (HF or vivit: config.json + weights)")
-    parser.add_argument("--views", default="1x1", help="temporal clips x spatial crops, e.g. 4x3 (default 1x1)")
-    parser.add_argument("--topk", type=int, default=5, help="how many labels to print")
+    parser.add_argument("video", type=cli_args.existing_file, help="the video file")
+    parser.add_argument(
+        "--model",
+        type=cli_args.existing_dir,
+        required=True,
+        help="model directory (HF or vivit: config.json + weights) or a training run directory",
+    )
+    parser.add_argument(
+        "--views", type=cli_args.views, default="1x1", help="temporal clips x spatial crops, e.g. 4x3 (default 1x1)"
+    )
+    parser.add_argument("--topk", type=cli_args.positive_int, default=5, help="how many labels to print")
     add_clip_arguments(parser)
-    parser.add_argument("--batch-size", type=int, default=4, help="views per forward pass")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=cli_args.positive_int, default=4, help="views per forward pass")
+    parser.add_argument(
+        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
     args = build_parser().parse_args(argv)
-    try:
-        if args.topk < 1:
-            raise ValueError(f"--topk: expected >= 1, got {args.topk}")
-        device = pick_device(args.device)
-        model, processor = load_model_and_processor(args.model, device)
-        probs = classify(
-            model,
-            processor,
-            args.video,
-            views=args.views,
-            num_frames=args.num_frames,
-            stride=args.stride,
-            sampling=args.sampling,
-            batch_size=args.batch_size,
-        )
-    except Exception as e:  # one line, no traceback: this is a command-line tool
-        return fail("predict", e)
+    device = pick_device(args.device)
+    model, processor = load_model_and_processor(args.model, device)
+    probs = classify(
+        model,
+        processor,
+        args.video,
+        views=args.views,
+        num_frames=args.num_frames,
+        stride=args.stride,
+        sampling=args.sampling,
+        batch_size=args.batch_size,
+    )
     scores, ids = probs.topk(min(args.topk, probs.numel()))
     id2label = model.config.id2label
     predictions = [
@@ -182,3 +191,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["classify", "load_model_and_processor", "main"]
+
+
+if __name__ == "__main__":
+    from vivit.cli import run_command
+
+    sys.exit(run_command("predict", main))

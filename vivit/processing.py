@@ -27,6 +27,7 @@ it stays the default here. The original (scenic / Flax) ViViT saw [-1, 1]: use
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from vivit.frame_ops import (  # noqa: F401
     BOX,
     HAMMING,
     LANCZOS,
+    MAX_EDGE,
     NEAREST,
     _per_channel,
     _resize_uint8_in_float,
@@ -100,43 +102,86 @@ def _channel_layout(shape: tuple[int, ...], input_data_format: Any, name: str = 
     return "first" if first else "last"
 
 
-def _to_tensor(array: Any) -> torch.Tensor:
+def _dtype_error(where: str, dtype: Any) -> ValueError:
+    return ValueError(
+        f"{where}: unsupported pixel dtype {dtype}; expected uint8, an integer type with values in [0, 255], or "
+        "float (16-bit images: convert to uint8 or to float in [0, 255] first)"
+    )
+
+
+def _to_tensor(array: Any, where: str = "videos") -> torch.Tensor:
+    """An array or tensor of pixels -> a uint8 or floating-point tensor (integers in [0, 255] become uint8)."""
     if torch.is_tensor(array):
         tensor = array
     else:
         array = np.asarray(array)
         if array.dtype == object:
-            raise ValueError("videos: got a ragged or object array; pass frames of one size per video")
+            raise ValueError(f"{where}: got a ragged or object array; pass frames of one size per video")
+        # bool, complex, unsigned types wider than 8 bits (16-bit images), strings, dates, long double
+        kind, size = array.dtype.kind, array.dtype.itemsize
+        if not (kind == "i" or (kind == "u" and size == 1) or (kind == "f" and size <= 8)):
+            raise _dtype_error(where, array.dtype)
         tensor = torch.from_numpy(array if array.flags.writeable else array.copy())
-    if tensor.dtype == torch.bool or tensor.is_complex():
-        raise ValueError(f"videos: expected uint8 or float pixels, got dtype {tensor.dtype}")
-    if not tensor.is_floating_point() and tensor.dtype != torch.uint8:
+    if tensor.is_floating_point() or tensor.dtype == torch.uint8:
+        return tensor
+    if tensor.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64):
+        raise _dtype_error(where, tensor.dtype)
+    if tensor.numel():
         low, high = int(tensor.min()), int(tensor.max())
         if low < 0 or high > 255:
-            raise ValueError(f"videos: integer pixels must lie in [0, 255], got values in [{low}, {high}]")
-        tensor = tensor.to(torch.uint8)
-    return tensor
+            raise ValueError(
+                f"{where}: integer pixels (dtype {tensor.dtype}) must lie in [0, 255], got values in [{low}, {high}]"
+            )
+    return tensor.to(torch.uint8)
 
 
-def _frames_to_video(frames: Sequence[Any], input_data_format: Any, layouts: list[str]) -> torch.Tensor:
-    """A list of frames (PIL images, HWC/CHW arrays or tensors) -> (T, C, H, W)."""
+# PIL modes converted to RGB (alpha dropped, palette and gray expanded); others (16/32-bit integer, float) refused.
+_PIL_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
+
+
+def _frame_tensor(frame: Any, input_data_format: Any, where: str) -> tuple[torch.Tensor, str]:
+    """One frame -> ((C, H, W) tensor, its input layout). PIL images and 2-D (H, W) gray frames become RGB."""
+    if _is_pil(frame):
+        if frame.mode not in _PIL_MODES:
+            raise ValueError(
+                f"{where}: unsupported PIL image mode {frame.mode!r}; expected one of {list(_PIL_MODES)} "
+                "(convert 16-bit, 32-bit and float images to 'RGB' or 'L' first)"
+            )
+        frame = np.asarray(frame if frame.mode == "RGB" else frame.convert("RGB"))
+        layout = "last"  # a PIL image is (H, W, C) whatever input_data_format says about the arrays
+    else:
+        layout = None
+    tensor = _to_tensor(frame, where)
+    if tensor.dim() == 2:  # a gray (H, W) frame: replicated to 3 channels, as PIL's "L" -> "RGB"
+        tensor, layout = tensor[None].expand(3, -1, -1), "first"
+    elif tensor.dim() != 3:
+        raise ValueError(f"{where}: expected a frame (H, W, C), (C, H, W) or (H, W), got shape {tuple(tensor.shape)}")
+    if layout is None:
+        layout = _channel_layout(tuple(tensor.shape), input_data_format, where)
+    if layout == "last":
+        tensor = tensor.permute(2, 0, 1)
+    if min(tensor.shape) == 0:
+        raise ValueError(f"{where}: empty frame of (C, H, W) = {tuple(tensor.shape)}")
+    return tensor, layout
+
+
+def _frames_to_video(frames: Sequence[Any], input_data_format: Any, layouts: list[str], clip: int) -> torch.Tensor:
+    """A list of frames (PIL images, HWC/CHW/HW arrays or tensors) -> (T, C, H, W)."""
+    if len(frames) == 0:
+        raise ValueError(f"videos: clip {clip} has no frames")
     tensors = []
     layout = "first"
     for i, frame in enumerate(frames):
-        is_pil = _is_pil(frame)
-        tensor = _to_tensor(_pil_to_array(frame))
-        if tensor.dim() == 2:
-            tensor = tensor[None]
-        elif tensor.dim() != 3:
-            raise ValueError(f"videos: frame {i} has shape {tuple(tensor.shape)}; expected (H, W, C) or (C, H, W)")
-        # A PIL image is (H, W, C) whatever input_data_format says about the arrays.
-        layout = "last" if is_pil else _channel_layout(tuple(tensor.shape), input_data_format)
-        if layout == "last":
-            tensor = tensor.permute(2, 0, 1)
+        tensor, layout = _frame_tensor(frame, input_data_format, f"videos: clip {clip} frame {i}")
+        if tensors and tensor.shape != tensors[0].shape:
+            raise ValueError(
+                f"videos: clip {clip} frame {i} has (C, H, W) = {tuple(tensor.shape)} but frame 0 has "
+                f"{tuple(tensors[0].shape)}; all frames of a clip must have one size (resize them first)"
+            )
+        if tensors and tensor.dtype != tensors[0].dtype:
+            tensor = tensor.to(torch.promote_types(tensor.dtype, tensors[0].dtype))
+            tensors = [t.to(tensor.dtype) for t in tensors]
         tensors.append(tensor)
-    shapes = {tuple(t.shape) for t in tensors}
-    if len(shapes) != 1:
-        raise ValueError(f"videos: all frames of a video must have one shape, got {sorted(shapes)}")
     layouts.append(layout)
     return torch.stack(tensors)
 
@@ -145,23 +190,30 @@ def _is_pil(frame: Any) -> bool:
     return hasattr(frame, "getbands") and hasattr(frame, "convert")
 
 
-def _pil_to_array(frame: Any) -> Any:
-    if _is_pil(frame):
-        if frame.mode not in ("RGB", "L"):
-            frame = frame.convert("RGB")
-        return np.asarray(frame)
-    return frame
-
-
 def _is_frame_like(x: Any) -> bool:
     return torch.is_tensor(x) or isinstance(x, np.ndarray) or _is_pil(x)
+
+
+def _ndim(x: Any) -> int:
+    return x.dim() if torch.is_tensor(x) else 2 if _is_pil(x) else np.ndim(x)
+
+
+_SINGLE_IMAGE = (
+    "videos: got a single image of shape {shape} with no frame axis; pass a clip as a (T, H, W, C) or (T, C, H, W) "
+    "array, a list of frames or a list of clips, or pass input_data_format ('channels_first', 'channels_last') to "
+    "read it as one frame"
+)
 
 
 def to_videos(videos: Any, input_data_format: Any = None, layouts: list[str] | None = None) -> list[torch.Tensor]:
     """Any accepted input -> a list of (T, C, H, W) uint8 or float tensors, one per video.
 
-    Accepted: one frame (PIL, (H, W, C)/(C, H, W) array or tensor), a list of frames (one video), a list of videos,
-    a 4-D (T, H, W, C)/(T, C, H, W) array or tensor (one video), a 5-D batch, or a list of 4-D videos.
+    Accepted: a list of frames (one video), a list of videos (lists of frames), a 4-D (T, H, W, C)/(T, C, H, W)
+    array or tensor (one video), a 5-D batch, a list of 4-D videos, and one PIL image (a one-frame video). Frames
+    are (H, W, C), (C, H, W), gray (H, W) or PIL images; gray (H, W) frames and PIL images (modes 1, L, LA, La, P,
+    PA, RGB, RGBA, RGBa, RGBX, CMYK, YCbCr; alpha dropped) become 3-channel RGB. A bare 2-D or 3-D array or tensor
+    is refused as ambiguous (one image, or a clip of gray frames?) unless `input_data_format` is given, which reads
+    it as one frame.
     `layouts`, when given, receives each video's input channel layout ('first' / 'last').
     """
     layouts = [] if layouts is None else layouts
@@ -170,29 +222,53 @@ def to_videos(videos: Any, input_data_format: Any = None, layouts: list[str] | N
             raise ValueError("videos: got an empty list")
         first = videos[0]
         if isinstance(first, (list, tuple)):  # a list of videos, each a list of frames
-            return [_frames_to_video(v, input_data_format, layouts) for v in videos]
+            for i, video in enumerate(videos):
+                if not isinstance(video, (list, tuple)):
+                    raise ValueError(f"videos: clip {i} is a {type(video).__name__}; expected a list of frames")
+            return [_frames_to_video(v, input_data_format, layouts, i) for i, v in enumerate(videos)]
         if not _is_frame_like(first):
             raise ValueError(f"videos: expected frames (PIL, numpy or torch) or lists of them, got {type(first)}")
-        ndim = np.ndim(first) if not torch.is_tensor(first) else first.dim()
-        if ndim == 4:  # a list of 4-D videos
-            return [v for video in videos for v in to_videos(video, input_data_format, layouts)]
-        return [_frames_to_video(videos, input_data_format, layouts)]
+        if _ndim(first) == 4:  # a list of 4-D videos
+            out: list[torch.Tensor] = []
+            for i, video in enumerate(videos):
+                if not _is_frame_like(video) or _ndim(video) != 4:
+                    shape = tuple(np.shape(video)) if _is_frame_like(video) else type(video).__name__
+                    raise ValueError(f"videos: clip {i}: expected a 4-D video like clip 0, got {shape}")
+                out.extend(_tensor_videos(_to_tensor(video, f"videos: clip {i}"), input_data_format, layouts, i))
+            return out
+        return [_frames_to_video(videos, input_data_format, layouts, 0)]
+    if _is_pil(videos):
+        return [_frames_to_video([videos], input_data_format, layouts, 0)]
     if _is_frame_like(videos):
-        if _is_pil(videos) or np.ndim(videos) in (2, 3):
-            return [_frames_to_video([videos], input_data_format, layouts)]
-        tensor = _to_tensor(videos)
-        if tensor.dim() in (4, 5):
-            layout = _channel_layout(tuple(tensor.shape), input_data_format)
-            videos = tensor[None] if tensor.dim() == 4 else tensor
-            layouts.extend([layout] * len(videos))
-            return list(videos.permute(0, 1, 4, 2, 3) if layout == "last" else videos)
-        raise ValueError(
-            f"videos: expected a frame (3-D), a video (T, H, W, C)/(T, C, H, W) or a batch of videos (5-D), "
-            f"got shape {tuple(tensor.shape)}"
-        )
+        if _ndim(videos) in (2, 3):
+            if input_data_format is None:
+                raise ValueError(_SINGLE_IMAGE.format(shape=tuple(np.shape(videos))))
+            if _ndim(videos) == 2:
+                _format_name(input_data_format, "input_data_format", _FORMATS)
+            return [_frames_to_video([videos], input_data_format, layouts, 0)]
+        return _tensor_videos(_to_tensor(videos), input_data_format, layouts, 0)
     raise ValueError(
         f"videos: expected PIL images, numpy arrays or torch tensors (or lists of them), got {type(videos)}"
     )
+
+
+def _tensor_videos(tensor: torch.Tensor, input_data_format: Any, layouts: list[str], first: int) -> list[torch.Tensor]:
+    """A 4-D video or a 5-D batch tensor -> (T, C, H, W) views; `first` is the index of its first clip."""
+    if tensor.dim() not in (4, 5):
+        raise ValueError(
+            "videos: expected a video (T, H, W, C)/(T, C, H, W) or a batch of videos (5-D), "
+            f"got shape {tuple(tensor.shape)}"
+        )
+    layout = _channel_layout(tuple(tensor.shape), input_data_format)
+    batch = tensor[None] if tensor.dim() == 4 else tensor
+    batch = batch.permute(0, 1, 4, 2, 3) if layout == "last" else batch
+    if batch.shape[0] == 0:
+        raise ValueError(f"videos: got a batch of 0 clips (shape {tuple(tensor.shape)})")
+    for i, video in enumerate(batch):
+        if min(video.shape) == 0:
+            raise ValueError(f"videos: clip {first + i} is empty: (T, C, H, W) = {tuple(video.shape)}")
+    layouts.extend([layout] * len(batch))
+    return list(batch)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -250,7 +326,7 @@ def _no_extra_kwargs(method: str, kwargs: dict[str, Any]) -> None:
 
 
 def _size_dict(size: Any, name: str, default_to_square: bool) -> dict[str, int]:
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool) and size > 0:
+    if _positive_int(size):
         return {"height": int(size), "width": int(size)} if default_to_square else {"shortest_edge": int(size)}
     if isinstance(size, (list, tuple)) and len(size) == 2 and all(_positive_int(v) for v in size):
         return {"height": int(size[0]), "width": int(size[1])}
@@ -258,11 +334,11 @@ def _size_dict(size: Any, name: str, default_to_square: bool) -> dict[str, int]:
         if set(size) == {"shortest_edge"} or set(size) == {"height", "width"}:
             return {k: int(v) for k, v in size.items()}
     expected = "{'height': h, 'width': w}" if default_to_square else "{'shortest_edge': s} or {'height': h, 'width': w}"
-    raise ValueError(f"{name}: expected {expected} with positive integers, got {size!r}")
+    raise ValueError(f"{name}: expected {expected} with integers in [1, {MAX_EDGE}], got {size!r}")
 
 
 def _positive_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 < value <= MAX_EDGE
 
 
 def _crop_size_dict(crop_size: Any) -> dict[str, int]:
@@ -280,7 +356,10 @@ def _mean_or_std(value: Any, name: str) -> float | list[float]:
         values = [float(v) for v in values]
     elif not isinstance(values, numbers.Real) or isinstance(values, bool):
         raise ValueError(f"{name}: expected a number or a list of numbers (one per channel), got {value!r}")
-    if name.endswith("std") and any(v == 0 for v in (values if isinstance(values, list) else [values])):
+    flat = values if isinstance(values, list) else [values]
+    if not all(math.isfinite(v) for v in flat):
+        raise ValueError(f"{name}: expected finite values, got {value!r}")
+    if name.endswith("std") and any(v == 0 for v in flat):
         raise ValueError(f"{name}: expected non-zero values (it divides), got {value!r}")
     return values
 
@@ -288,7 +367,39 @@ def _mean_or_std(value: Any, name: str) -> float | list[float]:
 def _rescale_factor(value: Any) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"rescale_factor: expected a positive number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"rescale_factor: expected a finite number, got {value!r}")
     return value
+
+
+def _check_pixel_values(video: torch.Tensor, clip: int, do_rescale: bool) -> float:
+    """Float frames: no NaN/Inf, and in [0, 255] when they are to be rescaled. Returns the clip's largest value."""
+    low, high = video.flatten(1).aminmax(dim=1)  # per frame; NaN propagates, so one pass finds both
+    finite = torch.isfinite(low) & torch.isfinite(high)
+    if not bool(finite.all()):
+        frame = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"videos: clip {clip} frame {frame} has NaN or infinite pixel values")
+    if do_rescale:
+        outside = (low < 0) | (high > 255)
+        if bool(outside.any()):
+            frame = int(outside.nonzero()[0, 0])
+            raise ValueError(
+                f"videos: clip {clip} frame {frame}: float pixels must lie in [0, 255] when do_rescale=True, got "
+                f"values in [{float(low[frame]):g}, {float(high[frame]):g}] (pass do_rescale=False for frames "
+                "already scaled)"
+            )
+    return float(high.max())
+
+
+# Settings checked whenever they are assigned (in __init__, by from_dict's keyword arguments or by hand).
+_SETTING_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "size": lambda v: _size_dict(v, "size", False),
+    "crop_size": lambda v: _crop_size_dict(v),
+    "resample": resample_id,
+    "rescale_factor": _rescale_factor,
+    "image_mean": lambda v: _mean_or_std(v, "image_mean"),
+    "image_std": lambda v: _mean_or_std(v, "image_std"),
+}
 
 
 class VivitImageProcessorKwargs(ImagesKwargs, total=False):
@@ -314,10 +425,16 @@ class VivitTorchImageProcessor(BaseImageProcessor):
         image_mean, image_std: 0.5 per channel. With HF's defaults the output lies in [-3, 1]; the original ViViT
             used [-1, 1]: `VivitImageProcessor.from_preset("original")`.
 
-    Call it on one frame, a list of frames, a list of videos, a (T, H, W, C)/(T, C, H, W) array or tensor, or a 5-D
-    batch (uint8 in [0, 255], or float in the same scale). Returns HF's `BatchFeature(pixel_values=...)` of shape
-    (videos, frames, C, H, W) (float32): a tensor for `return_tensors="pt"` (on the input's device), an array for
-    "np", HF's nested lists of (C, H, W) arrays for None.
+    Call it on a list of frames, a list of videos, a (T, H, W, C)/(T, C, H, W) array or tensor, a 5-D batch or one
+    PIL image (uint8, integers in [0, 255], or float in the same scale). A bare 2-D or 3-D array is ambiguous (one
+    image, or a clip of gray frames?) and is refused unless `input_data_format` says how to read it (as one frame);
+    HF's processor reads it as one frame. Gray (H, W) frames and PIL images are converted to RGB. Returns HF's
+    `BatchFeature(pixel_values=...)` of shape (videos, frames, C, H, W) (float32): a tensor for
+    `return_tensors="pt"` (on the input's device), an array for "np", HF's nested lists of (C, H, W) arrays for None.
+
+    Settings (size, crop_size, resample, rescale_factor, image_mean, image_std) are checked when set and again when
+    called: sizes are integers in [1, 65536], rescale_factor finite and > 0, image_mean finite, image_std finite
+    and non-zero. See `preprocess` for the checks on the frames.
     """
 
     model_input_names = ["pixel_values"]
@@ -342,18 +459,25 @@ class VivitTorchImageProcessor(BaseImageProcessor):
         kwargs.pop("image_processor_type", None)
         # Like HF's processors, other keys (bookkeeping from other versions) are kept as attributes and saved back.
         super().__init__(**kwargs)
+        # Each of size, crop_size, resample, rescale_factor, image_mean and image_std is checked and put in its
+        # canonical form by __setattr__.
         self.do_resize = do_resize
-        self.size = _size_dict(size if size is not None else {"shortest_edge": 256}, "size", False)
-        self.resample = resample_id(resample)
+        self.size = size if size is not None else {"shortest_edge": 256}
+        self.resample = resample
         self.do_center_crop = do_center_crop
-        self.crop_size = _crop_size_dict(crop_size if crop_size is not None else {"height": 224, "width": 224})
+        self.crop_size = crop_size if crop_size is not None else {"height": 224, "width": 224}
         self.do_rescale = do_rescale
-        self.rescale_factor = _rescale_factor(rescale_factor)
+        self.rescale_factor = rescale_factor
         self.offset = offset
         self.do_normalize = do_normalize
-        self.image_mean = _mean_or_std(image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN, "image_mean")
-        self.image_std = _mean_or_std(image_std if image_std is not None else IMAGENET_STANDARD_STD, "image_std")
+        self.image_mean = image_mean if image_mean is not None else IMAGENET_STANDARD_MEAN
+        self.image_std = image_std if image_std is not None else IMAGENET_STANDARD_STD
         # Like HF, offset=True with do_rescale=False is only rejected when preprocessing.
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A bad setting fails where it is set, not at the first call (which checks again: __dict__ can be edited).
+        check = _SETTING_CHECKS.get(name)
+        super().__setattr__(name, check(value) if check is not None else value)
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> VivitTorchImageProcessor:
@@ -477,6 +601,13 @@ class VivitTorchImageProcessor(BaseImageProcessor):
         Arguments left None take the processor's settings. `data_format`: the output frames' layout,
         "channels_first" (C, H, W) by default, "channels_last", or None for each video's input layout.
         Keyword arguments that are not in this signature are ignored with a warning naming them (as HF's).
+
+        Checked, each failure a one-line ValueError naming the clip and frame where it applies: the pixel dtype
+        (uint8, an integer type with values in [0, 255], or float; bool, complex and 16-bit or wider unsigned
+        integers are refused), PIL modes (16/32-bit and float modes are refused), that float frames hold no NaN or
+        Inf, that with `do_rescale=True` float frames lie in [0, 255], that all frames of a clip have one size and
+        that no clip or frame is empty. Warned (`UserWarning`, once per call): with `do_rescale=True`, float frames
+        whose values are all <= 1, which look already rescaled.
         """
         pick = lambda value, default: default if value is None else value
         do_resize = pick(do_resize, self.do_resize)
@@ -500,15 +631,15 @@ class VivitTorchImageProcessor(BaseImageProcessor):
 
         layouts: list[str] = []
         outputs = []
-        for video, layout in zip(to_videos(videos, input_data_format, layouts), layouts, strict=True):
-            if video.is_floating_point() and video.dtype != torch.float32:
-                video = video.float()  # resize and normalize in float32 whatever the float input
-            if do_rescale and video.is_floating_point() and video.numel() and 0 <= video.min() and video.max() <= 1:
-                warnings.warn(
-                    "VivitImageProcessor: float frames in [0, 1] look already rescaled; pass do_rescale=False if so "
-                    "(frames are expected in [0, 255])",
-                    stacklevel=3,
-                )
+        largest = None  # the largest float pixel: all <= 1 suggests frames already rescaled
+        for clip, (video, layout) in enumerate(
+            zip(to_videos(videos, input_data_format, layouts), layouts, strict=True)
+        ):
+            if video.is_floating_point():
+                # resize and normalize in float32 whatever the float input (float64 beyond float32's range: Inf)
+                video = video.float()
+                high = _check_pixel_values(video, clip, do_rescale)
+                largest = high if largest is None else max(largest, high)
             if do_resize:
                 video = resize(video, self.output_size(*video.shape[-2:], size), resample)
             if do_center_crop:
@@ -525,6 +656,12 @@ class VivitTorchImageProcessor(BaseImageProcessor):
             if data_format == "channels_last" or (data_format is None and layout == "last"):
                 video = video.permute(0, 2, 3, 1)
             outputs.append(video)
+        if do_rescale and largest is not None and largest <= 1:
+            warnings.warn(
+                "VivitImageProcessor: every float pixel is <= 1, so the frames look already rescaled; pass "
+                "do_rescale=False if so (with do_rescale=True frames are expected in [0, 255])",
+                stacklevel=3,
+            )
 
         if return_tensors is None:
             nested = [[frame.cpu().numpy() for frame in video] for video in outputs]

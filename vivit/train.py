@@ -36,8 +36,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from vivit import checkpointing as ckpt
+from vivit import cli_args as ca
 from vivit.checkpointing import CheckpointError, UsageError
-from vivit.configuration import MODEL_TYPES, VivitConfig
+from vivit.configuration import MODEL_TYPES, PRESETS, VARIANTS, VivitConfig
 from vivit.ema import ModelEMA
 from vivit.mixup import Mixup, soft_cross_entropy
 from vivit.modeling import VivitForVideoClassification
@@ -68,11 +69,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("model")
-    g.add_argument("--variant", default=None, help="ViViT variant (config `variant`); default: the config's own")
-    g.add_argument("--config", default=None, help="config.json to build the model from (else the tiny config)")
-    g.add_argument("--preset", default=None, help="VivitConfig.from_preset name (instead of --config)")
+    g.add_argument(
+        "--variant",
+        type=ca.choice(VARIANTS),
+        default=None,
+        metavar="{" + ",".join(VARIANTS) + "}",
+        help="ViViT variant (config `variant`); default: the config's own",
+    )
+    source = g.add_mutually_exclusive_group()
+    source.add_argument(
+        "--config", type=ca.existing_file, default=None, help="config.json to build the model from (else the tiny one)"
+    )
+    source.add_argument(
+        "--preset",
+        type=ca.choice(sorted(PRESETS)),
+        default=None,
+        metavar="{" + ",".join(sorted(PRESETS)) + "}",
+        help="VivitConfig.from_preset name (instead of --config)",
+    )
     g.add_argument(
         "--init",
+        type=ca.existing_path,
         default=None,
         help="weights to start from: an HF ViViT directory (its head is replaced when --num-labels differs) or an "
         "image ViT (HF ViT directory / .safetensors / .bin / timm vit_* state dict) inflated to video",
@@ -80,58 +97,75 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--init-tubelet", default="central", choices=["central", "inflate", "rank_pool"])
     g.add_argument("--init-pos", default="tile", choices=["tile", "resize"])
     g.add_argument("--init-temporal-attention", action="store_true", help="Model 3: temporal MSA from the ViT too")
-    g.add_argument("--drop-path", type=float, default=0.0, help="stochastic depth rate (config drop_path_rate)")
+    g.add_argument("--drop-path", type=ca.probability, default=0.0, help="stochastic depth rate (drop_path_rate)")
     g.add_argument("--gradient-checkpointing", action="store_true")
-    g.add_argument("--compile", default=None, metavar="BACKEND", help="torch.compile the model (e.g. inductor)")
+    g.add_argument(
+        "--compile",
+        type=ca.compile_backend,
+        default=None,
+        metavar="BACKEND",
+        help="torch.compile the model (e.g. inductor)",
+    )
 
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="synthetic", help="'synthetic' or a video folder (ROOT/split/class/*.mp4)")
-    g.add_argument("--num-labels", type=int, default=None, help="classes (default: from the data)")
-    g.add_argument("--train-samples", type=int, default=4096, help="synthetic: training clips")
-    g.add_argument("--val-samples", type=int, default=512, help="synthetic: validation clips")
-    g.add_argument("--eval-views", type=int, default=1, help="temporal views per validation clip (logits averaged)")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    g.add_argument(
+        "--data",
+        type=ca.data_source,
+        default="synthetic",
+        help="'synthetic' or a video folder (ROOT/split/class/*.mp4)",
+    )
+    g.add_argument("--num-labels", type=ca.positive_int, default=None, help="classes (default: from the data)")
+    g.add_argument("--train-samples", type=ca.positive_int, default=4096, help="synthetic: training clips")
+    g.add_argument("--val-samples", type=ca.positive_int, default=512, help="synthetic: validation clips")
+    g.add_argument(
+        "--eval-views", type=ca.positive_int, default=1, help="temporal views per validation clip (logits averaged)"
+    )
+    g.add_argument("--workers", type=ca.non_negative_int, default=0, help="DataLoader worker processes")
 
     g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=4)
-    g.add_argument("--batch-size", type=int, default=32, help="per process, per micro-step")
-    g.add_argument("--accum-steps", type=int, default=1, help="micro-steps per optimizer step")
-    g.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    g.add_argument("--min-lr", type=float, default=1e-5)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--warmup-steps", type=int, default=None, help="default: 5 %% of all steps")
-    g.add_argument("--clip-grad", type=float, default=1.0, help="max gradient norm (0: off)")
-    g.add_argument("--label-smoothing", type=float, default=0.0)
-    g.add_argument("--mixup", type=float, default=0.0, help="mixup Beta alpha (0: off)")
-    g.add_argument("--cutmix", type=float, default=0.0, help="cutmix Beta alpha (0: off)")
-    g.add_argument("--mixup-prob", type=float, default=1.0)
-    g.add_argument("--ema-decay", type=float, default=0.0, help="EMA of the weights (0: off), e.g. 0.999")
+    g.add_argument("--epochs", type=ca.positive_int, default=4)
+    g.add_argument("--batch-size", type=ca.positive_int, default=32, help="per process, per micro-step")
+    g.add_argument("--accum-steps", type=ca.positive_int, default=1, help="micro-steps per optimizer step")
+    g.add_argument("--lr", type=ca.positive_float, default=2e-3, help="peak learning rate")
+    g.add_argument("--min-lr", type=ca.non_negative_float, default=1e-5, help="final learning rate (<= --lr)")
+    g.add_argument("--weight-decay", type=ca.non_negative_float, default=0.05)
+    g.add_argument("--warmup-steps", type=ca.non_negative_int, default=None, help="default: 5 %% of all steps")
+    g.add_argument("--clip-grad", type=ca.non_negative_float, default=1.0, help="max gradient norm (0: off)")
+    g.add_argument("--label-smoothing", type=ca.probability, default=0.0)
+    g.add_argument("--mixup", type=ca.non_negative_float, default=0.0, help="mixup Beta alpha (0: off)")
+    g.add_argument("--cutmix", type=ca.non_negative_float, default=0.0, help="cutmix Beta alpha (0: off)")
+    g.add_argument("--mixup-prob", type=ca.unit_interval, default=1.0)
+    g.add_argument("--ema-decay", type=ca.probability, default=0.0, help="EMA of the weights (0: off), e.g. 0.999")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on GPU")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=ca.int_range(0, 2**32 - 1), default=0)
 
     g = p.add_argument_group("run")
-    g.add_argument("--output-dir", default="runs/vivit-train")
+    g.add_argument("--output-dir", type=ca.output_dir, default="runs/vivit-train")
     g.add_argument(
         "--resume",
+        type=ca.existing_dir,
         default=None,
         help="continue a run: its output directory (the newest complete checkpoint) or one checkpoint directory",
     )
     g.add_argument("--overwrite", action="store_true", help="replace a run already in --output-dir")
     g.add_argument("--distributed", default="ddp", choices=["ddp", "fsdp"], help="strategy under torchrun")
-    g.add_argument("--device", default=None, help="default: cuda (this rank's GPU) if available, else cpu")
-    g.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps per epoch (quick checks)")
+    g.add_argument(
+        "--device", type=ca.device, default=None, help="default: cuda (this rank's GPU) if available, else cpu"
+    )
+    g.add_argument(
+        "--max-steps", type=ca.positive_int, default=None, help="cap on optimizer steps per epoch (quick checks)"
+    )
     g.add_argument(
         "--stop-after-epochs",
-        type=int,
+        type=ca.positive_int,
         default=None,
         help="end the run after this many epochs while the schedule still spans --epochs (time-sliced jobs: "
         "continue later with --resume)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "accum_steps", "eval_views", "train_samples", "val_samples"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(args, name)}")
+    if args.min_lr > args.lr:
+        p.error(f"--min-lr: expected <= --lr ({args.lr:g}), got {args.min_lr:g}")
     return args
 
 
@@ -476,10 +510,23 @@ def save_checkpoint(
         }
         ckpt.save_state(tmp, "trainer_state", trainer_state)
 
+    # rank 0 writes; every rank learns whether it worked, so that a failed write (disk full, say) ends all of them
+    # with the same one-line error instead of leaving the others waiting until the process-group timeout
+    error = failure = None
     if rank == 0:
-        path = ckpt.save_versioned(run_dir, epoch + 1, write)
+        try:
+            path = ckpt.save_versioned(run_dir, epoch + 1, write)
+        except Exception as e:
+            from vivit.cli import describe
+
+            error, failure = e, describe(e)
+            failure = failure if str(run_dir) in failure else f"--output-dir {run_dir}: saving {path.name}: {failure}"
     if dist.is_initialized():
-        dist.barrier()
+        shared = [failure]
+        dist.broadcast_object_list(shared, src=0)
+        failure = shared[0]
+    if failure is not None:
+        raise CheckpointError(failure) from error
     return path
 
 
@@ -628,20 +675,10 @@ def _finite(value):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The command: errors in the arguments exit 2, errors of files and directories 1, each as one line."""
-    try:
-        with contextlib.ExitStack() as stack:
-            return _main(sys.argv[1:] if argv is None else argv, stack)
-    except CheckpointError as e:
-        print(f"vivit train: error: {e}", file=sys.stderr)
-        return e.code
-    except OSError as e:
-        print(f"vivit train: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return 1
-    except ValueError as e:  # a file or option the data or model builders cannot use (they name it)
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"vivit train: error: {message}", file=sys.stderr)
-        return 1
+    """The command. Errors propagate: `vivit.cli.run_command` prints them as one line (exit 2 for the arguments, 1
+    for files, data and model)."""
+    with contextlib.ExitStack() as stack:
+        return _main(sys.argv[1:] if argv is None else argv, stack)
 
 
 def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
@@ -815,4 +852,6 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vivit.cli import run_command
+
+    sys.exit(run_command("train", main))
