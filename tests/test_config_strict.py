@@ -60,7 +60,6 @@ def refused(match, **kwargs):
         (dict(id2label={0: "a", 2: "b"}), r"id2label keys must be the class indices 0..1, got \[0, 2\]"),
         (dict(id2label={0: 5}), r"id2label\[0\] must be a string"),
         (dict(id2label={0: "a", 1: "a"}), r"inverse|once"),
-        (dict(id2label={}), r"num_labels must be an integer >= 1, got id2label = \{\}"),
         (dict(id2label={0: "a"}, num_labels=3), r"num_labels \(3\) must equal the size of id2label \(1\)"),
         (dict(label2id=["a"]), r"label2id must be a dict"),
         (dict(label2id={"a": "0", "b": 1}), r"label2id must use one type for its class indices"),
@@ -257,3 +256,13 @@ def test_public_names():
 
     assert vivit.UnbuildableConfigError is UnbuildableConfigError and vivit.InvalidConfigError is InvalidConfigError
     assert issubclass(vivit.CheckpointFileError, ValueError)
+
+
+def test_headless_model_saved_after_reset_classifier_zero_still_loads(tmp_path):
+    from vivit import VivitForVideoClassification
+
+    model = VivitForVideoClassification(VivitConfig(**TINY))
+    model.reset_classifier(0)  # no head: an empty id2label in config.json
+    model.save_pretrained(tmp_path)
+    loaded = VivitForVideoClassification.from_pretrained(tmp_path)
+    assert loaded.config.num_labels == 0 and isinstance(loaded.classifier, torch.nn.Identity)

@@ -215,7 +215,8 @@ def _as_int(value: Any) -> int | None:
 
 
 def check_labels(id2label: Any, label2id: Any, num_labels: Any = None) -> None:
-    """id2label {id: name} for ids 0..n-1, label2id its inverse (values ints or int strings), n >= 1."""
+    """id2label {id: name} for ids 0..n-1, label2id its inverse (values ints or int strings); num_labels >= 1.
+    An empty id2label stays allowed: it is what a model saves after `reset_classifier(0)` (no head)."""
     if num_labels is not None:
         check_int("num_labels", num_labels, 1)
     if id2label is not None:
@@ -231,8 +232,6 @@ def check_labels(id2label: Any, label2id: Any, num_labels: Any = None) -> None:
             ids.append(index)
         if sorted(ids) != list(range(len(ids))):
             raise InvalidConfigError(f"id2label keys must be the class indices 0..{len(ids) - 1}, got {short(ids)}")
-        if not ids:
-            raise InvalidConfigError("num_labels must be an integer >= 1, got id2label = {} (0 classes)")
         if num_labels is not None and num_labels != len(ids):
             raise InvalidConfigError(f"num_labels ({num_labels}) must equal the size of id2label ({len(ids)})")
     if label2id is not None:
