@@ -190,19 +190,18 @@ def check_tubelet_size(value: Any) -> None:
 
 
 def normalize_dtype(name: str, value: Any) -> torch.dtype | None:
-    """A torch floating-point dtype, one of its names ("float16", "torch.float16"), "auto" or None -> dtype/None."""
-    if value is None or isinstance(value, torch.dtype) and value.is_floating_point:
+    """float16/bfloat16/float32/float64 as a torch dtype or its name ("float16", "torch.float16"), "auto" or None ->
+    the torch dtype, or None for "auto" (a loading choice, nothing to record in a config)."""
+    allowed = {getattr(torch, n) for n in DTYPE_NAMES if n != "auto"}
+    if value is None or isinstance(value, torch.dtype) and value in allowed:
         return value
     if isinstance(value, str):
         text = value.removeprefix("torch.")
         if text == "auto":
-            return None  # "use the file's dtype": a loading choice, nothing to record in the config
-        dtype = getattr(torch, text, None) if text.isidentifier() else None
-        if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
-            return dtype
-    raise InvalidConfigError(
-        f"{name} must be a torch floating-point dtype or one of {list(DTYPE_NAMES)}, got {short(value)}"
-    )
+            return None
+        if text in DTYPE_NAMES:
+            return getattr(torch, text)
+    raise InvalidConfigError(f"{name} must be a torch dtype or one of {list(DTYPE_NAMES)}, got {short(value)}")
 
 
 def _as_int(value: Any) -> int | None:
