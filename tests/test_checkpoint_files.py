@@ -144,3 +144,13 @@ def test_offline_hf_home_cache_index_escape_refused(tmp_path, sharded):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"REFUSED {index}: weight_map entry '../../../../../secret.safetensors'" in out.stdout
+
+
+def test_image_vit_and_trainer_weights_checked_before_reading(tmp_path):
+    from vivit import train, vit_init
+
+    corrupt = raw_file(tmp_path / "model.safetensors", {"w": F32_2}, b"\0" * 4)
+    with pytest.raises(CheckpointFileError, match=f"^{corrupt}: tensors cover 8 bytes of data but the file holds 4$"):
+        vit_init._read_file(corrupt)
+    with pytest.raises(CheckpointFileError, match=f"^{corrupt}: tensors cover 8 bytes"):
+        train.load_weights(torch.nn.Linear(2, 2), tmp_path)
