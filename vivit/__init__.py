@@ -18,6 +18,9 @@ _autoload.install()
 # Public name -> module that defines it.
 _EXPORTS = {
     "VivitConfig": "vivit.configuration",
+    "InvalidConfigError": "vivit.config_checks",
+    "UnbuildableConfigError": "vivit.config_checks",
+    "CheckpointFileError": "vivit.checkpoint_files",
     "VivitModel": "vivit.modeling",
     "VivitForVideoClassification": "vivit.modeling",
     "VivitImageProcessor": "vivit.processing",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from vivit.checkpoint_files import check_safetensors
 from vivit.errors import CheckpointError, UsageError
 
 COMPLETE = "COMPLETE"
@@ -255,6 +256,7 @@ def load_state(directory: Path, name: str):
     source = directory / f"{name}.json"
     try:
         encoded = json.loads(source.read_text())
+        check_safetensors(directory / f"{name}.safetensors")  # a corrupt file: one line naming it
         tensors = load_file(directory / f"{name}.safetensors")
     except (OSError, ValueError) as e:
         raise CheckpointError(f"{source}: expected a readable trainer state, got {type(e).__name__}: {e}") from None

@@ -10,11 +10,17 @@ Each variant has a `model_type` of its own, so that a directory says which archi
 
 from __future__ import annotations
 
+import contextvars
 import os
 import warnings
 from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
+
+from vivit import config_checks as checks
+from vivit.config_checks import ConfigFileError, InvalidConfigError, UnbuildableConfigError
+
+__all__ = ["VivitConfig", "InvalidConfigError", "UnbuildableConfigError", "ConfigFileError"]
 
 VARIANTS = ("spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product")
 BACKENDS = ("auto", "triton", "eager")
@@ -39,6 +45,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "vivit-l-16x2": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
     "vivit-h-16x2": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, intermediate_size=5120),
 }
+
+# The config.json being read by from_pretrained, so that its errors name it.
+_SOURCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("vivit_config_source", default=None)
 
 # Warnings already given in this process (the remainder warning would otherwise repeat for every config built).
 _warned: set[str] = set()
@@ -96,23 +105,43 @@ class VivitConfig(PreTrainedConfig):
     backend: str = "auto"
 
     def __new__(cls, *args: Any, **kwargs: Any):
+        checks.check_common_fields(kwargs)
         # VivitConfig(variant=...) is the config of that variant, whose class carries the variant's model_type.
         if cls is VivitConfig:
-            variant = kwargs.get("variant")
+            variant, model_type = kwargs.get("variant"), kwargs.get("model_type")
             if variant is None:
-                variant = _VARIANT_OF_MODEL_TYPE.get(kwargs.get("model_type"), "spatiotemporal")
-            cls = _CONFIG_CLASSES.get(variant, cls)
+                variant = (
+                    _VARIANT_OF_MODEL_TYPE.get(model_type, "spatiotemporal") if isinstance(model_type, str) else None
+                )
+            if isinstance(variant, str):  # anything else: check_fields names the field
+                cls = _CONFIG_CLASSES.get(variant, cls)
         return super().__new__(cls)
 
     def __post_init__(self, **kwargs: Any):
         kwargs.pop("model_type", None)  # the class says it (see to_dict); never an instance attribute
+        checks.check_keys(type(self), kwargs)
+        if kwargs.get("per_layer_config") is not None:  # transformers' per-layer overrides: no ViViT layer reads them
+            raise InvalidConfigError(
+                "per_layer_config must be None (ViViT layers are all alike), got "
+                f"{checks.short(kwargs['per_layer_config'])}"
+            )
+        # Values transformers' __post_init__ would convert or index before any check: checked first.
+        self.dtype = checks.normalize_dtype("dtype", self.dtype)
+        if "torch_dtype" in kwargs:
+            kwargs["torch_dtype"] = checks.normalize_dtype("torch_dtype", kwargs["torch_dtype"])
+        if self.id2label is None and self.label2id is not None:  # label2id alone: its inverse, not LABEL_i names
+            checks.check_labels(None, self.label2id)
+            self.id2label = {int(i): name for name, i in self.label2id.items()}
+        checks.check_labels(self.id2label, self.label2id, kwargs.get("num_labels"))
+        checks.check_tubelet_size(self.tubelet_size)
+        checks.check_image_size(self.image_size)
         if isinstance(self.tubelet_size, tuple):
             self.tubelet_size = list(self.tubelet_size)
         if isinstance(self.image_size, tuple):
             self.image_size = list(self.image_size)
         if self.pooler_output_size is None:
             self.pooler_output_size = self.hidden_size
-        if self.pooling is None:
+        if self.pooling is None and isinstance(self.variant, str):
             self.pooling = "cls" if self.variant in _CLS_VARIANTS else "mean"
         super().__post_init__(**kwargs)
         if self.id2label is not None and self.label2id is None:  # a config.json written with id2label only
@@ -148,40 +177,46 @@ class VivitConfig(PreTrainedConfig):
 
     # ----------------------------------------------------------------------------------------------- checks
     def check_fields(self) -> None:
-        """ValueError naming the field, what it accepts and what it got, for any field that is wrong on its own."""
-
-        def choice(name, allowed):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-
-        choice("variant", VARIANTS)
-        choice("backend", BACKENDS)
-        choice("pooling", POOLINGS)
-        choice("attention_order", ATTENTION_ORDERS)
-        choice("hidden_act", ACTIVATIONS)
+        """InvalidConfigError (a ValueError; ConfigTypeError, also a TypeError, for a wrong type) naming the field,
+        what it accepts and what it got, for any field that is wrong on its own."""
+        checks.check_choice("variant", self.variant, VARIANTS)
+        checks.check_choice("backend", self.backend, BACKENDS)
+        checks.check_choice("pooling", self.pooling, POOLINGS)
+        checks.check_choice("attention_order", self.attention_order, ATTENTION_ORDERS)
+        checks.check_choice("hidden_act", self.hidden_act, ACTIVATIONS)
+        checks.check_choice("problem_type", self.problem_type, checks.PROBLEM_TYPES, optional=True)
         expected_type = MODEL_TYPES[self.variant]
         if type(self).model_type != expected_type:
-            raise ValueError(
+            raise InvalidConfigError(
                 f"variant {self.variant!r} is saved as model_type {expected_type!r}, but {type(self).__name__} is "
                 f"for {type(self).model_type!r}: build it with VivitConfig(variant={self.variant!r})"
             )
         positive = ("num_frames", "num_channels", "hidden_size", "num_hidden_layers", "num_attention_heads")
-        for name in (*positive, "intermediate_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_temporal_layers, int) or self.num_temporal_layers < 0:
-            raise ValueError(f"num_temporal_layers must be an integer >= 0, got {self.num_temporal_layers!r}")
-        tubelet = self.tubelet_size
-        if len(tubelet) != 3 or any(not isinstance(s, int) or s < 1 for s in tubelet):
-            raise ValueError(f"tubelet_size must be 3 positive integers (t, h, w), got {tubelet!r}")
-        if isinstance(self.image_size, list) and len(self.image_size) != 2:
-            raise ValueError(f"image_size must be an int or [height, width], got {self.image_size!r}")
+        for name in (*positive, "intermediate_size", "pooler_output_size"):
+            checks.check_int(name, getattr(self, name), 1)
+        checks.check_int("num_temporal_layers", self.num_temporal_layers, 0)
+        checks.check_int("chunk_size_feed_forward", self.chunk_size_feed_forward, 0)
+        checks.check_tubelet_size(self.tubelet_size)
+        checks.check_image_size(self.image_size)
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            checks.check_probability(name, getattr(self, name))
+        checks.check_float("layer_norm_eps", self.layer_norm_eps, positive=True)
+        checks.check_float("initializer_range", self.initializer_range, positive=False)
+        checks.check_bool("qkv_bias", self.qkv_bias)
+        checks.check_bool("is_encoder_decoder", self.is_encoder_decoder)
+        checks.check_bool("output_attentions", self.output_attentions)
+        for name in ("output_hidden_states", "return_dict"):
+            checks.check_bool(name, getattr(self, name), optional=True)
+        if not isinstance(self.pooler_act, str):
+            raise checks.ConfigTypeError(f"pooler_act must be a string, got {checks.short(self.pooler_act)}")
+        checks.check_optional_str_list("architectures", self.architectures)
+        if self.transformers_version is not None and not isinstance(self.transformers_version, str):
+            raise checks.ConfigTypeError(
+                f"transformers_version must be a string, got {checks.short(self.transformers_version)}"
+            )
+        self.dtype = checks.normalize_dtype("dtype", self.dtype)
+        checks.check_labels(self.id2label, self.label2id)
+        tubelet = self.tubelet_size
         if not self._fits_one_tubelet():
             return  # HF accepts such a config; building a model from it raises (see check_buildable)
         sizes = (self.num_frames, *self.image_hw)
@@ -197,27 +232,27 @@ class VivitConfig(PreTrainedConfig):
         return all(size >= tube for size, tube in zip(sizes, self.tubelet_size))
 
     def check_buildable(self) -> None:
-        """check_fields(), then the checks across fields that a model needs; raises ValueError."""
+        """check_fields(), then the checks across fields that a model needs; raises UnbuildableConfigError."""
         self.check_fields()
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
+            raise UnbuildableConfigError(
                 f"hidden_size must be divisible by num_attention_heads ({self.num_attention_heads}), "
                 f"got {self.hidden_size}"
             )
         if self.variant == "factorized_dot_product" and self.num_attention_heads % 2:
-            raise ValueError(
+            raise UnbuildableConfigError(
                 "num_attention_heads must be even for variant 'factorized_dot_product' (half the heads attend over "
                 f"space, half over time), got {self.num_attention_heads}"
             )
         if self.pooling == "cls" and self.variant not in _CLS_VARIANTS:
-            raise ValueError(
+            raise UnbuildableConfigError(
                 f"pooling='cls' needs a CLS token, which variant {self.variant!r} does not have; use pooling='mean'"
             )
         if self.pooler_act != "tanh":
-            raise ValueError(f"pooler_act must be 'tanh', got {self.pooler_act!r}")
+            raise UnbuildableConfigError(f"pooler_act must be 'tanh', got {self.pooler_act!r}")
         if not self._fits_one_tubelet():
             sizes = (self.num_frames, *self.image_hw)
-            raise ValueError(
+            raise UnbuildableConfigError(
                 f"(num_frames, height, width) = {sizes} is smaller than tubelet_size {tuple(self.tubelet_size)}: "
                 "no tubelet fits"
             )
@@ -235,17 +270,70 @@ class VivitConfig(PreTrainedConfig):
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any):
-        """transformers' from_pretrained, reading any of the four variants' model types into the matching class."""
-        config_dict, _ = cls.get_config_dict(pretrained_model_name_or_path, **dict(kwargs))
-        model_type = config_dict.get("model_type", cls.model_type)
-        if model_type not in _VARIANT_OF_MODEL_TYPE:
-            raise ValueError(
-                f"config.json has model_type {model_type!r}; {cls.__name__} reads one of {list(_VARIANT_OF_MODEL_TYPE)}"
-            )
-        target = _CONFIG_CLASSES[_VARIANT_OF_MODEL_TYPE[model_type]]
-        if not issubclass(target, cls):
-            raise ValueError(f"config.json has model_type {model_type!r}, which {cls.__name__} does not read")
-        return super(VivitConfig, target).from_pretrained(pretrained_model_name_or_path, **kwargs)
+        """transformers' from_pretrained, reading any of the four variants' model types into the matching class.
+        Errors in config.json name the file; keywords that are no config field raise unless return_unused_kwargs."""
+        for name, default in (("cache_dir", None), ("force_download", False), ("local_files_only", False)):
+            kwargs.setdefault(name, default)
+        kwargs.setdefault("token", None)
+        kwargs.setdefault("revision", "main")
+        reset = _SOURCE.set(None)
+        try:
+            config_dict, kwargs = cls.get_config_dict(pretrained_model_name_or_path, **kwargs)
+            source = _SOURCE.get() or str(pretrained_model_name_or_path)
+        finally:
+            _SOURCE.reset(reset)
+        try:
+            model_type = config_dict.get("model_type", cls.model_type)
+            if not isinstance(model_type, str) or model_type not in _VARIANT_OF_MODEL_TYPE:
+                raise InvalidConfigError(
+                    f"config.json has model_type {checks.short(model_type)}; {cls.__name__} reads one of "
+                    f"{list(_VARIANT_OF_MODEL_TYPE)}"
+                )
+            target = _CONFIG_CLASSES[_VARIANT_OF_MODEL_TYPE[model_type]]
+            if not issubclass(target, cls):
+                raise InvalidConfigError(
+                    f"config.json has model_type {model_type!r}, which {cls.__name__} does not read"
+                )
+            return target.from_dict(config_dict, **kwargs)
+        except (ValueError, TypeError) as e:
+            if str(e).startswith(source):
+                raise
+            if isinstance(e, InvalidConfigError):
+                kind = type(e)
+            else:  # transformers' own checks: same one-line message, named file
+                kind = InvalidConfigError if isinstance(e, ValueError) else checks.ConfigTypeError
+            raise kind(f"{source}: {e}") from None
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """transformers' from_dict; keyword overrides are checked as the file's values are, and a keyword that is no
+        config field raises (unless return_unused_kwargs=True, which returns it)."""
+        if not isinstance(config_dict, dict):
+            raise checks.ConfigTypeError(f"config_dict must be a dict, got {type(config_dict).__name__}")
+        config_dict = dict(config_dict)
+        return_unused = kwargs.pop("return_unused_kwargs", False)
+        # Keyword overrides of config fields go through __post_init__'s checks with the file's values; transformers
+        # would set them afterwards, unchecked. dtype stays with transformers ("auto" there keeps the file's).
+        accepted = checks.accepted_keys(cls)
+        for key in [k for k in kwargs if k in accepted and k not in ("dtype", "torch_dtype", "num_labels")]:
+            config_dict[key] = kwargs.pop(key)
+        num_labels = kwargs.get("num_labels")
+        id2label = config_dict.get("id2label")
+        if num_labels is not None and isinstance(id2label, dict) and len(id2label) != num_labels:
+            # a new number of classes replaces the file's labels (as transformers' own override does)
+            config_dict.pop("id2label", None)
+            config_dict.pop("label2id", None)
+        config, unused = super().from_dict(config_dict, return_unused_kwargs=True, **kwargs)
+        config.check_fields()  # overrides were set as attributes, after __post_init__'s checks
+        if return_unused:
+            return config, unused
+        checks.check_keys(type(config), [key for key in unused if not key.startswith("_")])
+        return config
+
+    @classmethod
+    def _dict_from_json_file(cls, json_file: str | os.PathLike) -> dict[str, Any]:
+        _SOURCE.set(str(json_file))
+        return cls._decode_special_floats(checks.read_config_json(json_file))
 
 
 class VivitFactorizedEncoderConfig(VivitConfig):

@@ -25,6 +25,8 @@ frame_mask (B, frames): a temporal index is real when any of its frames is; padd
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +34,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 
-from vivit import _autoload, dispatch, weight_names
+from vivit import _autoload, checkpoint_files, config_checks, dispatch, weight_names
 from vivit.configuration import VivitConfig
 from vivit.layers import VivitLayer, VivitTubeletEmbeddings, build_layers, must_call, run_layers
 
@@ -215,8 +217,28 @@ class VivitPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
-        """transformers' from_pretrained (every argument of it), for any of the four variants."""
-        loaded = super().from_pretrained(*args, **kwargs)
+        """transformers' from_pretrained (every argument of it), for any of the four variants. The weight files are
+        checked first (`vivit.checkpoint_files`): a shard index may name only files inside the checkpoint directory,
+        safetensors headers must be well formed."""
+        path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
+        checkpoint_files.check_pretrained(path, **kwargs)
+        try:
+            loaded = super().from_pretrained(*args, **kwargs)
+        except TypeError as e:
+            # a keyword that is neither a loading argument nor a config field reaches the model's __init__
+            unknown = re.search(r"__init__\(\) got an unexpected keyword argument '(\w+)'", str(e))
+            if unknown is None:
+                raise
+            config_checks.check_keys(cls.config_class, [unknown.group(1)])
+            raise
+        except RuntimeError as e:
+            if "ignore_mismatched_sizes" not in str(e):
+                raise
+            # transformers logs the mismatched tensors and raises a message pointing at that log: one line instead
+            raise checkpoint_files.CheckpointShapeError(
+                f"{path}: tensor shapes in the checkpoint do not match the config (the load report above lists "
+                "them); pass ignore_mismatched_sizes=True to initialise those tensors anew"
+            ) from None
         weight_names.forget_legacy_load(loaded[0] if isinstance(loaded, tuple) else loaded)
         return loaded
 

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from vivit import checkpointing as ckpt
 from vivit import cli_args as ca
+from vivit.checkpoint_files import check_safetensors
 from vivit.checkpointing import CheckpointError, UsageError
 from vivit.configuration import MODEL_TYPES, PRESETS, VARIANTS, VivitConfig
 from vivit.ema import ModelEMA
@@ -575,6 +576,7 @@ def check_resume_options(args: argparse.Namespace, saved: dict, source: Path) ->
 
 def load_weights(model: nn.Module, path: Path) -> None:
     """model.safetensors of a checkpoint into an unwrapped, unsharded model (strict)."""
+    check_safetensors(path / "model.safetensors")  # a corrupt file: one line naming it
     state = load_file(path / "model.safetensors")
     model.load_state_dict(state, strict=True)
 
