@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable
 
 from vivit.errors import UsageError
@@ -121,7 +122,11 @@ def _what_is(path: str) -> str:
         return "a directory"
     if not os.path.exists(path):
         return "a broken link"
-    return "not a regular file" if not os.path.isfile(path) else "a file"
+    if os.path.isfile(path):
+        return "a file"
+    mode = os.stat(path).st_mode
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def existing_file(text: str) -> str:
