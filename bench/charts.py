@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vivit.viz.figures import new_figure, save_png
+from vivit.viz.figures import new_figure, save_png, write_atomically
 
 FASTER, SLOWER, NEUTRAL = "#2a9d8f", "#e76f51", "#8d99ae"
 IMPL_COLORS = ("#264653", "#e9c46a", "#e76f51", "#2a9d8f", "#8d99ae", "#6a4c93")
@@ -282,9 +282,6 @@ def roofline_chart(path, *, ops=None, gpus=None) -> Path:
 def compact_png(src, dst, colors: int = 64) -> Path:
     """A copy of the PNG `src` at `dst` with its colours reduced to a `colors`-entry palette (about a third of the
     bytes for these charts; what docs embed). Written atomically: a temporary file beside `dst`, fsync, rename."""
-    import os
-    import tempfile
-
     from PIL import Image
 
     if not 2 <= colors <= 256:
@@ -292,21 +289,7 @@ def compact_png(src, dst, colors: int = 64) -> Path:
     dst = Path(dst)
     with Image.open(src) as im:
         small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            small.save(f, format="PNG", optimize=True)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
+    return write_atomically(dst, lambda f: small.save(f, format="PNG", optimize=True))
 
 
 def write_charts(report, data: ChartData) -> list[Path]:

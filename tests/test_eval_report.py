@@ -139,7 +139,12 @@ def test_eval_outputs_are_refused_unless_overwrite(setup, tmp_path, capsys):
     written = (tmp_path / "cm.confusion.json").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.confusion.json", "cm.confusion.png"]
     code, _, err = _eval(base + ["--confusion", str(prefix), "--topk", "1"], capsys)
-    assert code == 2 and err.count("\n") == 1 and "cm.confusion.json exists" in err and "--overwrite" in err
+    assert (
+        code == 2
+        and err.count("\n") == 1
+        and "cm.confusion.json: expected a new file, found one" in err
+        and "--overwrite" in err
+    )
     code, _, err = _eval(base + ["--confusion", str(prefix), "--overwrite"], capsys)
     assert code == 0, err
     assert (tmp_path / "cm.confusion.json").read_bytes() == written  # the same model and data: the same counts

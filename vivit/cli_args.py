@@ -12,6 +12,15 @@ from collections.abc import Callable, Iterable
 
 from vivit.errors import UsageError
 
+
+def check_new_output(option: str, path: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse, as a usage error, an output file that would replace an existing one without --overwrite."""
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: expected a file name, found a directory")
+    if os.path.lexists(path) and not overwrite:
+        raise UsageError(f"{option} {path}: expected a new file, found one (pass --overwrite to replace it)")
+
+
 __all__ = [
     "UsageError",
     "choice",

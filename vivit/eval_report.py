@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from vivit.errors import UsageError
+from vivit.cli_args import check_new_output
 from vivit.viz.confusion import confusion_matrix, confusion_paths, write_confusion
 
 
@@ -106,8 +106,7 @@ def output_files(out: str | None, confusion: str | None, overwrite: bool) -> dic
         flag = "--confusion" if confusion is not None else "--out"
         targets += [(flag, p) for p in confusion_paths(prefix)]
     for flag, path in targets:
-        if path.exists() and not overwrite:
-            raise UsageError(f"{flag}: {path} exists (pass --overwrite to replace it)")
+        check_new_output(flag, path, overwrite)
     return files
 
 

@@ -166,12 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line (exit status 2 for an
     --out that exists, 1 for runs whose metrics cannot be read)."""
-    from vivit.errors import UsageError
+    from vivit.cli_args import check_new_output
 
     args = build_parser().parse_args(argv)
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise UsageError(f"--out {out}: exists (pass --overwrite to replace it)")
+    check_new_output("--out", out, args.overwrite)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         plot_runs(args.runs, out, title=args.title)

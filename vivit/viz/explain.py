@@ -17,7 +17,6 @@ import copy
 import math
 import os
 import sys
-import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,26 +215,6 @@ def draw_attention(maps: AttentionMaps, path: str | os.PathLike) -> Path:
     return save_png(fig, path)
 
 
-def _atomic_write(path: Path, write) -> Path:
-    """Call write(binary file) on a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # as any file the user writes, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def overlay_frames(maps: AttentionMaps, scale: int = 1) -> np.ndarray:
     """uint8 (T, H * scale, W * scale, 3): each frame blended with its tubelet map (one colour scale for all)."""
     from vivit.viz.figures import pyplot
@@ -273,10 +252,12 @@ def save_gif(maps: AttentionMaps, path: str | os.PathLike, *, duration_ms: int =
         canvas[frame.shape[0] :, : round(frame.shape[1] * (k + 1) / T)] = 255  # progress: frame k of T
         images.append(Image.fromarray(canvas))
 
+    from vivit.viz.figures import write_atomically
+
     def write(f):
         images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
 
-    return _atomic_write(Path(path), write)
+    return write_atomically(path, write)
 
 
 # ---------------------------------------------------------------------------------------------------------- command
@@ -317,24 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_output(option: str, path: str, overwrite: bool) -> None:
-    from vivit.errors import UsageError
-
-    if os.path.isdir(path):
-        raise UsageError(f"{option} {path}: expected a file name, found a directory")
-    if os.path.lexists(path) and not overwrite:
-        raise UsageError(f"{option} {path}: expected a new file, found one (replace it with --overwrite)")
-
-
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
+    from vivit.cli_args import check_new_output
     from vivit.errors import UsageError
     from vivit.predict import load_model_and_processor, pick_device
 
     args = build_parser().parse_args(argv)
-    _check_output("--out", args.out, args.overwrite)
+    check_new_output("--out", args.out, args.overwrite)
     if args.gif is not None:
-        _check_output("--gif", args.gif, args.overwrite)
+        check_new_output("--gif", args.gif, args.overwrite)
     device = pick_device(args.device)
     model, processor = load_model_and_processor(args.model, device)
     if args.num_frames is not None and args.num_frames != model.config.num_frames:

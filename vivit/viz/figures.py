@@ -30,31 +30,34 @@ def new_figure(width: float = 8.0, height: float = 6.0, **subplots_kwargs):
     return plt.subplots(figsize=(width, height), dpi=DPI, **subplots_kwargs)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def save_png(fig, path: str | os.PathLike) -> Path:
-    """Write `fig` to `path` as PNG atomically (a temporary file in the same folder, fsync, rename); close it."""
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Call `write(binary file)` on a temporary file beside `path`, fsync it, then rename it over `path`: readers see
+    the old file or the whole new one, never a part. The file gets the umask's permissions (mkstemp's are 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=DPI)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file 0600; a figure is as readable as any file
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    finally:
-        pyplot().close(fig)
     return path
 
 
-__all__ = ["DPI", "MIN_HEIGHT", "MIN_WIDTH", "new_figure", "pyplot", "save_png"]
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Write `fig` to `path` as PNG atomically (see `write_atomically`); close it."""
+    try:
+        return write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=DPI))
+    finally:
+        pyplot().close(fig)
+
+
+__all__ = ["DPI", "MIN_HEIGHT", "MIN_WIDTH", "new_figure", "pyplot", "save_png", "write_atomically"]
