@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from vivit import cli_args
 from vivit.eval_report import format_table, output_files, run_report
-from vivit.predict import add_clip_arguments, load_model_and_processor, pick_device
+from vivit.predict import add_clip_arguments, add_model_arguments, load_model_and_processor, pick_device
 
 
 @torch.no_grad()
@@ -109,12 +109,7 @@ def evaluate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit eval", description="Top-1/top-5 accuracy of a saved model.")
-    parser.add_argument(
-        "--model",
-        type=cli_args.existing_dir,
-        required=True,
-        help="model directory (HF or vivit: config.json + weights) or a training run directory",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--data",
         type=cli_args.existing_path,
@@ -133,9 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_clip_arguments(parser)
     parser.add_argument("--batch-size", type=cli_args.positive_int, default=2, help="videos per batch")
     parser.add_argument("--workers", type=cli_args.non_negative_int, default=2, help="DataLoader worker processes")
-    parser.add_argument(
-        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
     parser.add_argument(

@@ -130,6 +130,19 @@ def classify(
     return logits.mean(0).softmax(-1).cpu()
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model and --device, as every command that runs a saved model takes them."""
+    parser.add_argument(
+        "--model",
+        type=cli_args.existing_dir,
+        required=True,
+        help="model directory (HF or vivit: config.json + weights) or a training run directory",
+    )
+    parser.add_argument(
+        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
+    )
+
+
 def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
     """The clip-sampling options `vivit predict` and `vivit eval` share."""
     parser.add_argument(
@@ -144,21 +157,13 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vivit predict", description="Classify a video file with a saved model.")
     parser.add_argument("video", type=cli_args.existing_file, help="the video file")
-    parser.add_argument(
-        "--model",
-        type=cli_args.existing_dir,
-        required=True,
-        help="model directory (HF or vivit: config.json + weights) or a training run directory",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--views", type=cli_args.views, default="1x1", help="temporal clips x spatial crops, e.g. 4x3 (default 1x1)"
     )
     parser.add_argument("--topk", type=cli_args.positive_int, default=5, help="how many labels to print")
     add_clip_arguments(parser)
     parser.add_argument("--batch-size", type=cli_args.positive_int, default=4, help="views per forward pass")
-    parser.add_argument(
-        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
-    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line, last on stdout")
     return parser
 

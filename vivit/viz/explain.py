@@ -273,16 +273,14 @@ def _file_name(suffix: str):
 
 def build_parser() -> argparse.ArgumentParser:
     from vivit import cli_args
-    from vivit.predict import add_clip_arguments
+    from vivit.predict import add_clip_arguments, add_model_arguments
 
     parser = argparse.ArgumentParser(
         prog="vivit explain",
         description="Top labels of a video and the model's attention over its frames (attention rollout), as a PNG.",
     )
     parser.add_argument("video", type=cli_args.existing_file, help="the video file")
-    parser.add_argument(
-        "--model", type=cli_args.existing_dir, required=True, help="model directory or training run directory"
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--out", type=_file_name(".png"), default="attention.png", help="the PNG to write (default: attention.png)"
     )
@@ -292,9 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--topk", type=cli_args.positive_int, default=5, help="how many labels to print")
     add_clip_arguments(parser)
-    parser.add_argument(
-        "--device", type=cli_args.device, default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)"
-    )
     return parser
 
 
