@@ -15,7 +15,7 @@ import torch
 
 def test_processor_vs_hf(benchmark):
     transformers = pytest.importorskip("transformers")
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
     rng = np.random.default_rng(0)
     clip = rng.integers(0, 256, size=(32, 360, 640, 3), dtype=np.uint8)

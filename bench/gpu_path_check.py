@@ -22,7 +22,7 @@ os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from vivit import dispatch  # noqa: E402
+from vivit.models import dispatch  # noqa: E402
 from vivit_kernels import _utils  # noqa: E402
 from vivit_kernels import attention as attn_mod  # noqa: E402
 from vivit_kernels import ln_mlp as ln_mod  # noqa: E402

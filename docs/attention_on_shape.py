@@ -14,8 +14,8 @@ import json
 
 import numpy as np
 
-from vivit.predict import load_model_and_processor, pick_device
-from vivit.synthetic import SyntheticMotion
+from vivit.cli.predict import load_model_and_processor, pick_device
+from vivit.data.synthetic import SyntheticMotion
 from vivit.viz.explain import explain_clip, explain_video
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-# Spelled out rather than taken from vivit.configuration, so that a variant dropped there fails the tests.
+# Spelled out rather than taken from vivit.models.configuration, so that a variant dropped there fails the tests.
 VARIANTS = ["spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product"]
 
 # A tiny model on odd sizes: 5 frames (2 tubelets + 1 dropped frame), 9x13 pixels (2x3 patches + remainders).

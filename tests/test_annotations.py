@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vivit.data import (
+from vivit.data.datasets import (
     MAX_CLASSES,
     AnnotationError,
     VideoFolder,
@@ -224,9 +224,9 @@ def test_video_folder_refuses_fifo(tmp_path):
 def model_dir(tmp_path_factory):
     import torch
 
-    from vivit.configuration import VivitConfig
-    from vivit.modeling import VivitForVideoClassification
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
+    from vivit.models.configuration import VivitConfig
+    from vivit.models.modeling import VivitForVideoClassification
 
     root = tmp_path_factory.mktemp("model")
     tiny = dict(image_size=16, num_frames=4, tubelet_size=[2, 8, 8], hidden_size=16, num_hidden_layers=1)
@@ -260,7 +260,7 @@ def test_eval_refuses_lists_that_do_not_fit_the_model(model_dir, tmp_path, capsy
 def test_evaluate_refuses_labels_beyond_the_logits():
     import torch
 
-    from vivit.evaluate import evaluate
+    from vivit.cli.evaluate import evaluate
 
     class Fixed(torch.nn.Module):
         def forward(self, pixel_values):

@@ -4,7 +4,7 @@
 `python -m vivit_kernels.report --json` compiles each kernel module's `aot_specs()` with Triton's real compiler and
 ptxas in a subprocess without TRITON_INTERPRET (interpreted kernels have no compile path), from a cold Triton cache.
 No configuration may exceed its target's shared memory or the auto rule's shared-memory bound; a configuration that
-backend="auto" takes (the row's `auto`, the rule vivit.dispatch applies) must also not spill, stay within 255
+backend="auto" takes (the row's `auto`, the rule vivit.models.dispatch applies) must also not spill, stay within 255
 registers and use tensor cores: prune or retile it, or make auto leave it to eager, never skip it.
 """
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import vivit.checkpointing as ckpt
+import vivit.training.checkpointing as ckpt
 from vivit import VivitConfig, VivitForVideoClassification
-from vivit.checkpoint_files import CheckpointFileError, check_safetensors
+from vivit.models.checkpoint_files import CheckpointFileError, check_safetensors
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(image_size=32, num_frames=8, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=1,
@@ -133,7 +133,7 @@ def test_offline_hf_home_cache_index_escape_refused(tmp_path, sharded):
     index.write_text(json.dumps(data))
     code = (
         "import vivit\n"
-        "from vivit.checkpoint_files import CheckpointFileError\n"
+        "from vivit.models.checkpoint_files import CheckpointFileError\n"
         "try:\n"
         "    vivit.VivitForVideoClassification.from_pretrained('org/escape')\n"
         "except CheckpointFileError as e:\n"
@@ -147,7 +147,8 @@ def test_offline_hf_home_cache_index_escape_refused(tmp_path, sharded):
 
 
 def test_image_vit_and_trainer_weights_checked_before_reading(tmp_path):
-    from vivit import train, vit_init
+    from vivit.models import vit_init
+    from vivit.training import train
 
     corrupt = raw_file(tmp_path / "model.safetensors", {"w": F32_2}, b"\0" * 4)
     with pytest.raises(CheckpointFileError, match=f"^{corrupt}: tensors cover 8 bytes of data but the file holds 4$"):

@@ -17,10 +17,10 @@ import torch
 from _helpers import TINY
 from safetensors.torch import load_file
 
-import vivit.checkpointing as ckpt
-import vivit.train as train
+import vivit.training.checkpointing as ckpt
+import vivit.training.train as train
 from vivit.cli import main as cli
-from vivit.modeling import VivitForVideoClassification
+from vivit.models.modeling import VivitForVideoClassification
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -227,7 +227,7 @@ def test_a_locked_output_directory_is_refused_until_its_holder_dies(tmp_path, co
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from vivit.checkpointing import run_lock\n"
+        [sys.executable, "-c", "import sys, time; from vivit.training.checkpointing import run_lock\n"
          "with run_lock(__import__('pathlib').Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)",
          str(run)],
         env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,

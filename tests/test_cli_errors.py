@@ -15,8 +15,8 @@ import pytest
 from _helpers import TINY
 
 import vivit.cli as cli
-from vivit import cli_args
-from vivit.checkpointing import CheckpointError, UsageError
+from vivit.cli import args as cli_args
+from vivit.training.checkpointing import CheckpointError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 CUDA_BAD = "cuda:99"  # no machine has 100 GPUs: refused with or without CUDA
@@ -231,7 +231,7 @@ def test_vivit_debug_environment_variable_shows_the_traceback(capsys, monkeypatc
 
 def test_debug_is_removed_before_the_command_sees_it_but_not_after_a_double_dash(monkeypatch):
     seen = []
-    monkeypatch.setattr("vivit.convert.main", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr("vivit.models.convert.main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["--debug", "convert", "a", "--debug", "b", "--", "--debug"]) == 0
     assert seen == [["a", "b", "--", "--debug"]]
 
@@ -240,7 +240,7 @@ def test_ctrl_c_exits_130_with_one_line(capsys, monkeypatch):
     def interrupted(argv):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("vivit.predict.main", interrupted)
+    monkeypatch.setattr("vivit.cli.predict.main", interrupted)
     monkeypatch.delenv("VIVIT_DEBUG", raising=False)
     assert cli.main(["predict", "x"]) == 130
     assert capsys.readouterr().err == "vivit predict: interrupted\n"
@@ -297,7 +297,7 @@ class _Unreadable:
         return 2
 
     def __getitem__(self, i):
-        from vivit.io import VideoReadError
+        from vivit.data.io import VideoReadError
 
         raise VideoReadError(f"clip{i}.mp4", "expected a video stream, found none")
 
@@ -333,7 +333,7 @@ def test_help_exits_0_and_argparse_is_restored(capsys):
 
 
 def test_fail_is_kept_for_callers():
-    from vivit.predict import fail
+    from vivit.cli.predict import fail
 
     assert fail("predict", UsageError("x")) == 2 and fail("predict", OSError("y")) == 1
 
@@ -397,7 +397,7 @@ def test_an_unreadable_file_is_refused(paths):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# in a fresh process: `python -m vivit ...` and `python -m vivit.train` go through the same handler
+# in a fresh process: `python -m vivit ...` and `python -m vivit.training.train` go through the same handler
 
 
 def _python(args, **env):
@@ -408,7 +408,7 @@ def _python(args, **env):
 
 @pytest.mark.slow
 def test_module_entry_points_use_the_handler(tmp_path):
-    proc = _python(["-m", "vivit.train", "--batch-size", "0"])
+    proc = _python(["-m", "vivit.training.train", "--batch-size", "0"])
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == "vivit train: error: argument --batch-size: expected an integer >= 1, got 0\n"
     proc = _python(["-m", "vivit", "convert", str(tmp_path / "none"), str(tmp_path / "out")], VIVIT_DEBUG="1")

@@ -9,7 +9,7 @@ import torch
 import transformers
 
 from vivit import VivitConfig
-from vivit.configuration import PRESETS
+from vivit.models.configuration import PRESETS
 
 HF_DEFAULTS = dict(
     image_size=224,

@@ -9,7 +9,7 @@ import torch
 import transformers
 
 from vivit import VivitConfig, VivitModel
-from vivit.config_checks import ConfigFileError, ConfigTypeError, InvalidConfigError, UnbuildableConfigError
+from vivit.models.config_checks import ConfigFileError, ConfigTypeError, InvalidConfigError, UnbuildableConfigError
 
 TINY = dict(image_size=32, num_frames=8, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=1,
             num_attention_heads=2, intermediate_size=64)  # fmt: skip

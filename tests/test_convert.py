@@ -13,9 +13,9 @@ from _helpers import classic_state
 from safetensors.torch import load_file
 
 from vivit.cli import main as cli
-from vivit.configuration import VivitConfig
-from vivit.convert import read_flax_msgpack
-from vivit.modeling import VivitForVideoClassification
+from vivit.models.configuration import VivitConfig
+from vivit.models.convert import read_flax_msgpack
+from vivit.models.modeling import VivitForVideoClassification
 
 
 def main(argv) -> int:
@@ -28,7 +28,7 @@ WIDTHS = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=3, interm
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# flax's msgpack format, written independently of vivit/convert.py
+# flax's msgpack format, written independently of vivit/models/convert.py
 
 
 def _flax_bytes(tree) -> bytes:
@@ -184,8 +184,8 @@ def test_flax_layouts_mean_what_the_conversion_assumes(tmp_path):
     expected_q = (np.einsum("nd,dhk->nhk", tokens, q_kernel) + q_bias).reshape(5, D)
     sd = converted.state_dict()
     w, b = (
-        sd["vivit.layers.0.attention.q_proj.weight"],
-        sd["vivit.layers.0.attention.q_proj.bias"],
+        sd["vivit.models.layers.0.attention.q_proj.weight"],
+        sd["vivit.models.layers.0.attention.q_proj.bias"],
     )
     np.testing.assert_allclose((torch.from_numpy(tokens) @ w.T + b).numpy(), expected_q, rtol=1e-4, atol=1e-4)
 
@@ -248,7 +248,7 @@ def test_reader_handles_bfloat16_chunked_arrays_and_wrong_frame_counts(tmp_path,
 
 
 def test_existing_destination_is_kept_unless_overwrite_and_survives_a_failed_check(tmp_path, capsys, monkeypatch):
-    import vivit.convert as convert_module
+    import vivit.models.convert as convert_module
 
     torch.manual_seed(4)
     src = tmp_path / "ckpt"

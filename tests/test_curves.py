@@ -16,7 +16,7 @@ from PIL import Image
 
 import vivit.viz.curves as curves
 from vivit.cli import main as cli
-from vivit.run_log import MAX_CURVE_POINTS
+from vivit.training.run_log import MAX_CURVE_POINTS
 
 
 def _fabricate(run: Path, epochs: int = 3, steps_per_epoch: int = 4, offset: float = 0.0, per_step: bool = True):
@@ -162,7 +162,7 @@ def test_missing_metrics_and_a_line_being_written(tmp_path, capsys):
 
 
 def _train(tmp_path, *extra) -> Path:
-    import vivit.train as train
+    import vivit.training.train as train
 
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
@@ -192,7 +192,7 @@ def test_training_draws_curves_and_records_each_step(tmp_path, capsys):
 
 
 def test_the_step_curve_keeps_at_most_50_window_means():
-    from vivit.run_log import TrainingLog
+    from vivit.training.run_log import TrainingLog
 
     log = TrainingLog("unused", writer=False)
     log.begin_epoch(203)  # windows of 5 steps: 40 full ones and a last one of 3

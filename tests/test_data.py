@@ -5,10 +5,10 @@ import torch
 from _helpers import random_frames
 from torch.utils.data import DataLoader
 
-from vivit.data import VideoCSV, VideoFolder
-from vivit.io import VideoReadError, read_clips, read_video, write_video
-from vivit.processing import VivitImageProcessor
-from vivit.transforms import EvalTransform, TrainTransform, parse_views
+from vivit.data.datasets import VideoCSV, VideoFolder
+from vivit.data.io import VideoReadError, read_clips, read_video, write_video
+from vivit.data.processing import VivitImageProcessor
+from vivit.data.transforms import EvalTransform, TrainTransform, parse_views
 
 PROC = VivitImageProcessor(size={"shortest_edge": 18}, crop_size=16)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vivit import dispatch
+from vivit.models import dispatch
 from vivit_kernels import _utils
 from vivit_kernels import attention as attn_mod
 from vivit_kernels import ln_mlp as ln_mod

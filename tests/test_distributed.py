@@ -21,10 +21,10 @@ import torch.multiprocessing as mp
 from _helpers import TINY
 from safetensors.torch import load_file
 
-from vivit.configuration import VivitConfig
-from vivit.mixup import smooth_one_hot
-from vivit.modeling import VivitForVideoClassification
-from vivit.train import forward_backward, init_distributed, main, wrap_model
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
+from vivit.training.mixup import smooth_one_hot
+from vivit.training.train import forward_backward, init_distributed, main, wrap_model
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
@@ -83,7 +83,7 @@ def _full_disk_worker(rank: int, world: int, port: int, config: str, out: str) -
     )
     os.environ.pop("VIVIT_DEBUG", None)
     torch.set_num_threads(1)
-    import vivit.checkpointing as ckpt
+    import vivit.training.checkpointing as ckpt
     from vivit.cli import main as cli
 
     if rank == 0:
@@ -124,7 +124,7 @@ def test_a_failed_checkpoint_write_on_rank_0_ends_every_rank_with_one_line(tmp_p
 def _torchrun(args: list[str], cwd: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
-    proc = subprocess.run(cmd + ["-m", "vivit.train", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd + ["-m", "vivit.training.train", *args], cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -173,9 +173,9 @@ def test_fsdp2_run_checkpoints_reloads_and_resumes(tmp_path, capsys):
     # a refused resume ends the run with exit status 2 and a one-line error (torchrun then reports the failure)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port())]
-    cmd += ["-m", "vivit.train", *fsdp, "--resume", str(tmp_path / "fsdp"), "--seed", "1"]
+    cmd += ["-m", "vivit.training.train", *fsdp, "--resume", str(tmp_path / "fsdp"), "--seed", "1"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     # (no hang: the timeout above; once one rank exits, torchrun may stop the other before it prints, so count >= 1)
     assert proc.returncode != 0
     assert proc.stderr.count("vivit train: error: --seed: expected 0") >= 1, proc.stderr[-3000:]
-    assert "vivit/train.py" not in proc.stderr and "exitcode  : 2" in proc.stderr, proc.stderr[-4000:]
+    assert "vivit/training/train.py" not in proc.stderr and "exitcode  : 2" in proc.stderr, proc.stderr[-4000:]

@@ -13,11 +13,11 @@ from _helpers import random_frames
 from PIL import Image
 
 from vivit.cli import main as cli
-from vivit.configuration import VivitConfig
-from vivit.eval_report import classification_report, prediction_lines
-from vivit.io import write_video
-from vivit.modeling import VivitForVideoClassification
-from vivit.processing import VivitImageProcessor
+from vivit.cli.eval_report import classification_report, prediction_lines
+from vivit.data.io import write_video
+from vivit.data.processing import VivitImageProcessor
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
 from vivit.viz import confusion
 
 LABELS = {0: "walk", 1: "jump", 2: "run"}
@@ -65,8 +65,8 @@ def _eval(argv, capsys):
 
 
 def _hand_count(model_dir: Path, data: Path):
-    """Per video: (path, true id, probabilities), from `vivit.predict.classify`, which decodes each file itself."""
-    from vivit.predict import classify
+    """Per video: (path, true id, probabilities), from `vivit.cli.predict.classify`, which decodes each file itself."""
+    from vivit.cli.predict import classify
 
     model = VivitForVideoClassification.from_pretrained(model_dir).eval()
     rows = []

@@ -9,11 +9,11 @@ import torch
 from PIL import Image
 
 from vivit.cli import main as cli
-from vivit.configuration import VivitConfig
-from vivit.io import write_video
-from vivit.modeling import VivitForVideoClassification
-from vivit.processing import VivitImageProcessor
-from vivit.synthetic import SyntheticMotion
+from vivit.data.io import write_video
+from vivit.data.processing import VivitImageProcessor
+from vivit.data.synthetic import SyntheticMotion
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
 from vivit.viz.attention import attention_rollout, head_mean_with_identity, reduce_attentions
 from vivit.viz.explain import draw_attention, explain_clip, explain_video, save_gif
 
@@ -179,7 +179,7 @@ def test_display_frames_are_the_clip_the_model_sees():
 def test_model1_with_uniform_attention_gives_uniform_maps():
     model = _model("spatiotemporal")
     with torch.no_grad():
-        for layer in model.vivit.layers:  # q = k = 0: every query attends uniformly to every key
+        for layer in model.vivit.models.layers:  # q = k = 0: every query attends uniformly to every key
             for proj in (layer.attention.q_proj, layer.attention.k_proj):
                 proj.weight.zero_()
                 proj.bias.zero_()
@@ -191,7 +191,7 @@ def test_model1_with_uniform_attention_gives_uniform_maps():
 def test_model1_with_attention_forced_onto_three_tubelets():
     model = _model("spatiotemporal")
     with torch.no_grad():
-        for layer in model.vivit.layers:
+        for layer in model.vivit.models.layers:
             for proj in (layer.attention.q_proj, layer.attention.k_proj):
                 proj.weight.zero_()
                 proj.bias.zero_()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from vivit import VivitConfig, VivitForVideoClassification
-from vivit.checkpoint_files import CheckpointFileError
+from vivit.models.checkpoint_files import CheckpointFileError
 
 TINY = dict(image_size=32, num_frames=8, tubelet_size=[2, 16, 16], hidden_size=32, num_hidden_layers=1,
             num_attention_heads=2, intermediate_size=64, num_labels=3)  # fmt: skip

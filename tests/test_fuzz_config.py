@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vivit import VivitConfig
-from vivit.config_checks import UnbuildableConfigError
+from vivit.models.config_checks import UnbuildableConfigError
 
 COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
 FIELDS = [

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vivit import VivitConfig, VivitForVideoClassification
-from vivit.frame_ops import shortest_edge_size
-from vivit.processing import VivitImageProcessor
+from vivit.data.frame_ops import shortest_edge_size
+from vivit.data.processing import VivitImageProcessor
 
 FUZZ = settings(
     max_examples=200, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None

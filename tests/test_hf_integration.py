@@ -120,7 +120,7 @@ def test_registration_waits_for_the_auto_classes(tmp_path, first):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.split() == ["VivitFactorizedSelfAttentionConfig", "vivit.auto"], out.stdout
+    assert out.stdout.split() == ["VivitFactorizedSelfAttentionConfig", "vivit.models.auto"], out.stdout
 
 
 def write_clip(path, frames=6, size=24):
@@ -186,7 +186,7 @@ def test_hub_ids_from_an_offline_cache(tmp_path):
         "with torch.no_grad():\n"
         "    assert torch.equal(m1(x).logits, want['m1'])\n"
         "    torch.testing.assert_close(hf.eval()(x).logits, want['m1'], atol=1e-5, rtol=1e-5)\n"
-        "    assert torch.equal(m2(x).logits, want['m2']) and type(m2).__module__ == 'vivit.auto'\n"
+        "    assert torch.equal(m2(x).logits, want['m2']) and type(m2).__module__ == 'vivit.models.auto'\n"
         "print('OK')\n"
     )
     env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}

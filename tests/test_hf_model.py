@@ -38,7 +38,7 @@ def pixels():
 
 
 def expected_shapes(variant):
-    """(hidden_states shapes, attentions shapes) as the model docstring (vivit/modeling.py) defines them."""
+    """(hidden_states shapes, attentions shapes) as the model docstring (vivit/models/modeling.py) defines them."""
     D, L = 32, 2
     if variant == "spatiotemporal":
         return [(B, 1 + T * S, D)] * (L + 1), [(B, H, 1 + T * S, 1 + T * S)] * L

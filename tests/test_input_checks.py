@@ -1,4 +1,5 @@
-"""Bad input to the processor, `vivit.frame_ops` and the model's forward: each case is refused with a one-line error
+"""Bad input to the processor, `vivit.data.frame_ops` and the model's forward: each case is refused with a one-line
+error
 naming the argument (and the clip / frame / batch row), or handled correctly."""
 
 import math
@@ -12,8 +13,8 @@ from _helpers import TINY, randomize
 from PIL import Image
 
 from vivit import VivitConfig, VivitForVideoClassification, frame_ops
-from vivit.modeling import values_checkable
-from vivit.processing import VivitImageProcessor
+from vivit.data.processing import VivitImageProcessor
+from vivit.models.modeling import values_checkable
 
 SMALL = dict(size={"shortest_edge": 8}, crop_size=8)
 

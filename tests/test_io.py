@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from _helpers import decode_all
 
-import vivit.io as vio
-from vivit.io import VideoReadError, decode_frames, read_clips, read_video, sample_indices, video_info
+import vivit.data.io as vio
+from vivit.data.io import VideoReadError, decode_frames, read_clips, read_video, sample_indices, video_info
 
 # (file name, codec, pixel format): several containers and codecs, with and without header frame counts.
 FORMATS = [

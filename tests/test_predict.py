@@ -12,11 +12,11 @@ import transformers
 from _helpers import random_frames
 
 from vivit.cli import main as cli
-from vivit.configuration import VivitConfig
-from vivit.evaluate import evaluate
-from vivit.io import write_video
-from vivit.modeling import VivitForVideoClassification, VivitModel
-from vivit.processing import VivitImageProcessor
+from vivit.cli.evaluate import evaluate
+from vivit.data.io import write_video
+from vivit.data.processing import VivitImageProcessor
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification, VivitModel
 
 LABELS = {0: "walk", 1: "jump", 2: "run", 3: "swim", 4: "sit", 5: "wave"}
 TINY = dict(
@@ -98,8 +98,8 @@ def test_predict_multiview_and_hf_directory(setup, tmp_path, capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["views"] == "1x3" and len(result["predictions"]) == 5
     # the same three crops through HF's model give the same probabilities
-    from vivit.io import read_video
-    from vivit.transforms import EvalTransform
+    from vivit.data.io import read_video
+    from vivit.data.transforms import EvalTransform
 
     views = EvalTransform(PROC, num_crops=3)(read_video(root / "clip.mp4", 4, stride=2))
     with torch.no_grad():
@@ -191,7 +191,7 @@ def test_eval_cli_matches_per_video_predictions(setup, tmp_path, capsys):
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["num_samples"] == 4
-    from vivit.predict import classify
+    from vivit.cli.predict import classify
 
     hits = 0
     for c, name in [(0, "walk"), (2, "run")]:

@@ -20,7 +20,7 @@ from transformers.models.auto.image_processing_auto import AutoImageProcessor
 from transformers.utils import TensorType
 from transformers.utils.hub import PushToHubMixin
 
-from vivit.processing import VivitImageProcessor, VivitTorchImageProcessor
+from vivit.data.processing import VivitImageProcessor, VivitTorchImageProcessor
 
 HFProcessor = transformers.VivitImageProcessor
 
@@ -226,7 +226,7 @@ def test_mixed_sizes_need_a_crop_to_stack():
 
 def test_float_resize_of_uint8_other_devices_within_one_level():
     # GPUs resize uint8 frames in float and round back (no uint8 antialias kernel there); checked here on the CPU
-    from vivit.processing import _resize_uint8_in_float
+    from vivit.data.processing import _resize_uint8_in_float
 
     rng = np.random.default_rng(7)
     for height, width, out_size in [(45, 61, (32, 43)), (20, 30, (41, 61)), (360, 640, (256, 455))]:
@@ -548,7 +548,7 @@ def test_decoding_modules_do_not_import_transformers():
     # data-loading workers import these; transformers costs seconds per process
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (
-        "import sys, vivit, vivit.io, vivit.data, vivit.transforms, vivit.frame_ops\n"
+        "import sys, vivit, vivit.data.io, vivit.data.datasets, vivit.data.transforms, vivit.data.frame_ops\n"
         "assert 'transformers' not in sys.modules, sorted(m for m in sys.modules if m.startswith('transformers'))[:5]"
     )
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -1,4 +1,4 @@
-"""The trainer (vivit/train.py) and its helpers: synthetic data, mixup, EMA, schedule, resume, compile, CLI."""
+"""The trainer (vivit/training/train.py) and its helpers: synthetic data, mixup, EMA, schedule, resume, compile, CLI."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from _helpers import TINY
 from safetensors.torch import load_file
 
 from vivit.cli import main as cli
-from vivit.configuration import VivitConfig
-from vivit.ema import ModelEMA
-from vivit.mixup import Mixup, smooth_one_hot, soft_cross_entropy
-from vivit.modeling import VivitForVideoClassification
-from vivit.synthetic import SyntheticMotion
-from vivit.train import build_optimizer, forward_backward, parse_args, warmup_cosine
+from vivit.data.synthetic import SyntheticMotion
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
+from vivit.training.ema import ModelEMA
+from vivit.training.mixup import Mixup, smooth_one_hot, soft_cross_entropy
+from vivit.training.train import build_optimizer, forward_backward, parse_args, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -278,7 +278,7 @@ def test_cli_end_to_end(tiny_config, tmp_path):
     # the saved weights are the trained ones: evaluating them reproduces the reported accuracy
     from torch.utils.data import DataLoader
 
-    from vivit.evaluate import evaluate
+    from vivit.cli.evaluate import evaluate
 
     val = SyntheticMotion(32, num_frames=4, image_size=16, split="validation")
     result = evaluate(VivitForVideoClassification.from_pretrained(ckpt), DataLoader(val, batch_size=16), progress=False)
@@ -296,7 +296,7 @@ def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head_compiled(tiny_config,
     torch._dynamo.reset()
     tuned = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 32)
-    body = "vivit.layers.0.mlp.fc2.weight"
+    body = "vivit.models.layers.0.mlp.fc2.weight"
     assert not torch.equal(tuned.state_dict()[body], source.state_dict()[body])  # trained, from the source weights
     torch.testing.assert_close(tuned.state_dict()[body], source.state_dict()[body], atol=0.05, rtol=0)
 
@@ -329,7 +329,7 @@ def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
     """--data ROOT with ROOT/{train,val}/<class>/*.mp4 (real encoded videos); the model names its classes."""
     from _helpers import random_frames
 
-    from vivit.io import write_video
+    from vivit.data.io import write_video
 
     root = tmp_path / "videos"
     for split, count in (("train", 4), ("val", 2)):
@@ -346,7 +346,7 @@ def test_trains_on_a_video_folder(tiny_config, tmp_path, capsys):
     model = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert sorted(model.config.id2label.values()) == ["jumping", "waving"]
     # the checkpoint carries its preprocessing, so `vivit predict` runs on it as saved
-    from vivit.predict import main as predict
+    from vivit.cli.predict import main as predict
 
     video = root / "val" / "waving" / "0.mp4"
     assert predict([str(video), "--model", summary["checkpoint"], "--topk", "2", "--json"]) == 0

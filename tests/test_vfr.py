@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from _helpers import decode_all
 
-import vivit.io as vio
-from vivit.io import VideoReadError, decode_frames, read_clips, read_video, video_info
+import vivit.data.io as vio
+from vivit.data.io import VideoReadError, decode_frames, read_clips, read_video, video_info
 
 H, W = 32, 48
 

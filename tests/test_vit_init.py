@@ -1,4 +1,5 @@
-"""Initialising ViViT from image ViTs (vivit/vit_init.py): where the video model must reduce to the image model."""
+"""Initialising ViViT from image ViTs (vivit/models/vit_init.py): where the video model must reduce to the image
+model."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 import torch
 import transformers
 
-from vivit.configuration import VivitConfig
-from vivit.modeling import VivitForVideoClassification
-from vivit.train import main
-from vivit.vit_init import inflate_patch_kernel, init_from_vit, load_vit_state_dict, spatial_position_table
+from vivit.models.configuration import VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
+from vivit.models.vit_init import inflate_patch_kernel, init_from_vit, load_vit_state_dict, spatial_position_table
+from vivit.training.train import main
 
 VARIANTS = ("spatiotemporal", "factorized_encoder", "factorized_self_attention", "factorized_dot_product")
 
@@ -98,7 +99,9 @@ def test_factorised_self_attention_starts_as_the_image_block():
     assert init_from_vit(twin, state, temporal_attention=True) == ["classifier.bias", "classifier.weight"]
     sd = twin.state_dict()
     for tail in ("q_proj.weight", "o_proj.bias"):
-        assert torch.equal(sd[f"vivit.layers.1.temporal_attention.{tail}"], sd[f"vivit.layers.1.attention.{tail}"])
+        assert torch.equal(
+            sd[f"vivit.models.layers.1.temporal_attention.{tail}"], sd[f"vivit.models.layers.1.attention.{tail}"]
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -1,7 +1,8 @@
 """vivit: ViViT video transformers in PyTorch, all four variants, Hugging Face compatible, Triton-accelerated.
 
 `import vivit` registers the four variants with transformers (Auto classes, the image processor, checkpoint key
-conversion), deferred to the first use of transformers' Auto classes (see vivit._autoload) so that importing vivit, or
+conversion), deferred to the first use of transformers' Auto classes (see vivit.models._autoload) so that importing
+vivit, or
 its decoding and data modules in data-loader workers, does not import transformers. Public names load on first use.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from vivit import _autoload
+from vivit.models import _autoload
 
 __version__ = "0.1.0"
 
@@ -17,23 +18,23 @@ _autoload.install()
 
 # Public name -> module that defines it.
 _EXPORTS = {
-    "VivitConfig": "vivit.configuration",
-    "InvalidConfigError": "vivit.config_checks",
-    "UnbuildableConfigError": "vivit.config_checks",
-    "CheckpointFileError": "vivit.checkpoint_files",
-    "VivitModel": "vivit.modeling",
-    "VivitForVideoClassification": "vivit.modeling",
-    "VivitImageProcessor": "vivit.processing",
-    "VivitTorchImageProcessor": "vivit.processing",
-    "read_video": "vivit.io",
-    "read_clips": "vivit.io",
-    "decode_frames": "vivit.io",
-    "VideoReadError": "vivit.io",
-    "VideoFolder": "vivit.data",
-    "VideoCSV": "vivit.data",
-    "AnnotationError": "vivit.data",
-    "read_annotations": "vivit.data",
-    "write_annotations": "vivit.data",
+    "VivitConfig": "vivit.models.configuration",
+    "InvalidConfigError": "vivit.models.config_checks",
+    "UnbuildableConfigError": "vivit.models.config_checks",
+    "CheckpointFileError": "vivit.models.checkpoint_files",
+    "VivitModel": "vivit.models.modeling",
+    "VivitForVideoClassification": "vivit.models.modeling",
+    "VivitImageProcessor": "vivit.data.processing",
+    "VivitTorchImageProcessor": "vivit.data.processing",
+    "read_video": "vivit.data.io",
+    "read_clips": "vivit.data.io",
+    "decode_frames": "vivit.data.io",
+    "VideoReadError": "vivit.data.io",
+    "VideoFolder": "vivit.data.datasets",
+    "VideoCSV": "vivit.data.datasets",
+    "AnnotationError": "vivit.data.datasets",
+    "read_annotations": "vivit.data.datasets",
+    "write_annotations": "vivit.data.datasets",
 }
 
 __all__ = sorted(_EXPORTS)

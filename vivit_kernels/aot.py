@@ -44,7 +44,7 @@ class KernelSpec:
     uses_dot: bool = True  # False for row kernels (statistics, reductions): no tensor-core instruction is expected
     extra: dict = field(default_factory=dict)
     # auto_rule(arch, shared_limit) -> None when backend="auto" takes this configuration on that target, else why
-    # not (the op module's auto_config_reason, the rule vivit.dispatch applies); None: auto never takes it.
+    # not (the op module's auto_config_reason, the rule vivit.models.dispatch applies); None: auto never takes it.
     auto_rule: object = None
     shared_estimate: int | None = None  # the op's shared-memory bound the auto rule uses (checked >= the compile)
 

@@ -559,7 +559,8 @@ def shared_bytes_needed(dtype: torch.dtype, x_dtype: torch.dtype | None = None) 
 
 def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
                        x_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
-    """The `auto` rule of ln_mlp / ln_linear for one configuration, shared by vivit.dispatch and vivit_kernels.report:
+    """The `auto` rule of ln_mlp / ln_linear for one configuration, shared by vivit.models.dispatch and
+    vivit_kernels.report:
     None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per program. On top of
     the common rule: 16-bit compute only. fp32 GEMMs (tf32) leave little for the fusion to win against cuBLAS, and
     their configurations are not in the compile report."""

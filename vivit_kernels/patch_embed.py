@@ -870,7 +870,8 @@ def shared_bytes_needed(dtype: torch.dtype, token_dtype: torch.dtype | None = No
 
 def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
                        token_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
-    """The `auto` rule of patch_embed for one configuration (shared by vivit.dispatch and vivit_kernels.report)."""
+    """The `auto` rule of patch_embed for one configuration (shared by vivit.models.dispatch and
+    vivit_kernels.report)."""
     return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, token_dtype), shared_limit)
 
 

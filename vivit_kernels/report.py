@@ -7,7 +7,8 @@ Part 1 (compiled, real): every kernel module's `aot_specs()` (every configuratio
 ViViT shapes) is compiled for sm_80 (A100), sm_86 (RTX 30xx, A10; sm_89 has the same 99 KiB limit) and sm_90 (H100)
 by Triton's own compiler and `ptxas`; each row gives registers per thread, spill bytes, shared memory, whether
 tensor-core instructions were emitted, resident programs per SM, and `auto`: whether backend="auto" takes that
-configuration on that target (the op module's auto_config_reason, the rule vivit.dispatch applies, with the target's
+configuration on that target (the op module's auto_config_reason, the rule vivit.models.dispatch applies, with the
+target's
 shared memory per block). Rows auto takes must not spill and must use tensor cores; no row may exceed shared memory.
 On top of this compile-time rule, dispatch leaves to eager the (op, mode) pairs whose kernels were measured slower
 than eager PyTorch on a GPU (`vivit_kernels._utils.SLOWER_THAN_EAGER`): `auto` here is "eligible", and the header

@@ -7,7 +7,7 @@ the vector the classifier reads is needed, so the factorised variants propagate 
 temporal maps without building the (T'*S) x (T'*S) matrices.
 
 What each variant gives (T' temporal indices, h x w tubelet grid, S = h * w; `attentions` as the model returns them
-with `output_attentions=True`, see vivit.modeling):
+with `output_attentions=True`, see vivit.models.modeling):
   spatiotemporal (Model 1)   the CLS token's rollout over the T'*S tubelets (mean pooling: the average of the rows).
   factorized_encoder (2)     per temporal index, the spatial encoder's CLS rollout over its S tubelets; over the
                              T' indices, the temporal encoder's CLS rollout (none without a temporal encoder: the

@@ -75,7 +75,7 @@ def confusion_paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
 
 def write_confusion(prefix: str | os.PathLike, matrix, class_names, title: str | None = None) -> tuple[Path, Path]:
     """PREFIX.confusion.json ({"labels", "matrix"}) and PREFIX.confusion.png, each written atomically."""
-    from vivit.checkpointing import write_text_durably
+    from vivit.training.checkpointing import write_text_durably
 
     json_path, png_path = confusion_paths(prefix)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line (exit status 2 for an
     --out that exists, 1 for runs whose metrics cannot be read)."""
-    from vivit.cli_args import check_new_output
+    from vivit.cli.args import check_new_output
 
     args = build_parser().parse_args(argv)
     out = Path(args.out)

@@ -72,7 +72,7 @@ def _eager_backend(model):
 
 def _display_frames(clip: np.ndarray, processor) -> np.ndarray:
     """The frames the model sees, as uint8 (T, H, W, C): the processor's resize and crop without rescaling."""
-    from vivit.transforms import EvalTransform
+    from vivit.data.transforms import EvalTransform
 
     plain = copy.deepcopy(processor)
     plain.do_rescale = False
@@ -84,7 +84,7 @@ def _display_frames(clip: np.ndarray, processor) -> np.ndarray:
 @torch.no_grad()
 def explain_clip(model, processor, clip: np.ndarray, *, topk: int = 5) -> AttentionMaps:
     """Attention maps and top-k labels of one uint8 clip (T, H, W, C), T = the model's num_frames."""
-    from vivit.transforms import EvalTransform
+    from vivit.data.transforms import EvalTransform
 
     if topk < 1:
         raise ValueError(f"topk: expected >= 1, got {topk}")
@@ -126,7 +126,7 @@ def explain_video(
     topk: int = 5,
 ) -> AttentionMaps:
     """Attention maps and top-k labels of one clip of `video`, sampled as `vivit predict` samples one view."""
-    from vivit.io import read_clips
+    from vivit.data.io import read_clips
 
     if stride < 1:
         raise ValueError(f"stride: expected >= 1, got {stride}")
@@ -272,8 +272,8 @@ def _file_name(suffix: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vivit import cli_args
-    from vivit.predict import add_clip_arguments, add_model_arguments
+    from vivit.cli import args as cli_args
+    from vivit.cli.predict import add_clip_arguments, add_model_arguments
 
     parser = argparse.ArgumentParser(
         prog="vivit explain",
@@ -295,9 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
-    from vivit.cli_args import check_new_output
+    from vivit.cli.args import check_new_output
+    from vivit.cli.predict import load_model_and_processor, pick_device
     from vivit.errors import UsageError
-    from vivit.predict import load_model_and_processor, pick_device
 
     args = build_parser().parse_args(argv)
     check_new_output("--out", args.out, args.overwrite)

@@ -1,4 +1,4 @@
-"""Clip transforms: uint8 (T, H, W, C) clips from `vivit.io` -> float32 (T, C, H, W) model input.
+"""Clip transforms: uint8 (T, H, W, C) clips from `vivit.data.io` -> float32 (T, C, H, W) model input.
 
 `TrainTransform`: scale jitter (random shortest edge), random crop, horizontal flip, then the processor's
 rescale/normalize. `EvalTransform`: the processor's resize, then 1 center crop or m crops spread along the long side
@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-# The functional pieces, not `vivit.processing`: data-loading workers import this module and should not pay for
+# The functional pieces, not `vivit.data.processing`: data-loading workers import this module and should not pay for
 # importing transformers.
-from vivit.frame_ops import center_offsets, crop, rescale_and_normalize, resize, shortest_edge_size
+from vivit.data.frame_ops import center_offsets, crop, rescale_and_normalize, resize, shortest_edge_size
 
 if TYPE_CHECKING:
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
 
 def _default_processor() -> VivitImageProcessor:
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
     return VivitImageProcessor()
 

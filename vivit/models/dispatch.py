@@ -22,7 +22,7 @@ import os
 
 import torch
 
-from vivit.configuration import BACKENDS
+from vivit.models.configuration import BACKENDS
 from vivit_kernels import attention as _attention
 from vivit_kernels import ln_mlp as _ln_mlp
 from vivit_kernels import patch_embed as _patch_embed

@@ -18,8 +18,8 @@ from torch.nn.modules import module as _torch_module
 from torch.nn.utils import parametrize
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from vivit import dispatch
-from vivit.configuration import VivitConfig
+from vivit.models import dispatch
+from vivit.models.configuration import VivitConfig
 
 _PLAIN_TENSORS = (torch.Tensor, nn.Parameter)
 

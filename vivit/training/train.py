@@ -1,10 +1,10 @@
 """`vivit train`: a compact trainer for any ViViT variant, single process or `torchrun` (DDP or FSDP2).
 
-Run with no arguments it trains the default tiny model on the built-in synthetic task (vivit/synthetic.py) and
+Run with no arguments it trains the default tiny model on the built-in synthetic task (vivit/data/synthetic.py) and
 prints, as its last stdout line, one JSON object with the validation accuracy, epochs, seconds and checkpoint path.
 
 Checkpoint layout (`OUTPUT_DIR/checkpoint-<epoch>/`, a new one after every epoch; the previous one is deleted only
-once the new one is complete on disk, see vivit/checkpointing.py):
+once the new one is complete on disk, see vivit/training/checkpointing.py):
     config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
                                      (the weights under the in-memory names, which transformers >= 5 reads as is)
     ema/                             the EMA weights as a directory of their own (with --ema-decay)
@@ -35,16 +35,16 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from vivit import checkpointing as ckpt
-from vivit import cli_args as ca
-from vivit.checkpoint_files import check_safetensors
-from vivit.checkpointing import CheckpointError, UsageError
-from vivit.configuration import MODEL_TYPES, PRESETS, VARIANTS, VivitConfig
-from vivit.ema import ModelEMA
-from vivit.mixup import Mixup, soft_cross_entropy
-from vivit.modeling import VivitForVideoClassification
-from vivit.run_log import CURVES, TENSORBOARD_DIR, TrainingLog
-from vivit.synthetic import SyntheticMotion
+from vivit.cli import args as ca
+from vivit.data.synthetic import SyntheticMotion
+from vivit.models.checkpoint_files import check_safetensors
+from vivit.models.configuration import MODEL_TYPES, PRESETS, VARIANTS, VivitConfig
+from vivit.models.modeling import VivitForVideoClassification
+from vivit.training import checkpointing as ckpt
+from vivit.training.checkpointing import CheckpointError, UsageError
+from vivit.training.ema import ModelEMA
+from vivit.training.mixup import Mixup, soft_cross_entropy
+from vivit.training.run_log import CURVES, TENSORBOARD_DIR, TrainingLog
 
 # The default tiny model. `vivit train` with no arguments (4 epochs of 4096 clips) measured 98.2 % validation top-1
 # in 230 s on 2 shared CPU cores (load average 3-4; the epochs themselves take ~10 s each on idle cores).
@@ -299,7 +299,7 @@ def build_model(args: argparse.Namespace, num_labels: int) -> nn.Module:
     config = build_config(args, num_labels)
     if init is None:
         return VivitForVideoClassification(config)
-    from vivit.vit_init import init_from_vit, load_vit_state_dict
+    from vivit.models.vit_init import init_from_vit, load_vit_state_dict
 
     # widths, depth, eps and activation come from the image model; frames, crop and tubelets from the config
     state, vit_settings = load_vit_state_dict(init)
@@ -331,7 +331,7 @@ def build_datasets(args: argparse.Namespace, config_like: dict):
         train = SyntheticMotion(args.train_samples, split="train", **common)
         val = SyntheticMotion(args.val_samples, split="validation", num_views=args.eval_views, **common)
         return train, val, train.class_names
-    from vivit.data import VideoFolder
+    from vivit.data.datasets import VideoFolder
 
     train = VideoFolder(args.data, split="train", num_frames=frames, image_size=size, train=True)
     val = VideoFolder(
@@ -414,7 +414,7 @@ def forward_backward(
 
 def evaluate_distributed(model, loader, *, device, amp_dtype, progress) -> dict:
     """Every rank evaluates its shard (all must call: FSDP forwards are collective); counts are summed."""
-    from vivit.evaluate import evaluate
+    from vivit.cli.evaluate import evaluate
 
     result = evaluate(model, loader, device=device, autocast_dtype=amp_dtype, progress=progress)
     if is_sharded(model):
@@ -475,7 +475,7 @@ def input_processor(dataset, image_size: int):
     """The preprocessing that turns a video file into what the model was trained on, saved beside the weights so that
     `vivit predict` / `vivit eval` feed the model the same thing: the video dataset's own processor, or for the
     synthetic clips (values in [-1, 1], the whole frame) the [-1, 1] preset at the model's frame size."""
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
     processor = getattr(dataset, "processor", None)
     if processor is not None:

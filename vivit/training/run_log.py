@@ -34,7 +34,7 @@ class TrainingLog:
         self.writer = writer
         self.tensorboard = None
         if log == "tensorboard":
-            from vivit.checkpointing import UsageError
+            from vivit.training.checkpointing import UsageError
             from vivit.viz.tensorboard import TensorBoardLogger, summary_writer_class
 
             try:  # on every process, so that all of them stop (not only the one that would write)

@@ -4,11 +4,12 @@
                [--topk 5] [--out preds.jsonl] [--confusion PREFIX] [--overwrite]
 
 FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
-annotation list (`vivit.data.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below the
+annotation list (`vivit.data.datasets.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below
+the
 model's number of labels, text labels are looked up in its `label2id`). Each video's logits
 are averaged over its views (temporal clips x spatial crops) before ranking. It prints a per-class table (videos,
 top-1 correct, accuracy), top-1, top-k and the mean class accuracy; `--out` writes every video's top-k predictions
-and, with `--confusion` or beside `--out`, the confusion matrix (vivit/eval_report.py, vivit/viz/confusion.py).
+and, with `--confusion` or beside `--out`, the confusion matrix (vivit/cli/eval_report.py, vivit/viz/confusion.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import sys
 import torch
 from tqdm import tqdm
 
-from vivit import cli_args
-from vivit.eval_report import format_table, output_files, run_report
-from vivit.predict import add_clip_arguments, add_model_arguments, load_model_and_processor, pick_device
+from vivit.cli import args as cli_args
+from vivit.cli.eval_report import format_table, output_files, run_report
+from vivit.cli.predict import add_clip_arguments, add_model_arguments, load_model_and_processor, pick_device
 
 
 @torch.no_grad()
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dataset(args, model, processor, num_frames):
-    from vivit.data import VideoCSV, VideoFolder
+    from vivit.data.datasets import VideoCSV, VideoFolder
 
     common = dict(
         num_frames=num_frames, stride=args.stride, sampling=args.sampling, views=args.views, processor=processor

@@ -22,10 +22,10 @@ from vivit.errors import CheckpointError, UsageError
 
 # sub-command -> (module with a `main(argv) -> int`, one-line help)
 COMMANDS = {
-    "train": ("vivit.train", "train or fine-tune a model (default: the built-in synthetic task)"),
-    "predict": ("vivit.predict", "classify a video file with a saved model"),
-    "eval": ("vivit.evaluate", "top-1/top-5 accuracy of a saved model over a dataset"),
-    "convert": ("vivit.convert", "convert a scenic (Flax) ViViT checkpoint to a Hugging Face directory"),
+    "train": ("vivit.training.train", "train or fine-tune a model (default: the built-in synthetic task)"),
+    "predict": ("vivit.cli.predict", "classify a video file with a saved model"),
+    "eval": ("vivit.cli.evaluate", "top-1/top-5 accuracy of a saved model over a dataset"),
+    "convert": ("vivit.models.convert", "convert a scenic (Flax) ViViT checkpoint to a Hugging Face directory"),
     "explain": ("vivit.viz.explain", "top labels and attention over the frames of a video, drawn as a picture"),
     "plot": ("vivit.viz.curves", "draw the training curves of one or more runs"),
 }

@@ -1,7 +1,8 @@
 """Resize / crop / rescale / normalize on batches of (N, C, H, W) frame tensors, in torch.
 
-The pieces of `vivit.processing.VivitImageProcessor`'s pipeline, kept free of `transformers` so that the clip
-transforms (`vivit.transforms`) and the data-loading workers (`vivit.data`) can use them without importing it.
+The pieces of `vivit.data.processing.VivitImageProcessor`'s pipeline, kept free of `transformers` so that the clip
+transforms (`vivit.data.transforms`) and the data-loading workers (`vivit.data.datasets`) can use them without
+importing it.
 
 Numerics. HF resizes uint8 frames with PIL's antialiased filter. On the CPU, torch's `F.interpolate(antialias=True)`
 on uint8 tensors implements the same fixed-point filter: almost all pixels equal PIL's, the others are within one

@@ -15,14 +15,14 @@ from transformers import AutoConfig, AutoModel, AutoModelForVideoClassification
 # torchvision, which the registration does not need.
 from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
-from vivit import weight_names
-from vivit.configuration import (
+from vivit.data.processing import VivitTorchImageProcessor
+from vivit.models import weight_names
+from vivit.models.configuration import (
     VivitFactorizedDotProductConfig,
     VivitFactorizedEncoderConfig,
     VivitFactorizedSelfAttentionConfig,
 )
-from vivit.modeling import VivitForVideoClassification, VivitModel
-from vivit.processing import VivitTorchImageProcessor
+from vivit.models.modeling import VivitForVideoClassification, VivitModel
 
 
 class VivitFactorizedEncoderModel(VivitModel):

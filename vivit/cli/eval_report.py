@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from vivit.cli_args import check_new_output
+from vivit.cli.args import check_new_output
 from vivit.viz.confusion import confusion_matrix, confusion_paths, write_confusion
 
 
 def collect_scores(model, loader, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """(probabilities (N, classes), labels (N,)) on the CPU, one row per video of `loader`, in its order; `kwargs`
-    go to `vivit.evaluate.video_logits` (device, autocast_dtype, progress)."""
-    from vivit.evaluate import video_logits  # here: vivit.evaluate imports this module
+    go to `vivit.cli.evaluate.video_logits` (device, autocast_dtype, progress)."""
+    from vivit.cli.evaluate import video_logits  # here: vivit.cli.evaluate imports this module
 
     probs, labels = [], []
     for logits, batch_labels in video_logits(model, loader, **kwargs):
@@ -112,7 +112,7 @@ def output_files(out: str | None, confusion: str | None, overwrite: bool) -> dic
 
 def write_outputs(files: dict, report: dict, paths, labels, probs, class_names, topk: int) -> None:
     """preds.jsonl and the confusion files named by `files` (from `output_files`), each written atomically."""
-    from vivit.checkpointing import write_text_durably
+    from vivit.training.checkpointing import write_text_durably
 
     if files["predictions"] is not None:
         path = files["predictions"]

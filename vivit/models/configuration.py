@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 from transformers import PreTrainedConfig
 
-from vivit import config_checks as checks
-from vivit.config_checks import ConfigFileError, InvalidConfigError, UnbuildableConfigError
+from vivit.models import config_checks as checks
+from vivit.models.config_checks import ConfigFileError, InvalidConfigError, UnbuildableConfigError
 
 __all__ = ["VivitConfig", "InvalidConfigError", "UnbuildableConfigError", "ConfigFileError"]
 
@@ -70,7 +70,7 @@ class VivitConfig(PreTrainedConfig):
       pooling: "cls" or "mean"; None picks "cls" for Models 1-2 and "mean" for Models 3-4. With "mean" the model has
         no CLS token.
       drop_path_rate: stochastic depth rate of the last block, rising linearly from 0 over the depth.
-      backend: "auto", "triton" or "eager": which implementation runs each op (see `vivit.dispatch`).
+      backend: "auto", "triton" or "eager": which implementation runs each op (see `vivit.models.dispatch`).
 
     `attn_implementation` (what transformers' loaders pass, "eager" or "sdpa") is recorded but does not pick the
     attention code: `backend` does. backend="eager" runs torch's scaled_dot_product_attention, "triton" the fused

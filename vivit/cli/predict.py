@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from vivit import cli_args
-from vivit.checkpointing import UsageError, model_directory
+from vivit.cli import args as cli_args
+from vivit.training.checkpointing import UsageError, model_directory
 
 
 def fail(command: str, error: BaseException) -> int:
@@ -58,8 +58,8 @@ def _quiet_transformers():
 
 def load_model_and_processor(directory: str, device: torch.device):
     """The classification model (with trained labels) and its processor from a model directory."""
-    from vivit.modeling import VivitForVideoClassification
-    from vivit.processing import PREPROCESSOR_CONFIG_NAME, VivitImageProcessor
+    from vivit.data.processing import PREPROCESSOR_CONFIG_NAME, VivitImageProcessor
+    from vivit.models.modeling import VivitForVideoClassification
 
     directory = str(model_directory(directory))
     if not os.path.isdir(directory):
@@ -115,8 +115,8 @@ def classify(
     batch_size: int = 4,
 ) -> torch.Tensor:
     """Class probabilities (num_labels,) of a video file, logits averaged over the views."""
-    from vivit.io import read_clips
-    from vivit.transforms import EvalTransform, parse_views
+    from vivit.data.io import read_clips
+    from vivit.data.transforms import EvalTransform, parse_views
 
     num_clips, num_crops = parse_views(views)
     clips = read_clips(video, num_frames or model.config.num_frames, num_clips, stride=stride, sampling=sampling)

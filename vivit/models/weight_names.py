@@ -24,7 +24,7 @@ from transformers.conversion_mapping import (
 )
 from transformers.core_model_loading import Chunk, WeightConverter, WeightRenaming
 
-from vivit.configuration import MODEL_TYPES
+from vivit.models.configuration import MODEL_TYPES
 
 # A pattern no parameter name contains ("-" is not valid in a Python identifier): the reverse of a load-only rule.
 _NEVER = "vivit-load-only-rule"

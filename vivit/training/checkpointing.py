@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from vivit.checkpoint_files import check_safetensors
 from vivit.errors import CheckpointError, UsageError
+from vivit.models.checkpoint_files import check_safetensors
 
 COMPLETE = "COMPLETE"
 PARTIAL = ".partial"

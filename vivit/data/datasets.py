@@ -2,7 +2,7 @@
 
 Both return `(pixel_values, label)`: float32 (T, C, H, W) for training and single-view evaluation, or
 (V, T, C, H, W) for multi-view evaluation (V = temporal clips x spatial crops, clip-major), so a DataLoader batch is
-(B, T, C, H, W) or (B, V, T, C, H, W) - what `vivit.evaluate.evaluate` takes. Decoding happens in `__getitem__`,
+(B, T, C, H, W) or (B, V, T, C, H, W) - what `vivit.cli.evaluate.evaluate` takes. Decoding happens in `__getitem__`,
 so `DataLoader(num_workers>0)` parallelizes it; a file that cannot be decoded raises `VideoReadError` naming it.
 """
 
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vivit.io import VideoReadError, _file_kind, read_clips, read_video
-from vivit.transforms import EvalTransform, TrainTransform, parse_views
+from vivit.data.io import VideoReadError, _file_kind, read_clips, read_video
+from vivit.data.transforms import EvalTransform, TrainTransform, parse_views
 
 if TYPE_CHECKING:  # the processor module imports transformers; decoding does not need it
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv", ".wmv", ".nut")
 
@@ -45,7 +45,7 @@ class VideoDataset(Dataset):
     Args:
         samples: the videos with their class index and optional [start_sec, end_sec) segment.
         classes: class names, index = label.
-        num_frames, stride, sampling, short_clip: temporal sampling (see `vivit.io`); ViViT-B/16x2:
+        num_frames, stride, sampling, short_clip: temporal sampling (see `vivit.data.io`); ViViT-B/16x2:
             32 frames at stride 2.
         train: random clip position + `TrainTransform` (scale jitter, random crop, flip); otherwise the evaluation
             views with `EvalTransform`.
@@ -134,7 +134,7 @@ class VideoDataset(Dataset):
 
 
 def _processor_for(image_size: int | None) -> VivitImageProcessor:
-    from vivit.processing import VivitImageProcessor
+    from vivit.data.processing import VivitImageProcessor
 
     if image_size is None:
         return VivitImageProcessor()

@@ -5,17 +5,17 @@ It is a `transformers.BaseImageProcessor`: `from_pretrained` (local directories,
 `save_pretrained` / `push_to_hub`, `to_dict` / `to_json_string` / `to_json_file` / `from_dict` / `from_json_file`,
 `AutoImageProcessor` and HF's `BatchFeature` all come from transformers. Arguments, defaults and the config file are
 those of `transformers.VivitImageProcessor`, but `preprocess` runs every frame of every video through one batched
-torch pipeline (resize -> center crop -> rescale -> normalize, see `vivit.frame_ops`) instead of a per-frame
+torch pipeline (resize -> center crop -> rescale -> normalize, see `vivit.data.frame_ops`) instead of a per-frame
 numpy/PIL loop, on whatever device the input tensor lives.
 
 Config files. `save_pretrained` writes HF's `preprocessor_config.json` with `image_processor_type`
 "VivitTorchImageProcessor" (the class's name; `VivitImageProcessor` is the same class under the name vivit has always
 exported). A distinct name is what lets `AutoImageProcessor` return this class for a directory we saved, once
-`vivit.processing` is imported, while HF's own ViViT configs keep loading HF's class. Every other key is HF's, so
+`vivit.data.processing` is imported, while HF's own ViViT configs keep loading HF's class. Every other key is HF's, so
 `transformers.VivitImageProcessor.from_pretrained(directory)` reads a directory saved here, and this class reads
 HF's. Without vivit installed, `AutoImageProcessor` does not know the name: use HF's class directly there.
 
-Numerics: within one 8-bit level per pixel of HF's PIL-based output (see `vivit.frame_ops`). Float input is
+Numerics: within one 8-bit level per pixel of HF's PIL-based output (see `vivit.data.frame_ops`). Float input is
 resized in float (HF would first quantize it to uint8), so float results are close to HF's but not bit-level
 comparable.
 
@@ -39,8 +39,8 @@ from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.processing_utils import ImagesKwargs
 from transformers.utils import filter_out_non_signature_kwargs
 
-# Re-exported: these lived here before `vivit.frame_ops` existed.
-from vivit.frame_ops import (  # noqa: F401
+# Re-exported: these lived here before `vivit.data.frame_ops` existed.
+from vivit.data.frame_ops import (  # noqa: F401
     BICUBIC,
     BILINEAR,
     BOX,

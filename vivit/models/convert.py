@@ -229,7 +229,7 @@ def _occupied(dst: Path) -> bool:
 
 def check_load(directory: Path) -> None:
     """Every key present and used, every shape right (transformers' loader only warns about these)."""
-    from vivit.modeling import VivitForVideoClassification
+    from vivit.models.modeling import VivitForVideoClassification
 
     _, info = VivitForVideoClassification.from_pretrained(directory, output_loading_info=True)
     problems = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
@@ -246,8 +246,8 @@ def convert(
 
     from safetensors.torch import save_file
 
-    from vivit.checkpointing import fsync_tree, replace_directory
-    from vivit.configuration import VivitConfig
+    from vivit.models.configuration import VivitConfig
+    from vivit.training.checkpointing import fsync_tree, replace_directory
 
     dst = Path(dst)
     if _occupied(dst) and not overwrite:
@@ -282,7 +282,7 @@ def _found(path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
-    from vivit import cli_args
+    from vivit.cli import args as cli_args
     from vivit.cli import describe
 
     parser = argparse.ArgumentParser(

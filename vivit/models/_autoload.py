@@ -4,7 +4,8 @@ data-loading modules that data-loader workers import) do not pay for transformer
 `install()` (run by `import vivit`) patches the entry points of transformers' Auto classes, now if their modules are
 loaded and otherwise right after they load: `AutoConfig.from_pretrained` / `for_model`, every Auto model class's
 `from_pretrained` / `from_config` (so `pipeline()` too) and `AutoImageProcessor.from_pretrained`. The first call of any
-of them restores the originals, runs `vivit.auto.register()` and proceeds. Importing `vivit.modeling` registers at
+of them restores the originals, runs `vivit.models.auto.register()` and proceeds. Importing `vivit.models.modeling`
+registers at
 once (it has loaded transformers' model stack anyway). Patching only assigns attributes; no import runs inside
 another module's import.
 """
@@ -37,7 +38,7 @@ def ensure_registered() -> None:
         while _patched:
             cls, name, original = _patched.pop()
             setattr(cls, name, original)
-        from vivit import auto
+        from vivit.models import auto
 
         auto.register()
 

@@ -59,7 +59,7 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        from vivit.checkpoint_files import check_safetensors
+        from vivit.models.checkpoint_files import check_safetensors
 
         check_safetensors(path)  # a corrupt file: one line naming it
         return load_file(path)

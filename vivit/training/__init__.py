@@ -1,0 +1,1 @@
+"""The trainer (`vivit train`), its checkpoints, EMA, mixup/cutmix and run logs."""
