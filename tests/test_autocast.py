@@ -14,7 +14,8 @@ import torch
 from _helpers import ODD_SMALL, VARIANTS, randomize
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from vivit import VivitConfig, VivitForVideoClassification, dispatch
+from vivit import VivitConfig, VivitForVideoClassification
+from vivit.models import dispatch
 from vivit_kernels._utils import INTERPRET
 
 pytestmark = [

@@ -151,13 +151,13 @@ def test_loading_info_lists_missing_and_unexpected_and_initialises_the_missing(t
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
     loaded, info = VivitForVideoClassification.from_pretrained(tmp_path, output_loading_info=True)
     assert set(info["missing_keys"]) == {
-        "vivit.models.layers.0.layernorm_after.weight",
-        "vivit.models.layers.0.attention.q_proj.weight",
+        "vivit.layers.0.layernorm_after.weight",
+        "vivit.layers.0.attention.q_proj.weight",
     }
-    assert set(info["unexpected_keys"]) == {"vivit.models.layers.0.extra.weight"}  # reported under the renamed name
+    assert set(info["unexpected_keys"]) == {"vivit.layers.0.extra.weight"}  # reported under the renamed name
     # the missing ones get the model's initialisation (not leftover memory): LayerNorm 1, Linear N(0, 0.02)
-    assert torch.equal(loaded.vivit.models.layers[0].layernorm_after.weight, torch.ones(20))
-    q = loaded.vivit.models.layers[0].attention.q_proj.weight
+    assert torch.equal(loaded.vivit.layers[0].layernorm_after.weight, torch.ones(20))
+    q = loaded.vivit.layers[0].attention.q_proj.weight
     assert torch.isfinite(q).all() and 0.01 < q.std() < 0.03
 
 

@@ -184,8 +184,8 @@ def test_flax_layouts_mean_what_the_conversion_assumes(tmp_path):
     expected_q = (np.einsum("nd,dhk->nhk", tokens, q_kernel) + q_bias).reshape(5, D)
     sd = converted.state_dict()
     w, b = (
-        sd["vivit.models.layers.0.attention.q_proj.weight"],
-        sd["vivit.models.layers.0.attention.q_proj.bias"],
+        sd["vivit.layers.0.attention.q_proj.weight"],
+        sd["vivit.layers.0.attention.q_proj.bias"],
     )
     np.testing.assert_allclose((torch.from_numpy(tokens) @ w.T + b).numpy(), expected_q, rtol=1e-4, atol=1e-4)
 

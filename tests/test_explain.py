@@ -179,7 +179,7 @@ def test_display_frames_are_the_clip_the_model_sees():
 def test_model1_with_uniform_attention_gives_uniform_maps():
     model = _model("spatiotemporal")
     with torch.no_grad():
-        for layer in model.vivit.models.layers:  # q = k = 0: every query attends uniformly to every key
+        for layer in model.vivit.layers:  # q = k = 0: every query attends uniformly to every key
             for proj in (layer.attention.q_proj, layer.attention.k_proj):
                 proj.weight.zero_()
                 proj.bias.zero_()
@@ -191,7 +191,7 @@ def test_model1_with_uniform_attention_gives_uniform_maps():
 def test_model1_with_attention_forced_onto_three_tubelets():
     model = _model("spatiotemporal")
     with torch.no_grad():
-        for layer in model.vivit.models.layers:
+        for layer in model.vivit.layers:
             for proj in (layer.attention.q_proj, layer.attention.k_proj):
                 proj.weight.zero_()
                 proj.bias.zero_()

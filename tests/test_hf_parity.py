@@ -115,7 +115,7 @@ def test_our_save_loads_in_hf(tmp_path):
 def test_load_state_dict_accepts_hf5_in_memory_names():
     hf = hf_model("VivitForVideoClassification", "eager")
     sd = hf.state_dict()
-    assert "vivit.models.layers.0.attention.q_proj.weight" in sd  # transformers 5.x names in memory
+    assert "vivit.layers.0.attention.q_proj.weight" in sd  # transformers 5.x names in memory
     ours = VivitForVideoClassification(VivitConfig(**TINY)).eval()
     ours.load_state_dict(sd)  # strict
     x = torch.randn(1, 8, 3, 10, 10)

@@ -1,6 +1,5 @@
 """Bad input to the processor, `vivit.data.frame_ops` and the model's forward: each case is refused with a one-line
-error
-naming the argument (and the clip / frame / batch row), or handled correctly."""
+error naming the argument (and the clip / frame / batch row), or handled correctly."""
 
 import math
 import warnings
@@ -12,7 +11,8 @@ import torch.nn.functional as F
 from _helpers import TINY, randomize
 from PIL import Image
 
-from vivit import VivitConfig, VivitForVideoClassification, frame_ops
+from vivit import VivitConfig, VivitForVideoClassification
+from vivit.data import frame_ops
 from vivit.data.processing import VivitImageProcessor
 from vivit.models.modeling import values_checkable
 

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 from _helpers import VARIANTS, randomize
 
-from vivit import VivitConfig, VivitForVideoClassification, VivitModel, dispatch
+from vivit import VivitConfig, VivitForVideoClassification, VivitModel
+from vivit.models import dispatch
 from vivit.models.modeling import resize_grid
 
 # Odd sizes everywhere: 7 frames (3 tubelets + 1 dropped frame), 13x11 pixels (3x2 patches + remainders).
@@ -185,7 +186,7 @@ def test_dropout_and_stochastic_depth():
     with torch.no_grad():
         assert torch.equal(model(x).logits, model(x).logits)
         assert torch.allclose(model(x).logits, reference(x).logits, atol=1e-6)
-    rates = [block.drop_path for block in model.vivit.models.layers]
+    rates = [block.drop_path for block in model.vivit.layers]
     assert rates == [0.0, 0.5]
 
 

@@ -56,7 +56,7 @@ def test_lora_gets_gradients_changes_outputs_and_merges(variant):
         adapted = peft_model(x).logits.clone()
         assert not torch.allclose(adapted, before, atol=1e-4)
         merged = peft_model.merge_and_unload()
-        assert type(merged.vivit.models.layers[0].attention.q_proj) is torch.nn.Linear
+        assert type(merged.vivit.layers[0].attention.q_proj) is torch.nn.Linear
         # the fused kernels read the merged weights (no stale cached copy of q/k/v)
         torch.testing.assert_close(merged(x).logits, adapted, atol=1e-5, rtol=1e-5)
 
@@ -65,7 +65,7 @@ def test_lora_gets_gradients_changes_outputs_and_merges(variant):
 def test_forward_hooks_fire_once_per_block(variant):
     model = model_of(variant).eval()
     calls = {"q_proj": 0, "fc1": 0}
-    layers = model.vivit.models.layers
+    layers = model.vivit.layers
     x = video()
     with torch.no_grad():
         plain = model(x).logits
@@ -82,11 +82,11 @@ def test_hook_that_changes_the_output_takes_effect():
     x = video()
     with torch.no_grad():
         plain = model(x).logits
-        handle = model.vivit.models.layers[0].mlp.fc1.register_forward_hook(lambda m, i, o: o * 0)
+        handle = model.vivit.layers[0].mlp.fc1.register_forward_hook(lambda m, i, o: o * 0)
         zeroed = model(x).logits
         handle.remove()
         # the same as removing the block's MLP branch but its fc2 bias: set fc1's output to zero by its weights
-        fc1 = model.vivit.models.layers[0].mlp.fc1
+        fc1 = model.vivit.layers[0].mlp.fc1
         fc1.weight.zero_()
         fc1.bias.zero_()
         expected = model(x).logits
@@ -104,7 +104,7 @@ def test_parametrized_global_hooked_and_pre_hooked_modules_are_called():
 
     with torch.no_grad():
         reference = model(x).logits
-        k = model.vivit.models.layers[1].attention.k_proj
+        k = model.vivit.layers[1].attention.k_proj
         weight = k.weight.detach().clone()
         parametrize.register_parametrization(k, "weight", Double())
         doubled = model(x).logits
@@ -155,7 +155,7 @@ def test_lora_q_proj_keeps_every_other_kernel(monkeypatch, variant):
 @pytest.mark.skipif(not INTERPRET, reason="needs TRITON_INTERPRET=1 (set by tests/conftest.py)")
 def test_strict_triton_names_hooked_and_subclassed_modules():
     model = model_of("spatiotemporal", backend="triton").eval()
-    handle = model.vivit.models.layers[1].mlp.fc1.register_forward_hook(lambda *_: None)
+    handle = model.vivit.layers[1].mlp.fc1.register_forward_hook(lambda *_: None)
     with pytest.raises(NotImplementedError, match=r"^vivit\.layers\.1\.mlp\.fc1 has forward hooks"):
         model(video())
     handle.remove()
@@ -163,7 +163,7 @@ def test_strict_triton_names_hooked_and_subclassed_modules():
     class MyNorm(torch.nn.LayerNorm):
         pass
 
-    old = model.vivit.models.layers[0].layernorm_before
-    model.vivit.models.layers[0].layernorm_before = MyNorm(old.normalized_shape, eps=old.eps)
+    old = model.vivit.layers[0].layernorm_before
+    model.vivit.layers[0].layernorm_before = MyNorm(old.normalized_shape, eps=old.eps)
     with pytest.raises(NotImplementedError, match=r"^vivit\.layers\.0\.layernorm_before is a subclass .*MyNorm"):
         model(video())

@@ -296,7 +296,7 @@ def test_fine_tune_from_a_vivit_checkpoint_with_a_new_head_compiled(tiny_config,
     torch._dynamo.reset()
     tuned = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert tuned.config.num_labels == 8 and tuned.classifier.weight.shape == (8, 32)
-    body = "vivit.models.layers.0.mlp.fc2.weight"
+    body = "vivit.layers.0.mlp.fc2.weight"
     assert not torch.equal(tuned.state_dict()[body], source.state_dict()[body])  # trained, from the source weights
     torch.testing.assert_close(tuned.state_dict()[body], source.state_dict()[body], atol=0.05, rtol=0)
 

@@ -99,9 +99,7 @@ def test_factorised_self_attention_starts_as_the_image_block():
     assert init_from_vit(twin, state, temporal_attention=True) == ["classifier.bias", "classifier.weight"]
     sd = twin.state_dict()
     for tail in ("q_proj.weight", "o_proj.bias"):
-        assert torch.equal(
-            sd[f"vivit.models.layers.1.temporal_attention.{tail}"], sd[f"vivit.models.layers.1.attention.{tail}"]
-        )
+        assert torch.equal(sd[f"vivit.layers.1.temporal_attention.{tail}"], sd[f"vivit.layers.1.attention.{tail}"])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

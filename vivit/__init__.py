@@ -2,8 +2,8 @@
 
 `import vivit` registers the four variants with transformers (Auto classes, the image processor, checkpoint key
 conversion), deferred to the first use of transformers' Auto classes (see vivit.models._autoload) so that importing
-vivit, or
-its decoding and data modules in data-loader workers, does not import transformers. Public names load on first use.
+vivit, or its decoding and data modules in data-loader workers, does not import transformers. Public names load on
+first use.
 """
 
 from __future__ import annotations

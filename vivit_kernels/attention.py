@@ -614,8 +614,8 @@ def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
 def auto_config_reason(dtype: torch.dtype, precision: str, head_dim: int, seq_len: int, arch: int,
                        shared_limit: int) -> str | None:  # fmt: skip
     """The `auto` rule for one launch configuration, shared by vivit.models.dispatch and vivit_kernels.report: None
-    when the
-    kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes of shared memory per program."""
+    when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes of shared memory per
+    program."""
     if not 1 <= head_dim <= 128:
         return f"head dim {head_dim} is not supported (1..128)"
     need = shared_bytes_needed(dtype, head_dim, seq_len)

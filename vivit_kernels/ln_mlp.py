@@ -560,10 +560,9 @@ def shared_bytes_needed(dtype: torch.dtype, x_dtype: torch.dtype | None = None) 
 def auto_config_reason(dtype: torch.dtype, precision: str, arch: int, shared_limit: int,
                        x_dtype: torch.dtype | None = None) -> str | None:  # fmt: skip
     """The `auto` rule of ln_mlp / ln_linear for one configuration, shared by vivit.models.dispatch and
-    vivit_kernels.report:
-    None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per program. On top of
-    the common rule: 16-bit compute only. fp32 GEMMs (tf32) leave little for the fusion to win against cuBLAS, and
-    their configurations are not in the compile report."""
+    vivit_kernels.report: None when the kernels are the fast, checked choice on sm_`arch` with `shared_limit` bytes per
+    program. On top of the common rule: 16-bit compute only. fp32 GEMMs (tf32) leave little for the fusion to win
+    against cuBLAS, and their configurations are not in the compile report."""
     if dtype == torch.float32:
         return "float32 GEMMs are left to cuBLAS (16-bit compute, e.g. under autocast, takes the fused kernels)"
     return auto_reason(dtype, precision, arch, shared_bytes_needed(dtype, x_dtype), shared_limit)

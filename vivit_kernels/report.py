@@ -8,10 +8,9 @@ ViViT shapes) is compiled for sm_80 (A100), sm_86 (RTX 30xx, A10; sm_89 has the 
 by Triton's own compiler and `ptxas`; each row gives registers per thread, spill bytes, shared memory, whether
 tensor-core instructions were emitted, resident programs per SM, and `auto`: whether backend="auto" takes that
 configuration on that target (the op module's auto_config_reason, the rule vivit.models.dispatch applies, with the
-target's
-shared memory per block). Rows auto takes must not spill and must use tensor cores; no row may exceed shared memory.
-On top of this compile-time rule, dispatch leaves to eager the (op, mode) pairs whose kernels were measured slower
-than eager PyTorch on a GPU (`vivit_kernels._utils.SLOWER_THAN_EAGER`): `auto` here is "eligible", and the header
+target's shared memory per block). Rows auto takes must not spill and must use tensor cores; no row may exceed shared
+memory. On top of this compile-time rule, dispatch leaves to eager the (op, mode) pairs whose kernels were measured
+slower than eager PyTorch on a GPU (`vivit_kernels._utils.SLOWER_THAN_EAGER`): `auto` here is "eligible", and the header
 lists those pairs.
 Identical compiles (e.g. the "mask" and "nomask" rows of attention, whose mask is a runtime flag) run once.
 

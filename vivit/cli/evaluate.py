@@ -5,11 +5,10 @@
 
 FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
 annotation list (`vivit.data.datasets.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below
-the
-model's number of labels, text labels are looked up in its `label2id`). Each video's logits
-are averaged over its views (temporal clips x spatial crops) before ranking. It prints a per-class table (videos,
-top-1 correct, accuracy), top-1, top-k and the mean class accuracy; `--out` writes every video's top-k predictions
-and, with `--confusion` or beside `--out`, the confusion matrix (vivit/cli/eval_report.py, vivit/viz/confusion.py).
+the model's number of labels, text labels are looked up in its `label2id`). Each video's logits are averaged over its
+views (temporal clips x spatial crops) before ranking. It prints a per-class table (videos, top-1 correct, accuracy),
+top-1, top-k and the mean class accuracy; `--out` writes every video's top-k predictions and, with `--confusion` or
+beside `--out`, the confusion matrix (vivit/cli/eval_report.py, vivit/viz/confusion.py).
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@ data-loading modules that data-loader workers import) do not pay for transformer
 loaded and otherwise right after they load: `AutoConfig.from_pretrained` / `for_model`, every Auto model class's
 `from_pretrained` / `from_config` (so `pipeline()` too) and `AutoImageProcessor.from_pretrained`. The first call of any
 of them restores the originals, runs `vivit.models.auto.register()` and proceeds. Importing `vivit.models.modeling`
-registers at
-once (it has loaded transformers' model stack anyway). Patching only assigns attributes; no import runs inside
-another module's import.
+registers at once (it has loaded transformers' model stack anyway). Patching only assigns attributes; no import runs
+inside another module's import.
 """
 
 from __future__ import annotations

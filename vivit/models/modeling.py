@@ -219,8 +219,7 @@ class VivitPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, *args, **kwargs):
         """transformers' from_pretrained (every argument of it), for any of the four variants. The weight files are
         checked first (`vivit.models.checkpoint_files`): a shard index may name only files inside the checkpoint
-        directory,
-        safetensors headers must be well formed."""
+        directory, safetensors headers must be well formed."""
         path = args[0] if args else kwargs.get("pretrained_model_name_or_path")
         checkpoint_files.check_pretrained(path, **kwargs)
         try:
@@ -245,7 +244,7 @@ class VivitPreTrainedModel(PreTrainedModel):
 
     def post_init(self) -> None:
         super().post_init()
-        # the names strict-backend errors give for a wrapped module (e.g. "vivit.models.layers.0.attention.q_proj")
+        # the names strict-backend errors give for a wrapped module (e.g. "vivit.layers.0.attention.q_proj")
         for name, module in self.named_modules():
             if isinstance(module, (VivitLayer, VivitEmbeddings)):
                 module._vivit_path = name
