@@ -36,6 +36,13 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from vivit.cli import args as ca
+from vivit.data.augment import (
+    AUGMENT_RECIPES,
+    HorizontalFlip,
+    configure_train_set,
+    has_own_flip,
+    load_flip_label_map,
+)
 from vivit.data.synthetic import SyntheticMotion
 from vivit.models.checkpoint_files import check_safetensors
 from vivit.models.configuration import MODEL_TYPES, PRESETS, VARIANTS, VivitConfig
@@ -44,6 +51,7 @@ from vivit.training import checkpointing as ckpt
 from vivit.training.checkpointing import CheckpointError, UsageError
 from vivit.training.ema import ModelEMA
 from vivit.training.mixup import Mixup, soft_cross_entropy
+from vivit.training.optim import build_optimizer
 from vivit.training.run_log import CURVES, TENSORBOARD_DIR, TrainingLog
 
 # The default tiny model. `vivit train` with no arguments (4 epochs of 4096 clips) measured 98.2 % validation top-1
@@ -139,8 +147,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--cutmix", type=ca.non_negative_float, default=0.0, help="cutmix Beta alpha (0: off)")
     g.add_argument("--mixup-prob", type=ca.unit_interval, default=1.0)
     g.add_argument("--ema-decay", type=ca.probability, default=0.0, help="EMA of the weights (0: off), e.g. 0.999")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="auto: bf16 on GPU")
+    g.add_argument(
+        "--layer-decay",
+        type=ca.float_range(0.0, 1.0, low_open=True),
+        default=None,
+        metavar="R",
+        help="layer-wise learning-rate decay (e.g. 0.75): embeddings R^(L+1), block i R^(L-i), head 1 (default: off)",
+    )
+    g.add_argument(
+        "--precision",
+        type=ca.choice(PRECISIONS),
+        default="auto",
+        metavar="{" + ",".join(PRECISIONS) + "}",
+        help="auto: bf16 autocast on GPU, else fp32; fp16: autocast fp16 with a gradient scaler",
+    )
     g.add_argument("--seed", type=ca.int_range(0, 2**32 - 1), default=0)
+
+    g = p.add_argument_group("augmentation")
+    g.add_argument(
+        "--augment",
+        type=ca.choice(AUGMENT_RECIPES),
+        default="light",
+        metavar="{" + ",".join(AUGMENT_RECIPES) + "}",
+        help="light: the data's own training transform (video folders: scale jitter, crop, flip; synthetic: none); "
+        "videomae: RandomResizedCrop, flip, RandAugment (n=4, m=7) and RandomErasing (0.25)",
+    )
+    g.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="never flip clips horizontally (for classes that a mirror image turns into others, e.g. left/right)",
+    )
+    g.add_argument(
+        "--flip-label-map",
+        type=ca.existing_file,
+        default=None,
+        metavar="FILE",
+        help='JSON {"class a": "class b", ...} (names or indices, symmetric): a flipped clip of class a is labelled b; '
+        "turns flipping on for every --augment recipe and any data",
+    )
 
     g = p.add_argument_group("run")
     g.add_argument("--output-dir", type=ca.output_dir, default="runs/vivit-train")
@@ -176,6 +220,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.min_lr > args.lr:
         p.error(f"--min-lr: expected <= --lr ({args.lr:g}), got {args.min_lr:g}")
+    if args.no_flip and args.flip_label_map:
+        p.error(f"--flip-label-map: expected no map with --no-flip, got {args.flip_label_map}")
     if args.init and Path(args.init).is_dir() and ckpt.complete_checkpoints(Path(args.init)):
         args.init = str(ckpt.model_directory(args.init, "--init"))  # a run directory: its newest checkpoint
     return args
@@ -363,17 +409,6 @@ def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: in
 # optimisation
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases, norms, CLS tokens and position embeddings (anything 1-D or an embedding)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim <= 1 or "embedding" in name or "cls" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
-
-
 def warmup_cosine(optimizer, *, total_steps: int, warmup_steps: int, lr: float, min_lr: float):
     """Linear warm-up from 0 to lr, then cosine decay to min_lr at total_steps."""
 
@@ -386,10 +421,39 @@ def warmup_cosine(optimizer, *, total_steps: int, warmup_steps: int, lr: float, 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp16":
+        return torch.float16
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.bfloat16
     return None
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | None:
+    """fp16 only: a dynamic loss scale keeps small gradients from flushing to zero (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+def setup_augment(args: argparse.Namespace, train_set, class_names: list[str]):
+    """The training set for --augment and the per-batch flip (None: the data's own flip or none).
+
+    Flips: --no-flip turns every flip off; a --flip-label-map, or --augment videomae on data that flips (video
+    folders), flips per batch in the training step so that labels can follow; otherwise the data's own transform
+    flips as it always has (the synthetic task never: its classes include left and right)."""
+    own_flip = has_own_flip(train_set)
+    label_map = None
+    if args.flip_label_map is not None:
+        try:
+            label_map = load_flip_label_map(args.flip_label_map, class_names)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    batch_flip = not args.no_flip and (label_map is not None or (own_flip and args.augment == "videomae"))
+    keep_own_flip = own_flip and not args.no_flip and not batch_flip
+    train_set = configure_train_set(train_set, args.augment, keep_own_flip=keep_own_flip)
+    return train_set, (HorizontalFlip(0.5, label_map) if batch_flip else None)
 
 
 def forward_backward(
@@ -399,13 +463,30 @@ def forward_backward(
     *,
     loss_scale: float = 1.0,
     amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> torch.Tensor:
-    """One micro-step: soft-target cross-entropy (targets (B, num_labels)), backward of loss * loss_scale."""
+    """One micro-step: soft-target cross-entropy (targets (B, num_labels)), backward of loss * loss_scale (times the
+    scaler's loss scale under fp16)."""
     with torch.autocast(pixel_values.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         logits = model(pixel_values=pixel_values).logits
     loss = soft_cross_entropy(logits, targets)
-    (loss * loss_scale).backward()
+    scaled = loss * loss_scale
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
     return loss.detach()
+
+
+def optimizer_step(model, optimizer, *, clip_grad: float, scaler: torch.amp.GradScaler | None = None) -> None:
+    """Clip (on unscaled gradients), step (skipped by the scaler when a gradient is inf/NaN), zero the gradients."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -484,7 +565,19 @@ def input_processor(dataset, image_size: int):
 
 
 def save_checkpoint(
-    run_dir: Path, *, model, optimizer, scheduler, ema, epoch: int, step: int, rank: int, args, history, processor=None
+    run_dir: Path,
+    *,
+    model,
+    optimizer,
+    scheduler,
+    ema,
+    epoch: int,
+    step: int,
+    rank: int,
+    args,
+    history,
+    processor=None,
+    scaler=None,
 ) -> Path:
     """Gather on every rank; rank 0 writes run_dir/checkpoint-<epoch + 1>/ atomically and durably."""
     state = full_model_state(model)
@@ -514,6 +607,7 @@ def save_checkpoint(
             "optimizer": optim_state,
             "scheduler": scheduler.state_dict(),
             "ema": None if ema is None else {"shadow": ema_shadow, "num_updates": ema.num_updates},
+            "scaler": None if scaler is None else scaler.state_dict(),
             "epoch": epoch,
             "step": step,
             "rng": rngs,
@@ -547,14 +641,16 @@ RUN_OPTIONS = (
     "variant", "config", "preset", "init", "init_tubelet", "init_pos", "init_temporal_attention", "drop_path",
     "data", "num_labels", "train_samples", "val_samples", "eval_views", "batch_size", "accum_steps", "lr", "min_lr",
     "weight_decay", "warmup_steps", "clip_grad", "label_smoothing", "mixup", "cutmix", "mixup_prob", "ema_decay",
-    "seed", "max_steps",
+    "seed", "max_steps", "augment", "no_flip", "flip_label_map", "layer_decay",
 )  # fmt: skip
+# the values that runs saved before an option existed were trained with
+OPTION_DEFAULTS = {"augment": "light", "no_flip": False, "flip_label_map": None, "layer_decay": None}
 
 
 def run_options(args: argparse.Namespace) -> dict:
     """The options as saved with a checkpoint (file and folder arguments as absolute paths)."""
     options = dict(vars(args))
-    for name in ("config", "init", "data"):
+    for name in ("config", "init", "data", "flip_label_map"):
         value = options.get(name)
         if value is not None and not (name == "data" and value == "synthetic"):
             options[name] = str(Path(value).resolve())
@@ -565,10 +661,11 @@ def check_resume_options(args: argparse.Namespace, saved: dict, source: Path) ->
     """Refuse, by name, options that would change the run being continued."""
     now = run_options(args)
     for name in RUN_OPTIONS:
-        if saved.get(name) != now.get(name):
+        if saved.get(name, OPTION_DEFAULTS.get(name)) != now.get(name):
             flag = "--" + name.replace("_", "-")
+            expected = saved.get(name, OPTION_DEFAULTS.get(name))
             raise UsageError(
-                f"{flag}: expected {saved.get(name)!r} (the value {source} was trained with), got {now.get(name)!r}"
+                f"{flag}: expected {expected!r} (the value {source} was trained with), got {now.get(name)!r}"
             )
     if args.epochs < saved["epochs"]:
         raise UsageError(f"--epochs: expected >= {saved['epochs']} (the run in {source}), got {args.epochs}")
@@ -581,9 +678,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def load_trainer_state(path: Path, state: dict, *, model, optimizer, scheduler, ema, rank: int) -> tuple[int, int]:
-    """Restore optimizer, scheduler, EMA and this rank's RNG from `state` (read from `path`); returns (next epoch,
-    step)."""
+def load_trainer_state(
+    path: Path, state: dict, *, model, optimizer, scheduler, ema, rank: int, scaler=None
+) -> tuple[int, int]:
+    """Restore optimizer, scheduler, EMA, the fp16 gradient scaler and this rank's RNG from `state` (read from
+    `path`); returns (next epoch, step). A run saved without a scaler (another --precision) starts a fresh one."""
     if is_sharded(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
@@ -592,6 +691,8 @@ def load_trainer_state(path: Path, state: dict, *, model, optimizer, scheduler, 
     else:
         optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
     if ema is not None:
         if state["ema"] is None:
             raise UsageError(f"--ema-decay: expected 0 (the value {path} was trained with), got {ema.decay}")
@@ -609,11 +710,28 @@ def load_trainer_state(path: Path, state: dict, *, model, optimizer, scheduler, 
 
 
 def train_one_epoch(
-    model, loader, *, optimizer, scheduler, mixup, ema, args, device, amp_dtype, epoch, progress, log=None
+    model,
+    loader,
+    *,
+    optimizer,
+    scheduler,
+    mixup,
+    ema,
+    args,
+    device,
+    amp_dtype,
+    epoch,
+    progress,
+    log=None,
+    flip=None,
+    scaler=None,
 ):
     model.train()
     loader.sampler.set_epoch(epoch)
     mixup.generator.manual_seed(args.seed * 100_003 + epoch)  # mixing is a function of (seed, epoch)
+    if flip is not None:  # flips are a function of (seed, epoch, rank)
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        flip.generator.manual_seed((args.seed * 100_003 + epoch) * 1_009 + rank + 1)
     steps_per_epoch = len(loader) // args.accum_steps
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
@@ -627,18 +745,22 @@ def train_one_epoch(
         for micro in range(args.accum_steps):
             pixel_values, labels = next(batches)
             pixel_values, labels = pixel_values.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if flip is not None:
+                pixel_values, labels = flip(pixel_values, labels)
             pixel_values, targets = mixup(pixel_values, labels)
             with no_grad_sync(model, skip=micro < args.accum_steps - 1):
                 loss = forward_backward(
-                    model, pixel_values, targets, loss_scale=1.0 / args.accum_steps, amp_dtype=amp_dtype
+                    model,
+                    pixel_values,
+                    targets,
+                    loss_scale=1.0 / args.accum_steps,
+                    amp_dtype=amp_dtype,
+                    scaler=scaler,
                 )
             total_loss += loss.item()
             step_loss += loss.item() / args.accum_steps
             n_loss += 1
-        if args.clip_grad > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(model, optimizer, clip_grad=args.clip_grad, scaler=scaler)
         scheduler.step()
         if ema is not None:
             ema.update()
@@ -739,6 +861,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
     else:
         shape = build_config(args, 2).to_dict()
     train_set, val_set, class_names = build_datasets(args, shape)
+    train_set, flip = setup_augment(args, train_set, class_names)
     num_labels = args.num_labels or len(class_names)
     size = shape["image_size"]
     processor = input_processor(val_set, size[0] if isinstance(size, (list, tuple)) else size)
@@ -775,7 +898,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
         )
     total_steps = steps_per_epoch * args.epochs
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, total_steps // 20)
-    optimizer = build_optimizer(model, args.lr, args.weight_decay)
+    optimizer = build_optimizer(model, args.lr, args.weight_decay, layer_decay=args.layer_decay)
     scheduler = warmup_cosine(optimizer, total_steps=total_steps, warmup_steps=warmup, lr=args.lr, min_lr=args.min_lr)
     ema = ModelEMA(model, args.ema_decay) if args.ema_decay > 0 else None
     mixup = Mixup(
@@ -786,13 +909,21 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
         label_smoothing=args.label_smoothing,
     )
     amp_dtype = autocast_dtype(args.precision, device)
+    scaler = grad_scaler(args.precision, device)
 
     first_epoch, step, history = 0, 0, []
     torch.manual_seed(args.seed + rank)  # dropout / stochastic depth differ per rank
     metrics_path = out / "metrics.jsonl"
     if resume_from is not None:
         first_epoch, step = load_trainer_state(
-            resume_from, resume_state, model=model, optimizer=optimizer, scheduler=scheduler, ema=ema, rank=rank
+            resume_from,
+            resume_state,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            ema=ema,
+            rank=rank,
+            scaler=scaler,
         )
         history = list(resume_state["history"])
     if rank == 0:  # metrics.jsonl says what the checkpoint holds: no epoch lost or repeated by a crash
@@ -821,6 +952,8 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             epoch=epoch,
             progress=progress,
             log=log,
+            flip=flip,
+            scaler=scaler,
         )
         step += steps
         val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=progress)
@@ -853,6 +986,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             args=args,
             history=history,
             processor=processor,
+            scaler=scaler,
         )
         if rank == 0:
             ckpt.append_line_durably(metrics_path, json.dumps(record))
