@@ -761,7 +761,11 @@ def train_one_epoch(
             step_loss += loss.item() / args.accum_steps
             n_loss += 1
         optimizer_step(model, optimizer, clip_grad=args.clip_grad, scaler=scaler)
-        scheduler.step()
+        with warnings.catch_warnings():
+            # the scaler skips the optimizer step on inf/NaN gradients (the first steps, while it finds its scale);
+            # the schedule counts steps all the same, so torch's "scheduler before optimizer" warning says nothing
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            scheduler.step()
         if ema is not None:
             ema.update()
         if log is not None:  # the scheduler counts the run's optimizer steps, a resumed run's included
