@@ -265,6 +265,7 @@ def _common(config: str, out) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # three short training runs: ~10 s on 2 CPU cores
 def test_fp16_videomae_layer_decay_resume_is_bit_identical(tmp_path, capsys):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({**TINY, "num_hidden_layers": 2}))
@@ -330,3 +331,52 @@ def test_flip_label_map_against_the_classes_is_a_one_line_usage_error(tmp_path, 
     assert _train(_common(str(config), tmp_path / "run") + ["--flip-label-map", str(labels), "--no-flip"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--no-flip" in err[0]
+
+
+class _Folder:
+    """Stands in for a VideoFolder training set: a processor and a flipping TrainTransform."""
+
+    def __init__(self):
+        from vivit.data.processing import VivitImageProcessor
+        from vivit.data.transforms import TrainTransform
+
+        self.processor = VivitImageProcessor(size={"shortest_edge": 20}, crop_size={"height": 16, "width": 16})
+        self.transform = TrainTransform(self.processor)
+
+
+@pytest.mark.parametrize(
+    "argv, own_flip, batch_flip, transform",
+    [
+        ([], 0.5, False, "TrainTransform"),
+        (["--no-flip"], 0.0, False, "TrainTransform"),
+        (["--augment", "videomae"], None, True, "VideoMAETrainTransform"),
+        (["--augment", "videomae", "--no-flip"], None, False, "VideoMAETrainTransform"),
+        (["--flip-label-map", "MAP"], 0.0, True, "TrainTransform"),
+    ],
+)
+def test_which_flip_runs_for_video_folders(tmp_path, argv, own_flip, batch_flip, transform):
+    from vivit.training.train import parse_args, setup_augment
+
+    labels = tmp_path / "map.json"
+    labels.write_text(json.dumps({"a": "b"}))
+    args = parse_args([str(labels) if a == "MAP" else a for a in argv])
+    data, flip = setup_augment(args, _Folder(), ["a", "b", "c"])
+    assert type(data.transform).__name__ == transform
+    assert getattr(data.transform, "flip_p", None) == own_flip
+    assert (flip is not None) == batch_flip
+    if "--flip-label-map" in argv:
+        assert flip.label_map.tolist() == [1, 0, 2]
+
+
+def test_synthetic_data_is_not_flipped_without_a_map():
+    from vivit.data.synthetic import SyntheticMotion
+    from vivit.training.train import parse_args, setup_augment
+
+    data = SyntheticMotion(4, num_frames=4, image_size=16)
+    kept, flip = setup_augment(parse_args([]), data, data.class_names)
+    assert kept is data and flip is None
+    wrapped, flip = setup_augment(parse_args(["--augment", "videomae"]), data, data.class_names)
+    assert flip is None and isinstance(wrapped, A.AugmentedDataset)
+    clip, label = wrapped[0]
+    assert clip.shape == data[0][0].shape and label == data[0][1] and not torch.equal(clip, data[0][0])
+    assert wrapped.class_names == data.class_names

@@ -152,7 +152,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=ca.float_range(0.0, 1.0, low_open=True),
         default=None,
         metavar="R",
-        help="layer-wise learning-rate decay (e.g. 0.75): embeddings R^(L+1), block i R^(L-i), head 1 (default: off)",
+        help="layer-wise learning-rate decay (e.g. 0.75): embeddings R^(L+1), block i R^(L-i), head 1 (None: off)",
     )
     g.add_argument(
         "--precision",
