@@ -8,8 +8,9 @@ once the new one is complete on disk, see vivit/training/checkpointing.py):
     config.json, model.safetensors   a Hugging Face directory: `VivitForVideoClassification.from_pretrained` loads it
                                      (the weights under the in-memory names, which transformers >= 5 reads as is)
     ema/                             the EMA weights as a directory of their own (with --ema-decay)
-    trainer_state.json/.safetensors  optimizer, scheduler, EMA shadow weights, epoch, step, every rank's RNG states,
-                                     the run's options and its metrics so far (tensors in safetensors, no pickle)
+    trainer_state.json/.safetensors  optimizer, scheduler, EMA shadow weights, the fp16 gradient scaler, epoch, step,
+                                     every rank's RNG states, the run's options and its metrics so far (tensors in
+                                     safetensors, no pickle)
     COMPLETE                         written last: the checkpoint is whole
 Resuming (`--resume OUTPUT_DIR`, or one checkpoint directory) continues bit-identically to an uninterrupted run.
 """
