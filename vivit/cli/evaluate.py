@@ -199,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         and os.path.isdir(args.data)
         and not os.path.isfile(os.path.join(args.data, "labels.json"))
     ):
-        raise cli_args.UsageError(f"--root {args.root}: expected only with a list or JSON file, got --data {args.data}")
+        raise cli_args.UsageError(
+            f"--root {args.root}: expected only with an annotation list, a Kinetics CSV or an SSv2 JSON, got "
+            f"--data {args.data}"
+        )
     files = output_files(args.out, args.confusion, args.overwrite)
     device = pick_device(args.device)
     model, processor = load_model_and_processor(args.model, device)
