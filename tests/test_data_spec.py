@@ -335,3 +335,10 @@ def test_vivit_train_on_a_plain_class_folder(tmp_path, capsys):
     assert summary["epochs"] == 1 and 0.0 <= summary["val_top1"] <= 1.0
     model = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
     assert model.config.id2label == {0: "jumping", 1: "waving"}
+
+
+def test_open_dataset_is_exported():
+    import vivit
+
+    assert vivit.open_dataset is open_dataset and vivit.DatasetSpecError is DatasetSpecError
+    assert "open_dataset" in vivit.__all__
