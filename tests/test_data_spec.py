@@ -88,8 +88,10 @@ def test_folder_with_split_folders(tmp_path):
     assert len(val) == 2 and all("/validation/" in s.path for s in val.samples)
     assert names(open_dataset(root, None)) == names(val)  # eval's default: the val split
     assert len(open_dataset(root, "all")) == 8
-    with pytest.raises(DatasetSpecError, match=r"no test split \(splits: train, val"):
+    with pytest.raises(DatasetSpecError, match=r"no test split \(splits: train, val\)"):
         open_dataset(root, "test")
+    with pytest.raises(DatasetSpecError, match=r"no test split \(it has no splits\)"):
+        open_dataset(class_tree(tmp_path / "plain", {"a": 2}), "test")
     # a tree with train/ only: val is carved out of train, and train loses those clips
     only = tmp_path / "only"
     class_tree(only / "train", {"a": 4, "b": 4})
@@ -101,6 +103,9 @@ def test_folder_with_split_folders(tmp_path):
 def test_class_folder_with_a_split_like_name_is_still_a_class(tmp_path):
     root = class_tree(tmp_path / "data", {"test": 2, "walk": 2})
     assert open_dataset(root, "all").classes == ["test", "walk"]
+    class_tree(root / "train", {"walk": 1})  # now two split names beside a class: ambiguous, refused
+    with pytest.raises(DatasetSpecError, match=r"split folders \['test', 'train'\] beside other folders \['walk'\]"):
+        open_dataset(root, "all")
 
 
 def test_model_labels_are_checked(tmp_path):

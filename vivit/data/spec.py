@@ -164,8 +164,9 @@ class _Source:
             return [samples[i] for i in (train if split == "train" else val)]
         if split == "train" and "all" in self.parts:  # val_fraction 0: the whole source trains
             return self.parts["all"]()
-        held = sorted(self.parts) if "all" not in self.parts else ["none"]
-        raise DatasetSpecError(f"{self.spec}: no {split} split (splits: {', '.join(held)}; automatic split: off)")
+        held = f"splits: {', '.join(sorted(self.parts))}" if "all" not in self.parts else "it has no splits"
+        automatic = "; val_fraction 0 turns the automatic split off" if split == "val" and val_fraction == 0 else ""
+        raise DatasetSpecError(f"{self.spec}: no {split} split ({held}{automatic})")
 
 
 def _open_source(spec, root, class_to_idx, num_classes, extensions) -> _Source:
@@ -225,6 +226,13 @@ def _folder_source(spec: str, class_to_idx, extensions) -> _Source:
             seen[named[folder]] = folder
         tops = {split: os.path.join(spec, folder) for split, folder in seen.items()}
     else:
+        splits = [f for f in folders if named[f] is not None and f in _SPLIT_FOLDERS[named[f]]]
+        if len(splits) >= 2:  # split folders beside other folders: neither layout reads it one way
+            others = [f for f in folders if f not in splits]
+            raise DatasetSpecError(
+                f"{spec}: split folders {splits} beside other folders {others[:5]}; expected only split folders "
+                "(ROOT/{train,val,test}/CLASS) or only class folders (ROOT/CLASS)"
+            )
         tops = {"all": spec}
     names_per_top = {
         split: sorted(e.name for e in os.scandir(top) if e.is_dir() and not e.name.startswith("."))
