@@ -347,3 +347,33 @@ def test_open_dataset_is_exported():
 
     assert vivit.open_dataset is open_dataset and vivit.DatasetSpecError is DatasetSpecError
     assert "open_dataset" in vivit.__all__
+
+
+def test_vivit_eval_reads_a_kinetics_csv_and_its_split(tmp_path, capsys):
+    from vivit.cli import main as cli
+    from vivit.models.configuration import VivitConfig
+    from vivit.models.modeling import VivitForVideoClassification
+
+    config = VivitConfig(**{**TINY, "backend": "eager"}, id2label={0: "walk", 1: "jump"})
+    VivitForVideoClassification(config).save_pretrained(tmp_path / "model")
+    PROC.save_pretrained(tmp_path / "model")
+    rows = [("walk", "w1", 0, 10, "train"), ("jump", "j1", 0, 10, "train"), ("jump", "j2", 5, 15, "val")]
+    rows += [("walk", "gone", 1, 11, "val")]
+    for _, yid, start, end, _ in rows[:3]:
+        write_video(tmp_path / f"{yid}_{start:06d}_{end:06d}.mp4", random_frames(len(yid) + start, 6))
+    csv = kinetics_csv(tmp_path, rows)
+
+    def run(*extra):
+        code = cli(["eval", "--model", str(tmp_path / "model"), "--data", str(csv), "--workers", "0", "--json",
+                    "--no-progress", *extra])  # fmt: skip
+        out, err = capsys.readouterr()
+        return code, (json.loads(out.strip().splitlines()[-1]) if code == 0 else None), err
+
+    code, _, err = run()
+    assert code == 1 and f"{csv}: 1 of 2 listed videos do not exist" in err and "gone_000001_000011.mp4" in err
+    code, result, err = run("--skip-missing")  # the val rows by default, less the missing one, counted
+    assert code == 0 and result["num_samples"] == 1 and "skipped 1 missing videos" in err
+    code, result, _ = run("--split", "train")
+    assert code == 0 and result["num_samples"] == 2
+    code, _, err = run("--split", "test")
+    assert code == 1 and f"{csv}: no test split (splits: train, val)" in err
