@@ -122,7 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--val-data",
         type=ca.existing_path,
         default=None,
-        help="the validation set, in any --data form (default: --data's val split, else --val-fraction of it)",
+        help="the validation set, in any --data form; None: --data's val split, else --val-fraction of --data",
     )
     g.add_argument(
         "--val-fraction",
@@ -130,8 +130,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.1,
         help="share of every class held out for validation when --data has no val split (seeded by --seed)",
     )
-    g.add_argument("--root", type=ca.existing_dir, default=None, help="videos of --data's list (default: its folder)")
-    g.add_argument("--val-root", type=ca.existing_dir, default=None, help="videos of --val-data's list")
+    g.add_argument(
+        "--root", type=ca.existing_dir, default=None, help="folder of --data's listed videos; None: the list's folder"
+    )
+    g.add_argument("--val-root", type=ca.existing_dir, default=None, help="folder of --val-data's listed videos")
     g.add_argument(
         "--skip-missing", action="store_true", help="leave out listed videos that do not exist (reports how many)"
     )
@@ -145,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers",
         type=ca.non_negative_int,
         default=None,
-        help="DataLoader worker processes (default: the usable cores, at most 8; 0 for synthetic data)",
+        help="DataLoader worker processes; None: the usable cores, at most 8 (0 for synthetic data)",
     )
 
     g = p.add_argument_group("optimisation")
