@@ -591,14 +591,14 @@ RUN_OPTIONS = (
     "variant", "config", "preset", "init", "init_tubelet", "init_pos", "init_temporal_attention", "drop_path",
     "data", "num_labels", "train_samples", "val_samples", "eval_views", "batch_size", "accum_steps", "lr", "min_lr",
     "weight_decay", "warmup_steps", "clip_grad", "label_smoothing", "mixup", "cutmix", "mixup_prob", "ema_decay",
-    "seed", "max_steps",
+    "seed", "max_steps", "val_data", "val_fraction", "root", "val_root", "skip_missing",
 )  # fmt: skip
 
 
 def run_options(args: argparse.Namespace) -> dict:
     """The options as saved with a checkpoint (file and folder arguments as absolute paths)."""
     options = dict(vars(args))
-    for name in ("config", "init", "data"):
+    for name in ("config", "init", "data", "val_data", "root", "val_root"):
         value = options.get(name)
         if value is not None and not (name == "data" and value == "synthetic"):
             options[name] = str(Path(value).resolve())
@@ -609,7 +609,7 @@ def check_resume_options(args: argparse.Namespace, saved: dict, source: Path) ->
     """Refuse, by name, options that would change the run being continued."""
     now = run_options(args)
     for name in RUN_OPTIONS:
-        if saved.get(name) != now.get(name):
+        if name in saved and saved[name] != now.get(name):  # a run saved before an option existed has no entry
             flag = "--" + name.replace("_", "-")
             raise UsageError(
                 f"{flag}: expected {saved.get(name)!r} (the value {source} was trained with), got {now.get(name)!r}"
