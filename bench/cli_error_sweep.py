@@ -53,6 +53,7 @@ DOMAIN = {
     "--mixup": _in(float, 0),
     "--cutmix": _in(float, 0),
     "--workers": NONNEG_INT,
+    "--val-fraction": lambda t: _in(float, 0, 1, True)(t) and float(t) > 0,
     "--warmup-steps": NONNEG_INT,
     "--seed": NONNEG_INT,
 }
@@ -73,15 +74,16 @@ def invocations(tmp: Path):
     numeric = {
         "train": "--drop-path --num-labels --train-samples --val-samples --eval-views --workers --epochs --batch-size "
         "--accum-steps --lr --min-lr --weight-decay --warmup-steps --clip-grad --label-smoothing --mixup --cutmix "
-        "--mixup-prob --ema-decay --seed --max-steps --stop-after-epochs",
+        "--mixup-prob --ema-decay --seed --max-steps --stop-after-epochs --val-fraction",
         "predict": "--topk --num-frames --stride --batch-size",
-        "eval": "--num-frames --stride --batch-size --workers",
+        "eval": "--num-frames --stride --batch-size --workers --val-fraction --seed",
         "convert": "--num-frames",
     }
     other = {
         "train": {
             "--variant": ["model5", ""], "--preset": ["x"], "--config": [missing, d], "--init": [missing],
-            "--init-tubelet": ["x"], "--init-pos": ["x"], "--compile": ["nope"], "--data": [missing, f],
+            "--init-tubelet": ["x"], "--init-pos": ["x"], "--compile": ["nope"], "--data": [missing],
+            "--val-data": [missing], "--root": [missing, f], "--val-root": [missing, f],
             "--precision": ["fp8"], "--output-dir": [f, f + "/x"], "--resume": [missing, f], "--distributed": ["x"],
             "--device": ["gpu", "cuda:99", "", "cpu:x"],
         },
@@ -91,7 +93,7 @@ def invocations(tmp: Path):
         },
         "eval": {
             "--views": ["4", "0x1"], "--sampling": ["x"], "--device": ["gpu"], "--model": [missing, f],
-            "--data": [missing], "--root": [missing, f],
+            "--data": [missing], "--root": [missing, f], "--split": ["dev"],
         },
         "convert": {},
     }  # fmt: skip

@@ -273,6 +273,7 @@ def test_resume_refuses_options_that_change_the_run(tmp_path, common, capsys):
         (["--lr", "0.01"], "--lr", "0.002", "0.01"),
         (["--variant", "factorized_encoder"], "--variant", "None", "'factorized_encoder'"),
         (["--train-samples", "48"], "--train-samples", "32", "48"),
+        (["--val-fraction", "0.2"], "--val-fraction", "0.1", "0.2"),
         (["--epochs", "2"], "--epochs", ">= 3", "2"),
     ):
         err = _fails(resume + extra, capsys, 2)

@@ -380,7 +380,7 @@ def test_path_helpers(paths):
         (cli_args.existing_path, paths["missing"]),
         (cli_args.output_dir, paths["file"]),
         (cli_args.output_dir, paths["file"] + "/x/y"),
-        (cli_args.data_source, paths["file"]),
+        (cli_args.data_source, paths["missing"]),
     ]:
         with pytest.raises(argparse.ArgumentTypeError, match="expected"):
             parse(text)

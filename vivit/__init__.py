@@ -35,6 +35,8 @@ _EXPORTS = {
     "AnnotationError": "vivit.data.datasets",
     "read_annotations": "vivit.data.datasets",
     "write_annotations": "vivit.data.datasets",
+    "open_dataset": "vivit.data.spec",
+    "DatasetSpecError": "vivit.data.spec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -176,10 +176,10 @@ def output_dir(text: str) -> str:
 
 
 def data_source(text: str) -> str:
-    """'synthetic' (the built-in task) or an existing directory."""
-    if text != "synthetic" and not os.path.isdir(text):
+    """'synthetic' (the built-in task) or an existing folder or file (a dataset spec, see `vivit.data.spec`)."""
+    if text != "synthetic" and not os.path.exists(text):
         raise argparse.ArgumentTypeError(
-            f"expected 'synthetic' or an existing directory, got {text!r} ({_what_is(text)})"
+            f"expected 'synthetic' or an existing folder or file, got {text!r} ({_what_is(text)})"
         )
     return text
 

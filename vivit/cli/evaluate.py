@@ -1,14 +1,17 @@
 """Top-1/top-5 accuracy: `evaluate(model, loader)` for training loops and `vivit eval` for saved models.
 
-    vivit eval --model DIR --data (FOLDER|LIST.csv) [--views 4x3] [--batch-size 2] [--workers 2] [--json]
-               [--topk 5] [--out preds.jsonl] [--confusion PREFIX] [--overwrite]
+    vivit eval --model DIR --data (FOLDER|LIST.csv|KINETICS.csv|SSV2.json) [--split val] [--views 4x3]
+               [--batch-size 2] [--workers 2] [--json] [--topk 5] [--out preds.jsonl] [--confusion PREFIX]
+               [--overwrite]
 
-FOLDER is a `VideoFolder` (root/<class>/<videos>, class names = the model's labels); a file is a `VideoCSV`
+--data is any dataset spec `vivit.data.spec.open_dataset` reads: a class folder (with or without split folders), an
 annotation list (`vivit.data.datasets.read_annotations`: CSV/TSV path,label[,start,end]; integer labels must be below
-the model's number of labels, text labels are looked up in its `label2id`). Each video's logits are averaged over its
-views (temporal clips x spatial crops) before ranking. It prints a per-class table (videos, top-1 correct, accuracy),
-top-1, top-k and the mean class accuracy; `--out` writes every video's top-k predictions and, with `--confusion` or
-beside `--out`, the confusion matrix (vivit/cli/eval_report.py, vivit/viz/confusion.py).
+the model's number of labels), a Kinetics CSV or a Something-Something v2 JSON; class names are looked up in the
+model's `label2id`. It evaluates `--split`: by default the val split where the data has one, else every video. Each
+video's logits are averaged over its views (temporal clips x spatial crops) before ranking. It prints a per-class
+table (videos, top-1 correct, accuracy), top-1, top-k and the mean class accuracy; `--out` writes every video's top-k
+predictions and, with `--confusion` or beside `--out`, the confusion matrix (vivit/cli/eval_report.py,
+vivit/viz/confusion.py).
 """
 
 from __future__ import annotations
@@ -114,13 +117,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         type=cli_args.existing_path,
         required=True,
-        help="a class-per-folder directory or an annotation list (CSV/TXT)",
+        help="a class folder (ROOT/CLASS/*.mp4 or ROOT/{train,val,test}/CLASS/*.mp4), a CSV/TSV list "
+        "(path,label[,start,end]), a Kinetics CSV or a Something-Something v2 JSON",
     )
     parser.add_argument(
         "--root",
         type=cli_args.existing_dir,
         default=None,
-        help="base folder of the list's relative paths (default: its folder)",
+        help="base folder of the list's relative paths / the Kinetics or SSv2 videos (default: the file's folder)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["train", "val", "validation", "test", "all"],
+        default=None,
+        help="the split to evaluate (default: val where --data has one, else test, else every video)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=cli_args.float_range(0.0, 1.0, low_open=True, high_open=True),
+        default=0.1,
+        help="with --split train/val on data without that split: the held-out share of every class",
+    )
+    parser.add_argument("--seed", type=cli_args.non_negative_int, default=0, help="seed of that split")
+    parser.add_argument(
+        "--skip-missing", action="store_true", help="leave out listed videos that do not exist (reports how many)"
     )
     parser.add_argument(
         "--views", type=cli_args.views, default="1x1", help="temporal clips x spatial crops per video, e.g. 4x3"
@@ -148,31 +168,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dataset(args, model, processor, num_frames):
-    from vivit.data.datasets import VideoCSV, VideoFolder
+    from vivit.data.spec import open_dataset
 
-    common = dict(
-        num_frames=num_frames, stride=args.stride, sampling=args.sampling, views=args.views, processor=processor
-    )
     label2id = {str(k): int(v) for k, v in model.config.label2id.items()}
-    if os.path.isdir(args.data):
-        folders = sorted(e.name for e in os.scandir(args.data) if e.is_dir() and not e.name.startswith("."))
-        unknown = [name for name in folders if name not in label2id]
-        if unknown:
-            raise ValueError(
-                f"{args.data}: class folder(s) {unknown[:5]} are not labels of the model (its labels: "
-                f"{sorted(label2id)[:5]}...)"
-            )
-        return VideoFolder(args.data, class_to_idx=label2id, **common)
-    if os.path.isfile(args.data):
-        return VideoCSV(args.data, args.root, class_to_idx=label2id, num_classes=model.config.num_labels, **common)
-    raise FileNotFoundError(f"{args.data}: no such dataset folder or annotation list")
+    dataset = open_dataset(
+        args.data,
+        args.split,
+        root=args.root,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        class_to_idx=label2id,
+        num_classes=model.config.num_labels,
+        skip_missing=args.skip_missing,
+        num_frames=num_frames,
+        stride=args.stride,
+        sampling=args.sampling,
+        views=args.views,
+        processor=processor,
+    )
+    if dataset.missing:
+        print(f"--data {args.data}: skipped {len(dataset.missing)} missing videos", file=sys.stderr)
+    return dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     """The command; errors propagate to `vivit.cli.run_command`, which prints them as one line."""
     args = build_parser().parse_args(argv)
-    if args.root is not None and os.path.isdir(args.data):
-        raise cli_args.UsageError(f"--root {args.root}: expected only with an annotation list, got --data {args.data}")
+    if (
+        args.root is not None
+        and os.path.isdir(args.data)
+        and not os.path.isfile(os.path.join(args.data, "labels.json"))
+    ):
+        raise cli_args.UsageError(
+            f"--root {args.root}: expected only with an annotation list, a Kinetics CSV or an SSv2 JSON, got "
+            f"--data {args.data}"
+        )
     files = output_files(args.out, args.confusion, args.overwrite)
     device = pick_device(args.device)
     model, processor = load_model_and_processor(args.model, device)

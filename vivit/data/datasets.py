@@ -350,6 +350,24 @@ def _parse_rows(file: str, text: str) -> list[tuple[int, str, str, float | None,
     return out
 
 
+def _read_text(file: str) -> str:
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"file: annotation list {file} does not exist (or is not a regular file)")
+    try:
+        with open(file, encoding="utf-8-sig", newline="") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{file}: expected UTF-8 text, got undecodable bytes at offset {e.start}") from None
+
+
+def read_table(file: str | os.PathLike) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of every non-blank, non-comment line of a CSV/TSV (standard quoting, cells stripped)
+    or space-separated list, header included: the tokenizer `read_annotations` uses, for other column layouts
+    (e.g. Kinetics' label,youtube_id,time_start,time_end,split). Raises `AnnotationError` naming the file."""
+    file = os.fspath(file)
+    return _split_rows(file, _read_text(file))[0]
+
+
 def read_annotations(
     file: str | os.PathLike,
     root: str | os.PathLike | None = None,
@@ -372,15 +390,8 @@ def read_annotations(
     their sorted order. Any problem raises `AnnotationError` naming the file and line.
     """
     file = os.fspath(file)
-    if not os.path.isfile(file):
-        raise FileNotFoundError(f"file: annotation list {file} does not exist (or is not a regular file)")
     root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(file))
-    try:
-        with open(file, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{file}: expected UTF-8 text, got undecodable bytes at offset {e.start}") from None
-    rows = _parse_rows(file, text)
+    rows = _parse_rows(file, _read_text(file))
     if class_to_idx is not None:
         class_to_idx = {str(k): int(v) for k, v in class_to_idx.items()}
         if num_classes is None and class_to_idx:
@@ -486,5 +497,6 @@ __all__ = [
     "VideoFolder",
     "VideoSample",
     "read_annotations",
+    "read_table",
     "write_annotations",
 ]

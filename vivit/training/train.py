@@ -124,7 +124,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data",
         type=ca.data_source,
         default="synthetic",
-        help="'synthetic' or a video folder (ROOT/split/class/*.mp4)",
+        help="'synthetic', a class folder (ROOT/CLASS/*.mp4 or ROOT/{train,val}/CLASS/*.mp4), a CSV/TSV list "
+        "(path,label[,start,end]), a Kinetics CSV or a Something-Something v2 JSON",
+    )
+    g.add_argument(
+        "--val-data",
+        type=ca.existing_path,
+        default=None,
+        help="the validation set, in any --data form; None: --data's val split, else --val-fraction of --data",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=ca.float_range(0.0, 1.0, low_open=True, high_open=True),
+        default=0.1,
+        help="share of every class held out for validation when --data has no val split (seeded by --seed)",
+    )
+    g.add_argument(
+        "--root", type=ca.existing_dir, default=None, help="folder of --data's listed videos; None: the list's folder"
+    )
+    g.add_argument("--val-root", type=ca.existing_dir, default=None, help="folder of --val-data's listed videos")
+    g.add_argument(
+        "--skip-missing", action="store_true", help="leave out listed videos that do not exist (reports how many)"
     )
     g.add_argument("--num-labels", type=ca.positive_int, default=None, help="classes (default: from the data)")
     g.add_argument("--train-samples", type=ca.positive_int, default=4096, help="synthetic: training clips")
@@ -132,7 +152,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument(
         "--eval-views", type=ca.positive_int, default=1, help="temporal views per validation clip (logits averaged)"
     )
-    g.add_argument("--workers", type=ca.non_negative_int, default=0, help="DataLoader worker processes")
+    g.add_argument(
+        "--workers",
+        type=ca.non_negative_int,
+        default=None,
+        help="DataLoader worker processes; None: the usable cores, at most 8 (0 for synthetic data)",
+    )
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=ca.positive_int, default=4)
@@ -378,21 +403,39 @@ def build_datasets(args: argparse.Namespace, config_like: dict):
         train = SyntheticMotion(args.train_samples, split="train", **common)
         val = SyntheticMotion(args.val_samples, split="validation", num_views=args.eval_views, **common)
         return train, val, train.class_names
-    from vivit.data.datasets import VideoFolder
+    from vivit.data.spec import open_dataset
 
-    train = VideoFolder(args.data, split="train", num_frames=frames, image_size=size, train=True)
-    val = VideoFolder(
-        args.data,
-        split="val",
-        num_frames=frames,
-        image_size=size,
+    common = dict(num_frames=frames, image_size=size, seed=args.seed, skip_missing=args.skip_missing)
+    # with --val-data, --data trains whole (no automatic split)
+    fraction = 0.0 if args.val_data else args.val_fraction
+    train = open_dataset(args.data, "train", root=args.root, val_fraction=fraction, train=True, **common)
+    val = open_dataset(
+        args.val_data or args.data,
+        "val" if args.val_data is None else None,
+        root=args.val_root if args.val_data else args.root,
+        val_fraction=args.val_fraction,
         views=f"{args.eval_views}x1",
         class_to_idx=train.class_to_idx,
+        **common,
     )
+    for flag, dataset in (("--data", train), ("--val-data" if args.val_data else "--data", val)):
+        if dataset.missing:
+            print(f"{flag} {dataset.source}: skipped {len(dataset.missing)} missing videos", file=sys.stderr)
     return train, val, list(train.classes)
 
 
-def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: int, rank: int, world: int):
+def default_workers() -> int:
+    """The usable cores (this process's affinity), at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity call (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return min(8, cores)
+
+
+def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: int | None, rank: int, world: int):
+    if workers is None:  # synthetic clips are drawn in memory: worker processes do not speed them up
+        workers = 0 if isinstance(dataset, SyntheticMotion) else default_workers()
     # a DistributedSampler in every case (world 1 too) so the data order is one function of (seed, epoch)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=train)
     return DataLoader(
@@ -403,6 +446,7 @@ def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: in
         drop_last=train,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=workers > 0,
+        prefetch_factor=2 if workers > 0 else None,
     )
 
 
@@ -642,16 +686,15 @@ RUN_OPTIONS = (
     "variant", "config", "preset", "init", "init_tubelet", "init_pos", "init_temporal_attention", "drop_path",
     "data", "num_labels", "train_samples", "val_samples", "eval_views", "batch_size", "accum_steps", "lr", "min_lr",
     "weight_decay", "warmup_steps", "clip_grad", "label_smoothing", "mixup", "cutmix", "mixup_prob", "ema_decay",
-    "seed", "max_steps", "augment", "no_flip", "flip_label_map", "layer_decay",
+    "seed", "max_steps", "val_data", "val_fraction", "root", "val_root", "skip_missing", "augment", "no_flip",
+    "flip_label_map", "layer_decay",
 )  # fmt: skip
-# the values that runs saved before an option existed were trained with
-OPTION_DEFAULTS = {"augment": "light", "no_flip": False, "flip_label_map": None, "layer_decay": None}
 
 
 def run_options(args: argparse.Namespace) -> dict:
     """The options as saved with a checkpoint (file and folder arguments as absolute paths)."""
     options = dict(vars(args))
-    for name in ("config", "init", "data", "flip_label_map"):
+    for name in ("config", "init", "data", "val_data", "root", "val_root", "flip_label_map"):
         value = options.get(name)
         if value is not None and not (name == "data" and value == "synthetic"):
             options[name] = str(Path(value).resolve())
@@ -662,11 +705,10 @@ def check_resume_options(args: argparse.Namespace, saved: dict, source: Path) ->
     """Refuse, by name, options that would change the run being continued."""
     now = run_options(args)
     for name in RUN_OPTIONS:
-        if saved.get(name, OPTION_DEFAULTS.get(name)) != now.get(name):
+        if name in saved and saved[name] != now.get(name):  # a run saved before an option existed has no entry
             flag = "--" + name.replace("_", "-")
-            expected = saved.get(name, OPTION_DEFAULTS.get(name))
             raise UsageError(
-                f"{flag}: expected {expected!r} (the value {source} was trained with), got {now.get(name)!r}"
+                f"{flag}: expected {saved[name]!r} (the value {source} was trained with), got {now.get(name)!r}"
             )
     if args.epochs < saved["epochs"]:
         raise UsageError(f"--epochs: expected >= {saved['epochs']} (the run in {source}), got {args.epochs}")
