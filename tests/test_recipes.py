@@ -360,7 +360,8 @@ def test_which_flip_runs_for_video_folders(tmp_path, argv, own_flip, batch_flip,
     labels = tmp_path / "map.json"
     labels.write_text(json.dumps({"a": "b"}))
     args = parse_args([str(labels) if a == "MAP" else a for a in argv])
-    data, flip = setup_augment(args, _Folder(), ["a", "b", "c"])
+    data, batch_augment, flip = setup_augment(args, _Folder(), ["a", "b", "c"])
+    assert batch_augment is None
     assert type(data.transform).__name__ == transform
     assert getattr(data.transform, "flip_p", None) == own_flip
     assert (flip is not None) == batch_flip
@@ -373,10 +374,13 @@ def test_synthetic_data_is_not_flipped_without_a_map():
     from vivit.training.train import parse_args, setup_augment
 
     data = SyntheticMotion(4, num_frames=4, image_size=16)
-    kept, flip = setup_augment(parse_args([]), data, data.class_names)
-    assert kept is data and flip is None
-    wrapped, flip = setup_augment(parse_args(["--augment", "videomae"]), data, data.class_names)
-    assert flip is None and isinstance(wrapped, A.AugmentedDataset)
-    clip, label = wrapped[0]
-    assert clip.shape == data[0][0].shape and label == data[0][1] and not torch.equal(clip, data[0][0])
-    assert wrapped.class_names == data.class_names
+    kept, batch_augment, flip = setup_augment(parse_args([]), data, data.class_names)
+    assert kept is data and batch_augment is None and flip is None
+    kept, batch_augment, flip = setup_augment(parse_args(["--augment", "videomae"]), data, data.class_names)
+    assert kept is data and flip is None and isinstance(batch_augment, A.UnitRangeAugment)
+    clips = torch.stack([data[i][0] for i in range(4)])
+    batch_augment.generator.manual_seed(0)
+    out = batch_augment(clips)
+    assert out.shape == clips.shape and out.dtype == clips.dtype and not torch.equal(out, clips)
+    batch_augment.generator.manual_seed(0)
+    assert torch.equal(batch_augment(clips), out)  # a function of the generator's seed

@@ -15,7 +15,8 @@ return the same dtype, shape and range.
 - `HorizontalFlip`: a batch-level flip with an optional label map (a flipped clip of a left/right class becomes the
   mirrored class).
 - `VideoMAETrainTransform`: RandomResizedCrop -> RandAugment -> rescale/normalize -> RandomErasing, the drop-in for
-  `TrainTransform` that `--augment videomae` uses (the flip is applied per batch, see `HorizontalFlip`).
+  `TrainTransform` that `--augment videomae` uses (the flip is applied per batch, see `HorizontalFlip`);
+  `UnitRangeAugment` is the same recipe applied per batch to clips that are already model input (synthetic task).
 """
 
 from __future__ import annotations
@@ -467,59 +468,48 @@ class VideoMAETrainTransform:
 
 
 class UnitRangeAugment:
-    """The videomae recipe for clips that are already float model input in [low, high] (the synthetic task's
-    [-1, 1]): mapped to [0, 1], RandomResizedCrop (to the same size) and RandAugment, mapped back, RandomErasing."""
+    """The videomae recipe for batches that are already float model input in [low, high] (the synthetic task's
+    [-1, 1]), applied in the training step: each clip mapped to [0, 1], RandomResizedCrop (to the same size) and
+    RandAugment, mapped back, RandomErasing. Draws come from `generator` (seeded by the trainer per epoch and rank,
+    so a resumed run draws the same), not from data-loading workers."""
 
     def __init__(self, low: float = -1.0, high: float = 1.0):
         self.low, self.high = low, high
         self.rand_augment = RandAugment(**VIDEOMAE_RAND_AUGMENT)
         self.erase = RandomErasing(VIDEOMAE_ERASE_P)
+        self.generator = torch.Generator()
 
-    def __call__(self, clip: torch.Tensor) -> torch.Tensor:
-        unit = (clip - self.low) / (self.high - self.low)
-        unit = RandomResizedCrop(tuple(clip.shape[-2:]))(unit)
-        unit = self.rand_augment(unit)
-        return self.erase(unit * (self.high - self.low) + self.low)
+    def augment_clip(self, clip: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        unit = (clip.float().cpu() - self.low) / (self.high - self.low)
+        unit = RandomResizedCrop(tuple(clip.shape[-2:]))(unit, g)
+        unit = self.rand_augment(unit, g)
+        return self.erase(unit * (self.high - self.low) + self.low, g).to(clip.device, clip.dtype)
 
-
-class AugmentedDataset(torch.utils.data.Dataset):
-    """`dataset`'s (clip, label) items with `augment` applied to the clip."""
-
-    def __init__(self, dataset, augment):
-        self.dataset, self.augment = dataset, augment
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getattr__(self, name):  # class_names, processor, ...: the wrapped dataset's
-        if name in ("dataset", "augment"):
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-    def __getitem__(self, index: int):
-        clip, label = self.dataset[index]
-        return self.augment(clip), label
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, H, W) -> the same shape, each clip augmented on its own."""
+        return torch.stack([self.augment_clip(clip) for clip in clips])
 
 
 AUGMENT_RECIPES = ("light", "videomae")
 
 
 def configure_train_set(dataset, recipe: str, *, keep_own_flip: bool = True):
-    """The training set for `recipe`: `light` keeps the dataset's own transform; `videomae` replaces a video dataset's
-    transform with VideoMAETrainTransform (which does not flip), or wraps a dataset of ready float clips in
-    UnitRangeAugment. Without `keep_own_flip` the dataset's own flip is turned off (no flip, or the trainer flips per
-    batch instead)."""
+    """(training set, batch augmentation or None) for `recipe`: `light` keeps the dataset's own transform; `videomae`
+    replaces a video dataset's transform with VideoMAETrainTransform (which does not flip), and for a dataset of ready
+    float clips without a transform (the synthetic task) returns a UnitRangeAugment for the training step. Without
+    `keep_own_flip` the dataset's own flip is turned off (no flip, or the trainer flips per batch instead)."""
     if recipe not in AUGMENT_RECIPES:
         raise ValueError(f"--augment: expected one of {', '.join(AUGMENT_RECIPES)}, got {recipe!r}")
     transform = getattr(dataset, "transform", None)
     if recipe == "videomae":
-        if transform is not None:
-            dataset.transform = VideoMAETrainTransform(dataset.processor)
-            return dataset
-        return AugmentedDataset(dataset, UnitRangeAugment())
+        if transform is None:
+            return dataset, UnitRangeAugment()
+        dataset.transform = VideoMAETrainTransform(dataset.processor)
+        return dataset, None
     if not keep_own_flip and transform is not None and hasattr(transform, "flip_p"):
         transform.flip_p = 0.0
-    return dataset
+    return dataset, None
 
 
 def has_own_flip(dataset) -> bool:
@@ -530,7 +520,6 @@ def has_own_flip(dataset) -> bool:
 __all__ = [
     "AUGMENT_RECIPES",
     "RAND_AUGMENT_OPS",
-    "AugmentedDataset",
     "HorizontalFlip",
     "RandAugment",
     "RandomErasing",

@@ -483,7 +483,8 @@ def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler | 
 
 
 def setup_augment(args: argparse.Namespace, train_set, class_names: list[str]):
-    """The training set for --augment and the per-batch flip (None: the data's own flip or none).
+    """(training set, per-batch augmentation, per-batch flip) for --augment and the flip options (None: nothing done
+    per batch).
 
     Flips: --no-flip turns every flip off; a --flip-label-map, or --augment videomae on data that flips (video
     folders), flips per batch in the training step so that labels can follow; otherwise the data's own transform
@@ -497,8 +498,8 @@ def setup_augment(args: argparse.Namespace, train_set, class_names: list[str]):
             raise UsageError(str(e)) from None
     batch_flip = not args.no_flip and (label_map is not None or (own_flip and args.augment == "videomae"))
     keep_own_flip = own_flip and not args.no_flip and not batch_flip
-    train_set = configure_train_set(train_set, args.augment, keep_own_flip=keep_own_flip)
-    return train_set, (HorizontalFlip(0.5, label_map) if batch_flip else None)
+    train_set, batch_augment = configure_train_set(train_set, args.augment, keep_own_flip=keep_own_flip)
+    return train_set, batch_augment, (HorizontalFlip(0.5, label_map) if batch_flip else None)
 
 
 def forward_backward(
@@ -768,13 +769,16 @@ def train_one_epoch(
     log=None,
     flip=None,
     scaler=None,
+    batch_augment=None,
 ):
     model.train()
     loader.sampler.set_epoch(epoch)
     mixup.generator.manual_seed(args.seed * 100_003 + epoch)  # mixing is a function of (seed, epoch)
+    rank = dist.get_rank() if dist.is_initialized() else 0
     if flip is not None:  # flips are a function of (seed, epoch, rank)
-        rank = dist.get_rank() if dist.is_initialized() else 0
         flip.generator.manual_seed((args.seed * 100_003 + epoch) * 1_009 + rank + 1)
+    if batch_augment is not None:  # as are the per-batch augmentations
+        batch_augment.generator.manual_seed((args.seed * 100_003 + epoch) * 1_009 + rank + 500)
     steps_per_epoch = len(loader) // args.accum_steps
     if args.max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
@@ -788,6 +792,8 @@ def train_one_epoch(
         for micro in range(args.accum_steps):
             pixel_values, labels = next(batches)
             pixel_values, labels = pixel_values.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if batch_augment is not None:
+                pixel_values = batch_augment(pixel_values)
             if flip is not None:
                 pixel_values, labels = flip(pixel_values, labels)
             pixel_values, targets = mixup(pixel_values, labels)
@@ -908,7 +914,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
     else:
         shape = build_config(args, 2).to_dict()
     train_set, val_set, class_names = build_datasets(args, shape)
-    train_set, flip = setup_augment(args, train_set, class_names)
+    train_set, batch_augment, flip = setup_augment(args, train_set, class_names)
     num_labels = args.num_labels or len(class_names)
     size = shape["image_size"]
     processor = input_processor(val_set, size[0] if isinstance(size, (list, tuple)) else size)
@@ -1001,6 +1007,7 @@ def _main(argv: list[str], stack: contextlib.ExitStack) -> int:
             log=log,
             flip=flip,
             scaler=scaler,
+            batch_augment=batch_augment,
         )
         step += steps
         val = evaluate_distributed(model, val_loader, device=device, amp_dtype=amp_dtype, progress=progress)
