@@ -438,6 +438,10 @@ def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: in
         workers = 0 if isinstance(dataset, SyntheticMotion) else default_workers()
     # a DistributedSampler in every case (world 1 too) so the data order is one function of (seed, epoch)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=seed, drop_last=train)
+    # Workers start afresh each epoch with seeds drawn from this generator, which train_one_epoch reseeds from
+    # (seed, epoch, rank): random transforms in workers are then a function of the epoch, so --resume stays
+    # bit-identical (persistent workers would carry their random state across epochs, which no checkpoint holds).
+    generator = torch.Generator().manual_seed(seed) if workers > 0 else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -445,8 +449,9 @@ def make_loader(dataset, *, batch_size: int, train: bool, seed: int, workers: in
         num_workers=workers,
         drop_last=train,
         pin_memory=torch.cuda.is_available(),
-        persistent_workers=workers > 0,
+        persistent_workers=False,
         prefetch_factor=2 if workers > 0 else None,
+        generator=generator,
     )
 
 
@@ -775,6 +780,8 @@ def train_one_epoch(
     loader.sampler.set_epoch(epoch)
     mixup.generator.manual_seed(args.seed * 100_003 + epoch)  # mixing is a function of (seed, epoch)
     rank = dist.get_rank() if dist.is_initialized() else 0
+    if loader.generator is not None:  # the workers' seeds, likewise
+        loader.generator.manual_seed((args.seed * 100_003 + epoch) * 1_009 + rank + 7)
     if flip is not None:  # flips are a function of (seed, epoch, rank)
         flip.generator.manual_seed((args.seed * 100_003 + epoch) * 1_009 + rank + 1)
     if batch_augment is not None:  # as are the per-batch augmentations
