@@ -409,3 +409,36 @@ def test_vivit_eval_reads_a_kinetics_csv_and_its_split(tmp_path, capsys):
     assert code == 0 and result["num_samples"] == 2
     code, _, err = run("--split", "test")
     assert code == 1 and f"{csv}: no test split (splits: train, val)" in err
+
+
+@pytest.mark.slow
+def test_readme_recipe_fine_tunes_an_hf_checkpoint_on_a_kinetics_csv(tmp_path, capsys):
+    """The README's fine-tuning command at a tiny scale: an HF ViViT directory, a Kinetics-style CSV with its videos
+    in another folder, `--val-data`, the VideoMAE recipe, layer decay and mixup/cutmix, end to end."""
+    from vivit.cli import main as cli
+    from vivit.models.configuration import VivitConfig
+    from vivit.models.modeling import VivitForVideoClassification
+
+    config = VivitConfig(**TINY, id2label={0: "a", 1: "b", 2: "c"})  # a 3-class "pretrained" model
+    VivitForVideoClassification(config).save_pretrained(tmp_path / "hf")
+    PROC.save_pretrained(tmp_path / "hf")
+    train_rows = [(label, f"{label}{i}", 10 * i, 10 * i + 10, "train") for label in ("walk", "jump") for i in range(3)]
+    val_rows = [(label, f"v{label}", 0, 10, "validate") for label in ("walk", "jump")]
+    for folder, rows in (("train", train_rows), ("val", val_rows)):
+        (tmp_path / folder).mkdir()
+        for _, yid, start, end, _ in rows:
+            write_video(tmp_path / folder / f"{yid}_{start:06d}_{end:06d}.mp4", random_frames(len(yid) + start, 9))
+    (tmp_path / "lists").mkdir()
+    train_csv = kinetics_csv(tmp_path / "lists", train_rows).rename(tmp_path / "lists" / "train.csv")
+    val_csv = kinetics_csv(tmp_path / "lists", val_rows).rename(tmp_path / "lists" / "validate.csv")
+    argv = [
+        "train", "--init", str(tmp_path / "hf"), "--data", str(train_csv), "--root", str(tmp_path / "train"),
+        "--val-data", str(val_csv), "--val-root", str(tmp_path / "val"), "--epochs", "1", "--batch-size", "2",
+        "--lr", "5e-4", "--min-lr", "1e-6", "--weight-decay", "0.05", "--layer-decay", "0.75", "--drop-path", "0.1",
+        "--augment", "videomae", "--mixup", "0.8", "--cutmix", "1.0", "--label-smoothing", "0.1",
+        "--workers", "0", "--output-dir", str(tmp_path / "run"), "--no-progress",
+    ]  # fmt: skip
+    assert cli(argv) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    model = VivitForVideoClassification.from_pretrained(summary["checkpoint"])
+    assert model.config.id2label == {0: "jump", 1: "walk"}  # the data's classes: a new head
