@@ -230,3 +230,52 @@ def test_roofline_model_matches_hand_counts():
     # Temporal attention is memory-bound on both GPUs; the joint 3137-token attention is compute-bound.
     assert temporal["H100_bound"] == temporal["A100_bound"] == "memory"
     assert joint["H100_bound"] == "compute"
+
+
+def test_useful_fraction_hand_counts():
+    """useful / executed MMA FLOPs from the launch's tiles, against counts done by hand."""
+    from vivit_kernels import attention as attn
+
+    # Spatial 197 tokens, bf16, head dim 64: 128-row query tiles (2 per sequence, 256 rows) and a loop over 64-key
+    # tiles (4, 256 keys): 197^2 / 256^2 of the work is real.
+    fwd = attn._fwd_config(197, 12, 64, 2)
+    assert (fwd["BLOCK_M"], fwd["BLOCK_N"], fwd["BLOCK_D"]) == (128, 64, 64)
+    useful, executed = attn.mma_flops("fwd", fwd, 197, 64, 12)
+    assert useful == 4 * 12 * 197 * 197 * 64
+    assert executed == 4 * 12 * 256 * 256 * 64
+    assert attn.useful_fraction("fwd", fwd, 197, 64, 12) == pytest.approx(197**2 / 256**2)  # 0.592
+    # Head dim 80 runs in the 128 bucket: a further 80 / 128.
+    fwd80 = attn._fwd_config(197, 12, 80, 2)
+    assert attn.useful_fraction("fwd", fwd80, 197, 80, 12) == pytest.approx(197**2 * 80 / (256**2 * 128))
+    # Backward at 197: dQ with 64 x 64 tiles (256 x 256), dK/dV with 32-row query tiles (224 queries x 256 keys).
+    bwd = attn._bwd_config(197, 12, 64, 2)
+    dq = dict(bwd["dq"], BLOCK_D=bwd["BLOCK_D"])
+    dkdv = dict(bwd["dkdv"], BLOCK_D=bwd["BLOCK_D"])
+    assert attn.useful_fraction("dq", dq, 197, 64, 12) == pytest.approx(197**2 / (256 * 256))
+    assert attn.useful_fraction("dkdv", dkdv, 197, 64, 12) == pytest.approx(197**2 / (224 * 256))
+    # Temporal T=8: sequences padded to 16 slots, 4 packed into a 64 x 64 block-diagonal tile, 2352 sequences
+    # (588 tiles): each tile does 64 x 64 x 64 per dot for 4 x 8 x 8 x 64 real products.
+    t8 = attn._fwd_config(8, 2352, 64, 2)
+    assert (t8["SEQ_BLOCK"], t8["PACK"], t8["BLOCK_M"], t8["BLOCK_N"]) == (16, 4, 64, 64)
+    assert attn.mma_flops("fwd", t8, 8, 64, 2352) == (4 * 2352 * 8 * 8 * 64, 4 * 588 * 64 * 64 * 64)
+    assert attn.useful_fraction("fwd", t8, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)  # 6.25 %
+    t8_bwd = attn._bwd_config(8, 2352, 64, 2)
+    assert attn.useful_fraction("bwd_tile", t8_bwd, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)
+    # A partial last packed tile is waste too: 5 sequences of 16 need 2 tiles of 4.
+    t16 = attn._fwd_config(16, 5, 64, 2)
+    assert attn.useful_fraction("fwd", t16, 16, 64, 5) == pytest.approx(5 * 16 * 16 / (2 * 64 * 64))
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        attn.mma_flops("bwd", fwd, 197, 64, 12)
+
+
+def test_attention_rows_carry_useful_fraction(compiled):
+    rows, stderr, _ = compiled
+    attention_rows = [r for r in rows if r.get("module") == "attention"]
+    assert attention_rows
+    for row in attention_rows:
+        assert 0 < row["useful_fraction"] <= 1, _label(row)
+        assert row["useful_at"].startswith("L="), _label(row)
+    fwd197 = [r for r in attention_rows if r["kernel"] == "attention_fwd" and "bf16 ieee nomask D64 spatial S=197"
+              in r["config"]]  # fmt: skip
+    assert fwd197 and all(r["useful_fraction"] == pytest.approx(197**2 / 256**2, abs=1e-4) for r in fwd197)
+    assert "head-dim buckets" in stderr and "65-128 -> 128" in stderr

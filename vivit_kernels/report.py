@@ -152,6 +152,7 @@ def compile_all(specs, targets=TARGETS, jobs: int = 1) -> list[dict]:
             row["compile_s"] = 0.0  # the same binary as an earlier row
             row["deduped"] = True
         row.update(_auto_fields(spec, arch))
+        row.update(spec.extra)  # e.g. attention's useful_fraction (useful / executed MMA FLOPs) and useful_at
         rows.append(row)
     _log(f"{len(rows)} rows from {len(compiled)} distinct compiles")
     for row in rows:
@@ -389,12 +390,12 @@ def _table(headers, rows) -> str:
 
 def format_compiled(rows: list[dict]) -> str:
     headers = ["kernel", "config", "target", "auto", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM",
-               "status"]  # fmt: skip
+               "useful MMA %", "status"]  # fmt: skip
     body = []
     for r in rows:
         auto = "yes" if r.get("auto", True) else "no"
         if r.get("error"):
-            body.append([r["kernel"], r["config"], r["target"], auto, "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
+            body.append([r["kernel"], r["config"], r["target"], auto, "-", "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
             continue
         tc = (
             ("wgmma" if r.get("wgmma") else "mma")
@@ -415,10 +416,17 @@ def format_compiled(rows: list[dict]) -> str:
                 f"{r['shared_bytes'] / 1024:.1f}",
                 tc,
                 r["programs_per_sm"],
+                _useful_cell(r),
                 status,
             ]
         )
     return _table(headers, body)
+
+
+def _useful_cell(row: dict) -> str:
+    if row.get("useful_fraction") is None:
+        return "-"
+    return f"{100 * row['useful_fraction']:.1f} ({row['useful_at']})"
 
 
 def format_summary(rows: list[dict]) -> str:
@@ -483,12 +491,17 @@ def version_header() -> str:
     import triton
 
     from vivit_kernels._utils import SLOWER_THAN_EAGER
+    from vivit_kernels.attention import HEAD_DIM_BUCKETS
 
     slower = ", ".join(f"{op} ({mode})" for op, mode in sorted(SLOWER_THAN_EAGER))
+    buckets = ", ".join(f"{lo}-{hi} -> {block}" for lo, hi, block in HEAD_DIM_BUCKETS)
     return (
         f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}\n"
         f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
-        f"on a GPU: {slower}"
+        f"on a GPU: {slower}\n"
+        f"attention head-dim buckets (head dims -> padded BLOCK_D): {buckets}\n"
+        f"useful MMA % = useful / executed tensor-core FLOPs of the launch (tile padding and the off-diagonal blocks "
+        f"of packed tiles are waste), at the length, head dim and sequence count in brackets"
     )
 
 
