@@ -220,7 +220,7 @@ def test_roofline_model_matches_hand_counts():
     assert joint["fused_bytes"] == 2 * 4 * (8 * 12 * 3137 * 64)
     temporal = ops["attention_fwd (temporal)"]
     assert temporal["flops"] == 4 * (8 * 196 * 12) * 16**2 * 64
-    mlp = ops["ln_mlp_fwd"]
+    mlp = ops["ln_mlp_fwd (inference)"]
     assert mlp["flops"] == 2 * 2 * (8 * 3137) * 768 * 3072
     for op in ops.values():
         assert op["unfused_bytes"] >= op["fused_bytes"] > 0, op["op"]
@@ -279,3 +279,33 @@ def test_attention_rows_carry_useful_fraction(compiled):
               in r["config"]]  # fmt: skip
     assert fwd197 and all(r["useful_fraction"] == pytest.approx(197**2 / 256**2, abs=1e-4) for r in fwd197)
     assert "head-dim buckets" in stderr and "65-128 -> 128" in stderr
+
+
+def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():
+    ops = {op["op"]: op for op in report.roofline_ops()}
+    # H200: spec-sheet 989 TFLOP/s and 4.8 TB/s; measured ceilings 799 TFLOP/s and 4.25 TB/s.
+    assert report.GPUS["H200"] == (989e12, 4.8e12)
+    spatial = ops["attention_fwd (spatial)"]
+    assert spatial["H200_floor_us"] == pytest.approx(1e6 * 2 * 4 * (8 * 16 * 12) * 196 * 64 / 4.8e12)
+    # Spatial forward at 196 tokens: 128 x 64 tiles pad 196 to 256 queries and 256 keys.
+    assert spatial["executed_flops"] == 4 * (8 * 16 * 12) * 256 * 256 * 64
+    assert spatial["executed_exps"] == (8 * 16 * 12) * 256 * 256
+    # Exp limit: one exp per score at 16 per clock per SM, 132 SMs at 1.98 GHz.
+    joint = ops["attention_fwd (joint)"]
+    assert joint["H100_exp_floor_us"] == pytest.approx(1e6 * (8 * 12) * 3137**2 / (16 * 132 * 1.98e9))
+    # At head dim 64 the exp floor is within 10 % of the tensor-core floor: both bound attention.
+    assert 0.9 < joint["H100_exp_floor_us"] / (1e6 * joint["flops"] / 989e12) < 1.0
+    # Split backward: dQ (3 GEMMs) and dK/dV (4 GEMMs) against 5 needed; the scores' exp twice.
+    bwd = ops["attention_bwd (joint)"]
+    assert bwd["executed_flops"] > 7 / 5 * bwd["flops"]
+    assert bwd["executed_exps"] > 2 * bwd["exps"]
+    measured = 1e6 * max(bwd["executed_flops"] / 799e12, bwd["executed_exps"] / (16 * 132 * 1.98e9),
+                         bwd["fused_bytes"] / 4.25e12)  # fmt: skip
+    assert bwd["H200_measured_floor_us"] == pytest.approx(measured)
+    # LN-MLP: our kernels write and read the hidden h (M x I), read x three times; training also writes z.
+    M, D, I = 8 * 3137, 768, 3072
+    inference, training = ops["ln_mlp_fwd (inference)"], ops["ln_mlp_fwd (training)"]
+    assert training["fused_bytes"] - inference["fused_bytes"] == 2 * M * I
+    weights = 2 * (2 * D * I + I + D + 2 * D)
+    assert inference["kernel_bytes"] == 2 * (4 * M * D + 2 * M * I) + weights + 16 * M
+    assert training["kernel_bytes"] == inference["kernel_bytes"] + 2 * M * I
