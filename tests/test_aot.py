@@ -309,3 +309,27 @@ def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():
     weights = 2 * (2 * D * I + I + D + 2 * D)
     assert inference["kernel_bytes"] == 2 * (4 * M * D + 2 * M * I) + weights + 16 * M
     assert training["kernel_bytes"] == inference["kernel_bytes"] + 2 * M * I
+
+
+def test_markdown_table_shows_useful_fraction():
+    row = {
+        "kernel": "attention_fwd",
+        "config": "bf16 ieee nomask D64 spatial S=197 / joint",
+        "target": "sm_90",
+        "registers": 128,
+        "spill_bytes": 0,
+        "shared_bytes": 1024,
+        "shared_limit": 227 * 1024,
+        "shared_estimate": 2048,
+        "tensor_cores": True,
+        "programs_per_sm": 2,
+        "auto": True,
+        "useful_fraction": 0.5922,
+        "useful_at": "L=197 D=64 n_seq=2352",
+    }
+    lines = report.format_compiled([row], markdown=True).splitlines()
+    assert lines[0].startswith("| kernel |") and "useful MMA %" in lines[0] and lines[1].startswith("| --- |")
+    # The config's "/" stays, a "|" inside a cell would break the table.
+    assert "| 59.2 (L=197 D=64 n_seq=2352) |" in lines[2] and lines[2].count("|") == lines[0].count("|")
+    assert "| - |" in report.format_compiled([{**row, "kernel": "ln_mlp_fwd_fc1", "useful_fraction": None}], True)
+    assert "| attention_fwd (spatial) |" in report.format_roofline(report.roofline_ops(), markdown=True)

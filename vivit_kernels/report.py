@@ -2,6 +2,7 @@
 
     python -m vivit_kernels.report            # tables: compiled resources per kernel, then the modeled roofline
     python -m vivit_kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
+    python -m vivit_kernels.report --markdown # the same tables as Markdown pipe tables
 
 Part 1 (compiled, real): every kernel module's `aot_specs()` (every configuration dispatch can launch, at realistic
 ViViT shapes) is compiled for sm_80 (A100), sm_86 (RTX 30xx, A10; sm_89 has the same 99 KiB limit) and sm_90 (H100)
@@ -454,14 +455,17 @@ def _attention_executed(direction: str, seqs: int, length: int, head_dim: int, e
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _table(headers, rows) -> str:
+def _table(headers, rows, markdown: bool = False) -> str:
     cells = [[str(c) for c in r] for r in rows]
+    if markdown:  # GitHub pipe table, for pasting into documents
+        line = lambda r: "| " + " | ".join(c.replace("|", "/") for c in r) + " |"  # noqa: E731
+        return "\n".join([line(headers), line(["---"] * len(headers)), *(line(r) for r in cells)])
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def format_compiled(rows: list[dict]) -> str:
+def format_compiled(rows: list[dict], markdown: bool = False) -> str:
     headers = ["kernel", "config", "target", "auto", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM",
                "useful MMA %", "status"]  # fmt: skip
     body = []
@@ -493,7 +497,7 @@ def format_compiled(rows: list[dict]) -> str:
                 status,
             ]
         )
-    return _table(headers, body)
+    return _table(headers, body, markdown)
 
 
 def _useful_cell(row: dict) -> str:
@@ -502,7 +506,7 @@ def _useful_cell(row: dict) -> str:
     return f"{100 * row['useful_fraction']:.1f} ({row['useful_at']})"
 
 
-def format_summary(rows: list[dict]) -> str:
+def format_summary(rows: list[dict], markdown: bool = False) -> str:
     """One line per kernel and target: how many configurations, and the range of each resource."""
     groups: dict = {}
     for r in rows:
@@ -530,10 +534,10 @@ def format_summary(rows: list[dict]) -> str:
                 span("programs_per_sm"),
             ]
         )
-    return _table(headers, body)
+    return _table(headers, body, markdown)
 
 
-def format_roofline(ops: list[dict]) -> str:
+def format_roofline(ops: list[dict], markdown: bool = False) -> str:
     headers = ["op", "shape", "GFLOP", "executed GFLOP", "fewest MB", "kernel MB", "unfused MB", "saved MB"]
     for gpu in GPUS:
         headers += [f"{gpu} floor us", f"{gpu} unfused us"]
@@ -574,7 +578,7 @@ def format_roofline(ops: list[dict]) -> str:
         "recomputed scores).\n"
         f"'exp us': one exp per useful score at the special-function unit rate (16 / clock / SM: {mufu}).\n"
         f"'measured-ceiling floor': executed FLOPs, executed exps and kernel bytes at the ceilings measured on the GPU "
-        f"({measured}); which one binds: compute, exp or memory.\n\n" + _table(headers, body)
+        f"({measured}); which one binds: compute, exp or memory.\n\n" + _table(headers, body, markdown)
     )
 
 
@@ -607,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vivit_kernels.report", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the compiled rows as a JSON list on stdout")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel compiles")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (pipe) tables")
     parser.add_argument("--no-roofline", action="store_true", help="skip the modeled roofline tables")
     args = parser.parse_args(argv)
 
@@ -636,12 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(header + "\n")
         print("COMPILED (ahead of time by Triton's compiler and ptxas, read from the cubin; no GPU used)\n")
-        print(format_compiled(rows) if rows else "(no kernel module provides aot_specs() yet)")
+        print(format_compiled(rows, args.markdown) if rows else "(no kernel module provides aot_specs() yet)")
         if rows:
             print("\nSUMMARY per kernel and target (ranges over the kept configurations)\n")
-            print(format_summary(rows))
+            print(format_summary(rows, args.markdown))
         if not args.no_roofline:
-            print("\n" + format_roofline(roofline_ops()))
+            print("\n" + format_roofline(roofline_ops(), args.markdown))
     return 1 if problems else 0
 
 
