@@ -223,7 +223,7 @@ def test_roofline_model_matches_hand_counts():
     assert joint["fused_bytes"] == 2 * 4 * (8 * 12 * 3137 * 64)
     temporal = ops["attention_fwd (temporal)"]
     assert temporal["flops"] == 4 * (8 * 196 * 12) * 16**2 * 64
-    mlp = ops["ln_mlp_fwd"]
+    mlp = ops["ln_mlp_fwd (inference)"]
     assert mlp["flops"] == 2 * 2 * (8 * 3137) * 768 * 3072
     for op in ops.values():
         assert op["unfused_bytes"] >= op["fused_bytes"] > 0, op["op"]
@@ -233,3 +233,106 @@ def test_roofline_model_matches_hand_counts():
     # Temporal attention is memory-bound on both GPUs; the joint 3137-token attention is compute-bound.
     assert temporal["H100_bound"] == temporal["A100_bound"] == "memory"
     assert joint["H100_bound"] == "compute"
+
+
+def test_useful_fraction_hand_counts():
+    """useful / executed MMA FLOPs from the launch's tiles, against counts done by hand."""
+    from vivit_kernels import attention as attn
+
+    # Spatial 197 tokens, bf16, head dim 64: 128-row query tiles (2 per sequence, 256 rows) and a loop over 64-key
+    # tiles (4, 256 keys): 197^2 / 256^2 of the work is real.
+    fwd = attn._fwd_config(197, 12, 64, 2)
+    assert (fwd["BLOCK_M"], fwd["BLOCK_N"], fwd["BLOCK_D"]) == (128, 64, 64)
+    useful, executed = attn.mma_flops("fwd", fwd, 197, 64, 12)
+    assert useful == 4 * 12 * 197 * 197 * 64
+    assert executed == 4 * 12 * 256 * 256 * 64
+    assert attn.useful_fraction("fwd", fwd, 197, 64, 12) == pytest.approx(197**2 / 256**2)  # 0.592
+    # Head dim 80 runs in the 128 bucket: a further 80 / 128.
+    fwd80 = attn._fwd_config(197, 12, 80, 2)
+    assert attn.useful_fraction("fwd", fwd80, 197, 80, 12) == pytest.approx(197**2 * 80 / (256**2 * 128))
+    # Backward at 197: dQ with 64 x 64 tiles (256 x 256), dK/dV with 32-row query tiles (224 queries x 256 keys).
+    bwd = attn._bwd_config(197, 12, 64, 2)
+    dq = dict(bwd["dq"], BLOCK_D=bwd["BLOCK_D"])
+    dkdv = dict(bwd["dkdv"], BLOCK_D=bwd["BLOCK_D"])
+    assert attn.useful_fraction("dq", dq, 197, 64, 12) == pytest.approx(197**2 / (256 * 256))
+    assert attn.useful_fraction("dkdv", dkdv, 197, 64, 12) == pytest.approx(197**2 / (224 * 256))
+    # Temporal T=8: sequences padded to 16 slots, 4 packed into a 64 x 64 block-diagonal tile, 2352 sequences
+    # (588 tiles): each tile does 64 x 64 x 64 per dot for 4 x 8 x 8 x 64 real products.
+    t8 = attn._fwd_config(8, 2352, 64, 2)
+    assert (t8["SEQ_BLOCK"], t8["PACK"], t8["BLOCK_M"], t8["BLOCK_N"]) == (16, 4, 64, 64)
+    assert attn.mma_flops("fwd", t8, 8, 64, 2352) == (4 * 2352 * 8 * 8 * 64, 4 * 588 * 64 * 64 * 64)
+    assert attn.useful_fraction("fwd", t8, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)  # 6.25 %
+    t8_bwd = attn._bwd_config(8, 2352, 64, 2)
+    assert attn.useful_fraction("bwd_tile", t8_bwd, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)
+    # A partial last packed tile is waste too: 5 sequences of 16 need 2 tiles of 4.
+    t16 = attn._fwd_config(16, 5, 64, 2)
+    assert attn.useful_fraction("fwd", t16, 16, 64, 5) == pytest.approx(5 * 16 * 16 / (2 * 64 * 64))
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        attn.mma_flops("bwd", fwd, 197, 64, 12)
+
+
+def test_attention_rows_carry_useful_fraction(compiled):
+    rows, stderr, _ = compiled
+    attention_rows = [r for r in rows if r.get("module") == "attention"]
+    assert attention_rows
+    for row in attention_rows:
+        assert 0 < row["useful_fraction"] <= 1, _label(row)
+        assert row["useful_at"].startswith("L="), _label(row)
+    fwd197 = [r for r in attention_rows if r["kernel"] == "attention_fwd" and "bf16 ieee nomask D64 spatial S=197"
+              in r["config"]]  # fmt: skip
+    assert fwd197 and all(r["useful_fraction"] == pytest.approx(197**2 / 256**2, abs=1e-4) for r in fwd197)
+    assert "head-dim buckets" in stderr and "65-128 -> 128" in stderr
+
+
+def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():
+    ops = {op["op"]: op for op in report.roofline_ops()}
+    # H200: spec-sheet 989 TFLOP/s and 4.8 TB/s; measured ceilings 799 TFLOP/s and 4.25 TB/s.
+    assert report.GPUS["H200"] == (989e12, 4.8e12)
+    spatial = ops["attention_fwd (spatial)"]
+    assert spatial["H200_floor_us"] == pytest.approx(1e6 * 2 * 4 * (8 * 16 * 12) * 196 * 64 / 4.8e12)
+    # Spatial forward at 196 tokens: 128 x 64 tiles pad 196 to 256 queries and 256 keys.
+    assert spatial["executed_flops"] == 4 * (8 * 16 * 12) * 256 * 256 * 64
+    assert spatial["executed_exps"] == (8 * 16 * 12) * 256 * 256
+    # Exp limit: one exp per score at 16 per clock per SM, 132 SMs at 1.98 GHz.
+    joint = ops["attention_fwd (joint)"]
+    assert joint["H100_exp_floor_us"] == pytest.approx(1e6 * (8 * 12) * 3137**2 / (16 * 132 * 1.98e9))
+    # At head dim 64 the exp floor is within 10 % of the tensor-core floor: both bound attention.
+    assert 0.9 < joint["H100_exp_floor_us"] / (1e6 * joint["flops"] / 989e12) < 1.0
+    # Split backward: dQ (3 GEMMs) and dK/dV (4 GEMMs) against 5 needed; the scores' exp twice.
+    bwd = ops["attention_bwd (joint)"]
+    assert bwd["executed_flops"] > 7 / 5 * bwd["flops"]
+    assert bwd["executed_exps"] > 2 * bwd["exps"]
+    measured = 1e6 * max(bwd["executed_flops"] / 799e12, bwd["executed_exps"] / (16 * 132 * 1.98e9),
+                         bwd["fused_bytes"] / 4.25e12)  # fmt: skip
+    assert bwd["H200_measured_floor_us"] == pytest.approx(measured)
+    # LN-MLP: our kernels write and read the hidden h (M x I), read x three times; training also writes z.
+    M, D, I = 8 * 3137, 768, 3072
+    inference, training = ops["ln_mlp_fwd (inference)"], ops["ln_mlp_fwd (training)"]
+    assert training["fused_bytes"] - inference["fused_bytes"] == 2 * M * I
+    weights = 2 * (2 * D * I + I + D + 2 * D)
+    assert inference["kernel_bytes"] == 2 * (4 * M * D + 2 * M * I) + weights + 16 * M
+    assert training["kernel_bytes"] == inference["kernel_bytes"] + 2 * M * I
+
+
+def test_markdown_table_shows_useful_fraction():
+    row = {
+        "kernel": "attention_fwd",
+        "config": "bf16 ieee nomask D64 spatial S=197 / joint",
+        "target": "sm_90",
+        "registers": 128,
+        "spill_bytes": 0,
+        "shared_bytes": 1024,
+        "shared_limit": 227 * 1024,
+        "shared_estimate": 2048,
+        "tensor_cores": True,
+        "programs_per_sm": 2,
+        "auto": True,
+        "useful_fraction": 0.5922,
+        "useful_at": "L=197 D=64 n_seq=2352",
+    }
+    lines = report.format_compiled([row], markdown=True).splitlines()
+    assert lines[0].startswith("| kernel |") and "useful MMA %" in lines[0] and lines[1].startswith("| --- |")
+    # The config's "/" stays, a "|" inside a cell would break the table.
+    assert "| 59.2 (L=197 D=64 n_seq=2352) |" in lines[2] and lines[2].count("|") == lines[0].count("|")
+    assert "| - |" in report.format_compiled([{**row, "kernel": "ln_mlp_fwd_fc1", "useful_fraction": None}], True)
+    assert "| attention_fwd (spatial) |" in report.format_roofline(report.roofline_ops(), markdown=True)

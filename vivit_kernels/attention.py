@@ -313,6 +313,48 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     )
 
 
+# Padded head-dim buckets (BLOCK_D) of every attention kernel: (smallest head dim, largest head dim, BLOCK_D).
+HEAD_DIM_BUCKETS = ((1, 32, 32), (33, 64, 64), (65, 128, 128))
+# tl.dot calls per (query tile, key tile) pair of each kernel; every one multiplies BLOCK_M x BLOCK_N x BLOCK_D.
+_DOTS_PER_TILE = {"fwd": 2, "bwd_tile": 5, "dq": 3, "dkdv": 4}
+
+
+def mma_flops(kernel: str, cfg: dict, seq_len: int, head_dim: int, n_seq: int) -> tuple[int, int]:
+    """(useful, executed) tensor-core FLOPs of one launch of `kernel` ("fwd", "bwd_tile", "dq" or "dkdv") with tile
+    configuration `cfg` (_fwd_config, _bwd_config or its dq / dkdv part, with BLOCK_D) on n_seq sequences of seq_len
+    tokens at head dim head_dim. Executed counts every tile the grid multiplies, padding and the off-diagonal blocks of
+    packed tiles included; useful counts the same dots on the real seq_len x seq_len x head_dim products only."""
+    if kernel not in _DOTS_PER_TILE:
+        raise ValueError(f"kernel must be one of {sorted(_DOTS_PER_TILE)}, got {kernel!r}")
+    if min(seq_len, head_dim, n_seq) < 1:
+        raise ValueError(f"seq_len, head_dim and n_seq must be >= 1, got {seq_len}, {head_dim}, {n_seq}")
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    block_d = cfg["BLOCK_D"]
+    if kernel == "fwd":
+        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
+        programs = cdiv(seq_len, block_m) * cdiv(n_seq, cfg["PACK"])
+        tiles = 1 if cfg["SINGLE_TILE"] else cdiv(seq_len, block_n)
+    elif kernel == "bwd_tile":
+        block_m = block_n = cfg["BLOCK"]
+        programs, tiles = cdiv(n_seq, cfg["PACK"]), 1
+    elif kernel == "dq":  # one program per query tile, looping over key tiles
+        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
+        programs, tiles = cdiv(seq_len, block_m) * n_seq, cdiv(seq_len, block_n)
+    else:  # dkdv: one program per key tile, looping over query tiles
+        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
+        programs, tiles = cdiv(seq_len, block_n) * n_seq, cdiv(seq_len, block_m)
+    per_product = 2 * _DOTS_PER_TILE[kernel]
+    executed = per_product * programs * tiles * block_m * block_n * block_d
+    useful = per_product * n_seq * seq_len * seq_len * head_dim
+    return useful, executed
+
+
+def useful_fraction(kernel: str, cfg: dict, seq_len: int, head_dim: int, n_seq: int) -> float:
+    """Useful / executed tensor-core FLOPs of one launch (mma_flops): the share of MMA work that is not padding."""
+    useful, executed = mma_flops(kernel, cfg, seq_len, head_dim, n_seq)
+    return useful / executed
+
+
 def _empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Every buffer a launcher allocates (tests swap in NaN-filled ones to catch unwritten elements)."""
     return torch.empty(shape, dtype=dtype, device=device)
@@ -514,6 +556,8 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
 # these tiles) is strict-only: auto leaves it to eager, and its rows are not compiled (patch_embed's document the case).
 _AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"))
 _AOT_HEAD_DIMS = (32, 64, 128)  # the padded head-dim buckets: head dims 1-32, 33-64, 65-128
+# The head dim each bucket's useful_fraction is reported at: ViViT-B's 64, ViViT-H's 80 (padded to 128).
+_AOT_VIVIT_HEAD_DIM = {32: 32, 64: 64, 128: 80}
 _TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -528,9 +572,12 @@ def aot_specs() -> list:
 
     specs = []
 
-    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim):
+    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim, part):
         dtype, precision = variant
         cfg = dict(cfg)
+        # The MMA work that is not padding, at the bucket's representative ViViT length and head dim.
+        real_d = _AOT_VIVIT_HEAD_DIM[head_dim]
+        fraction = useful_fraction(part, cfg, seq_len, real_d, _AOT_SEQUENCES)
         num_warps, num_stages = cfg.pop("num_warps"), cfg.pop("num_stages")
         params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
         constexprs = dict(cfg, DOT_PRECISION=precision, UPCAST=False)
@@ -550,6 +597,10 @@ def aot_specs() -> list:
                 divisible=divisible,
                 auto_rule=functools.partial(auto_config_reason, torch_dtype, precision, head_dim, seq_len),
                 shared_estimate=shared_bytes_needed(torch_dtype, head_dim, seq_len),
+                extra={
+                    "useful_fraction": round(fraction, 4),
+                    "useful_at": f"L={seq_len} D={real_d} n_seq={_AOT_SEQUENCES}",
+                },
             )
         )
 
@@ -558,16 +609,17 @@ def aot_specs() -> list:
         for label, seq_len in _AOT_LENGTHS["fwd"]:
             cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
             add("attention_fwd", _attention_fwd_kernel, variant, has_mask, f"D{head_dim} {label}", cfg, seq_len,
-                head_dim)  # fmt: skip
+                head_dim, "fwd")  # fmt: skip
         for label, seq_len in _AOT_LENGTHS["bwd"]:
             cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
             if "PACK" in cfg:
                 add("attention_bwd", _attention_bwd_tile_kernel, variant, has_mask, f"D{head_dim} {label} tile", cfg,
-                    seq_len, head_dim)  # fmt: skip
+                    seq_len, head_dim, "bwd_tile")  # fmt: skip
                 continue
             for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
                 sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
-                add("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len, head_dim)
+                add("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len, head_dim,
+                    part)  # fmt: skip
     return specs
 
 

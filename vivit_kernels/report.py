@@ -2,6 +2,7 @@
 
     python -m vivit_kernels.report            # tables: compiled resources per kernel, then the modeled roofline
     python -m vivit_kernels.report --json     # only the compiled rows, as one JSON list on stdout (logs on stderr)
+    python -m vivit_kernels.report --markdown # the same tables as Markdown pipe tables
 
 Part 1 (compiled, real): every kernel module's `aot_specs()` (every configuration dispatch can launch, at realistic
 ViViT shapes) is compiled for sm_80 (A100), sm_86 (RTX 30xx, A10; sm_89 has the same 99 KiB limit) and sm_90 (H100)
@@ -14,9 +15,12 @@ slower than eager PyTorch on a GPU (`vivit_kernels._utils.SLOWER_THAN_EAGER`): `
 lists those pairs.
 Identical compiles (e.g. the "mask" and "nomask" rows of attention, whose mask is a runtime flag) run once.
 
-Part 2 (modeled, not measured): a roofline for ViViT-B/16x2 shapes on H100 and A100 from spec-sheet peaks: FLOPs,
-the fewest bytes each op must move, the floor time max(FLOPs / peak, bytes / bandwidth), and the same for the unfused
-PyTorch sequence the op replaces, so the bytes fusion saves are explicit.
+Part 2 (modeled, not measured): a roofline for ViViT-B/16x2 shapes on H100, A100 and H200 from spec-sheet peaks:
+FLOPs, the fewest bytes each op must move, the floor time max(FLOPs / peak, bytes / bandwidth), and the same for the
+unfused PyTorch sequence the op replaces, so the bytes fusion saves are explicit. For attention it adds the MMA work
+our tiles execute (padding included) and the softmax's exp limit on the special-function units; for the LN-MLP the
+bytes our kernels move (the hidden activation, and in training the saved pre-activation); and a floor for our
+kernels' own work at the ceilings measured on an H200.
 
 Compiling needs a process without TRITON_INTERPRET (interpreted kernels have no compile path): when the variable is
 set, this module re-executes itself without it. Nothing is cached in the repository.
@@ -152,6 +156,7 @@ def compile_all(specs, targets=TARGETS, jobs: int = 1) -> list[dict]:
             row["compile_s"] = 0.0  # the same binary as an earlier row
             row["deduped"] = True
         row.update(_auto_fields(spec, arch))
+        row.update(spec.extra)  # e.g. attention's useful_fraction (useful / executed MMA FLOPs) and useful_at
         rows.append(row)
     _log(f"{len(rows)} rows from {len(compiled)} distinct compiles")
     for row in rows:
@@ -217,8 +222,19 @@ def row_notes(row: dict) -> str:
 # Part 2: modeled roofline
 # ----------------------------------------------------------------------------------------------------------------------
 
-# Spec-sheet peaks (SXM parts): dense bf16 tensor-core FLOP/s and HBM bytes/s.
-GPUS = {"H100": (989e12, 3.35e12), "A100": (312e12, 2.039e12)}
+# Spec-sheet peaks (SXM parts): dense bf16 tensor-core FLOP/s and HBM bytes/s. The H200 is the H100's GH100 chip
+# (same 132 SMs and clocks, so the same 989 TFLOP/s) with 4.8 TB/s of HBM3e.
+GPUS = {"H100": (989e12, 3.35e12), "A100": (312e12, 2.039e12), "H200": (989e12, 4.8e12)}
+# Ceilings MEASURED on the H200 (BENCHMARKS.md, GPU section, four runs): bf16 matmul 8192^3 766-799 TFLOP/s, device
+# copy 4.22-4.25 TB/s (bytes read + written). The floors use the best of the runs.
+MEASURED = {"H200": (799e12, 4.25e12)}
+# Special-function unit (MUFU) throughput, exp2 results per second: 16 per clock per SM on compute capability 8.x
+# and 9.0 (CUDA C++ Programming Guide, throughput of native arithmetic instructions: exp2/log2/rcp/rsqrt/sin/cos),
+# times SMs times boost clock: H100 / H200 SXM 132 x 1.98 GHz (FlashAttention-3 quotes 3.9 TFLOPS of special
+# functions for the H100 SXM5 against 989 of bf16 matmul), A100 SXM 108 x 1.41 GHz. Softmax needs one exp per score;
+# at head dim 64 a score costs 4 x 64 = 256 MMA FLOPs forward, 256 / 989e12 s against 1 / 4.18e12 s for its exp:
+# the exp limit is as tight as the tensor cores.
+MUFU_PER_S = {"H100": 16 * 132 * 1.98e9, "A100": 16 * 108 * 1.41e9, "H200": 16 * 132 * 1.98e9}
 
 
 @dataclass
@@ -313,11 +329,15 @@ def roofline_ops(shape: Shape | None = None) -> list[dict]:
         tokens = seqs * length * hd  # elements of one of Q/K/V/O
         flops = 4 * seqs * length * length * hd
         fused = e * 4 * tokens
+        executed, exps = _attention_executed("fwd", seqs, length, hd, e)
         ops.append(
             dict(
                 op=f"attention_fwd ({axis})",
                 shape=f"{seqs} seqs x {length} tokens, hd {hd}",
                 flops=flops,
+                executed_flops=executed,
+                exps=seqs * length * length,
+                executed_exps=exps,
                 fused_bytes=fused,
                 unfused_bytes=fused + e * 2 * extra_copies * tokens,
                 replaces="layout copies + SDPA (flash)",
@@ -325,13 +345,18 @@ def roofline_ops(shape: Shape | None = None) -> list[dict]:
         )
         # Backward: read Q, K, V, O, dO and the fp32 log-sum-exp, write dQ, dK, dV; 2.5x the forward FLOPs
         # (five GEMMs, one of them recomputing the scores). Unfused adds the copy of dO into SDPA's layout and the
-        # gather of dQ/dK/dV back into the fused QKV gradient.
+        # gather of dQ/dK/dV back into the fused QKV gradient. Executed: our kernels' tiles, and where the backward
+        # is split into a dQ and a dK/dV kernel, each recomputes the scores and their exp (seven GEMMs, two exps).
         fused = e * 8 * tokens + 4 * seqs * length
+        executed, exps = _attention_executed("bwd", seqs, length, hd, e)
         ops.append(
             dict(
                 op=f"attention_bwd ({axis})",
                 shape=f"{seqs} seqs x {length} tokens, hd {hd}",
                 flops=int(2.5 * flops),
+                executed_flops=executed,
+                exps=seqs * length * length,
+                executed_exps=exps,
                 fused_bytes=fused,
                 unfused_bytes=fused + e * 2 * 4 * tokens,
                 replaces="layout copies + SDPA backward",
@@ -355,16 +380,26 @@ def roofline_ops(shape: Shape | None = None) -> list[dict]:
         + 3 * M * D  # residual add: read x and y, write out
         + 2 * D
     )
-    ops.append(
-        dict(
-            op="ln_mlp_fwd",
-            shape=f"M={M} D={D} I={I}",
-            flops=2 * 2 * M * D * I,
-            fused_bytes=fused,
-            unfused_bytes=unfused,
-            replaces="LN, fc1, GELU, fc2, residual add",
+    # What our kernels move (vivit_kernels/ln_mlp.py): the statistics kernel reads x and writes mean and rstd (fp32);
+    # fc1 reads x again with the statistics and W1 and writes the hidden activation h; fc2 reads h, W2 and x (the
+    # residual) and writes out. Training also writes the pre-activation z (M x I) that GELU's backward needs.
+    kernel_inference = e * (3 * M * D + 2 * D * I + I + D + 2 * D + 2 * M * I + M * D) + 4 * 2 * 2 * M
+    for mode, fewest, kernel_bytes in (
+        ("inference", fused, kernel_inference),
+        # Training must keep an M x I activation for the backward (or recompute fc1): at least one write of it.
+        ("training", fused + e * M * I, kernel_inference + e * M * I),
+    ):
+        ops.append(
+            dict(
+                op=f"ln_mlp_fwd ({mode})",
+                shape=f"M={M} D={D} I={I}",
+                flops=2 * 2 * M * D * I,
+                fused_bytes=fewest,
+                kernel_bytes=kernel_bytes,
+                unfused_bytes=unfused,
+                replaces="LN, fc1, GELU, fc2, residual add",
+            )
         )
-    )
 
     for op in ops:
         op["bytes_saved"] = op["unfused_bytes"] - op["fused_bytes"]
@@ -372,7 +407,47 @@ def roofline_ops(shape: Shape | None = None) -> list[dict]:
             op[f"{gpu}_floor_us"] = 1e6 * max(op["flops"] / peak, op["fused_bytes"] / bandwidth)
             op[f"{gpu}_unfused_floor_us"] = 1e6 * max(op["flops"] / peak, op["unfused_bytes"] / bandwidth)
             op[f"{gpu}_bound"] = "compute" if op["flops"] / peak >= op["fused_bytes"] / bandwidth else "memory"
+            # The exp limit of softmax, on the useful scores.
+            if "exps" in op:
+                op[f"{gpu}_exp_floor_us"] = 1e6 * op["exps"] / MUFU_PER_S[gpu]
+        for gpu, (peak, bandwidth) in MEASURED.items():
+            op[f"{gpu}_measured_floor_us"], op[f"{gpu}_measured_bound"] = _kernel_floor(op, peak, bandwidth, gpu)
     return ops
+
+
+def _kernel_floor(op: dict, peak: float, bandwidth: float, gpu: str) -> tuple[float, str]:
+    """Floor of our kernels' own work at measured ceilings: executed MMA FLOPs (padding included), executed exps at
+    the MUFU rate, and the bytes the kernels move (the fewest where not counted separately); which one binds."""
+    times = {
+        "compute": op.get("executed_flops", op["flops"]) / peak,
+        "memory": op.get("kernel_bytes", op["fused_bytes"]) / bandwidth,
+    }
+    if "executed_exps" in op:
+        times["exp"] = op["executed_exps"] / MUFU_PER_S[gpu]
+    bound = max(times, key=times.get)
+    return 1e6 * times[bound], bound
+
+
+def _attention_executed(direction: str, seqs: int, length: int, head_dim: int, elem: int) -> tuple[int, int]:
+    """(executed MMA FLOPs, executed exps) of our attention kernels for one direction, from the launch's tiles."""
+    from vivit_kernels import attention as attn
+
+    if direction == "fwd":
+        cfg = attn._fwd_config(length, seqs, head_dim, elem)
+        parts = [("fwd", {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages")})]
+    else:
+        cfg = attn._bwd_config(length, seqs, head_dim, elem)
+        if "PACK" in cfg:
+            parts = [("bwd_tile", cfg)]
+        else:
+            parts = [(p, dict(cfg[p], BLOCK_D=cfg["BLOCK_D"])) for p in ("dq", "dkdv")]
+    flops = exps = 0
+    for kernel, part in parts:
+        executed = attn.mma_flops(kernel, part, length, head_dim, seqs)[1]
+        flops += executed
+        # Every dot of a tile is BLOCK_M x BLOCK_N x BLOCK_D; the tile's scores are exponentiated once.
+        exps += executed // (2 * attn._DOTS_PER_TILE[kernel] * part["BLOCK_D"])
+    return flops, exps
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -380,21 +455,24 @@ def roofline_ops(shape: Shape | None = None) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _table(headers, rows) -> str:
+def _table(headers, rows, markdown: bool = False) -> str:
     cells = [[str(c) for c in r] for r in rows]
+    if markdown:  # GitHub pipe table, for pasting into documents
+        line = lambda r: "| " + " | ".join(c.replace("|", "/") for c in r) + " |"  # noqa: E731
+        return "\n".join([line(headers), line(["---"] * len(headers)), *(line(r) for r in cells)])
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def format_compiled(rows: list[dict]) -> str:
+def format_compiled(rows: list[dict], markdown: bool = False) -> str:
     headers = ["kernel", "config", "target", "auto", "regs", "spill B", "shared KiB", "tensor cores", "programs/SM",
-               "status"]  # fmt: skip
+               "useful MMA %", "status"]  # fmt: skip
     body = []
     for r in rows:
         auto = "yes" if r.get("auto", True) else "no"
         if r.get("error"):
-            body.append([r["kernel"], r["config"], r["target"], auto, "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
+            body.append([r["kernel"], r["config"], r["target"], auto, "-", "-", "-", "-", "-", "-", "FAILS TO COMPILE"])
             continue
         tc = (
             ("wgmma" if r.get("wgmma") else "mma")
@@ -415,13 +493,20 @@ def format_compiled(rows: list[dict]) -> str:
                 f"{r['shared_bytes'] / 1024:.1f}",
                 tc,
                 r["programs_per_sm"],
+                _useful_cell(r),
                 status,
             ]
         )
-    return _table(headers, body)
+    return _table(headers, body, markdown)
 
 
-def format_summary(rows: list[dict]) -> str:
+def _useful_cell(row: dict) -> str:
+    if row.get("useful_fraction") is None:
+        return "-"
+    return f"{100 * row['useful_fraction']:.1f} ({row['useful_at']})"
+
+
+def format_summary(rows: list[dict], markdown: bool = False) -> str:
     """One line per kernel and target: how many configurations, and the range of each resource."""
     groups: dict = {}
     for r in rows:
@@ -449,32 +534,51 @@ def format_summary(rows: list[dict]) -> str:
                 span("programs_per_sm"),
             ]
         )
-    return _table(headers, body)
+    return _table(headers, body, markdown)
 
 
-def format_roofline(ops: list[dict]) -> str:
-    headers = ["op", "shape", "GFLOP", "fewest MB", "unfused MB", "saved MB"]
+def format_roofline(ops: list[dict], markdown: bool = False) -> str:
+    headers = ["op", "shape", "GFLOP", "executed GFLOP", "fewest MB", "kernel MB", "unfused MB", "saved MB"]
     for gpu in GPUS:
         headers += [f"{gpu} floor us", f"{gpu} unfused us"]
+    headers += [f"{gpu} exp us" for gpu in GPUS]
+    headers += [f"{gpu} measured-ceiling floor us" for gpu in MEASURED]
+    mb = lambda op, key: f"{op[key] / 1e6:.1f}" if key in op else "-"  # noqa: E731
     body = []
     for op in ops:
         row = [
             op["op"],
             op["shape"],
             f"{op['flops'] / 1e9:.1f}",
-            f"{op['fused_bytes'] / 1e6:.1f}",
-            f"{op['unfused_bytes'] / 1e6:.1f}",
-            f"{op['bytes_saved'] / 1e6:.1f}",
+            f"{op['executed_flops'] / 1e9:.1f} ({100 * op['flops'] / op['executed_flops']:.0f} % useful)"
+            if "executed_flops" in op
+            else "-",
+            mb(op, "fused_bytes"),
+            mb(op, "kernel_bytes"),
+            mb(op, "unfused_bytes"),
+            mb(op, "bytes_saved"),
         ]
         for gpu in GPUS:
             row += [f"{op[f'{gpu}_floor_us']:.1f} ({op[f'{gpu}_bound'][0]})", f"{op[f'{gpu}_unfused_floor_us']:.1f}"]
+        row += [f"{op[f'{gpu}_exp_floor_us']:.1f}" if f"{gpu}_exp_floor_us" in op else "-" for gpu in GPUS]
+        row += [f"{op[f'{gpu}_measured_floor_us']:.1f} ({op[f'{gpu}_measured_bound']})" for gpu in MEASURED]
         body.append(row)
     peaks = ", ".join(f"{g} {p / 1e12:.0f} TFLOP/s bf16 dense, {b / 1e12:.2f} TB/s" for g, (p, b) in GPUS.items())
+    mufu = ", ".join(f"{g} {r / 1e12:.2f}e12 exp/s" for g, r in MUFU_PER_S.items())
+    measured = ", ".join(
+        f"{g} {p / 1e12:.0f} TFLOP/s matmul, {b / 1e12:.2f} TB/s copy" for g, (p, b) in MEASURED.items()
+    )
     return (
         "MODELED, NOT MEASURED: roofline floors for ViViT-B/16x2 (32x224^2, tubelet 2x16x16, batch 8, bf16).\n"
-        f"Spec-sheet peaks: {peaks}. Floor = max(FLOPs / peak, bytes / bandwidth); (c) compute-, (m) memory-bound.\n"
-        "'fewest MB' is what the op must move at least; 'unfused MB' is the PyTorch sequence it replaces.\n\n"
-        + _table(headers, body)
+        f"Spec-sheet peaks: {peaks}. Floor = max(useful FLOPs / peak, fewest bytes / bandwidth); (c) compute-, "
+        "(m) memory-bound.\n"
+        "'fewest MB' is what the op must move at least; 'kernel MB' what our kernels move where counted; 'unfused MB' "
+        "the PyTorch sequence it replaces.\n"
+        "'executed GFLOP': the MMA work our kernels' tiles do (padding, packed off-diagonal blocks, the backward's "
+        "recomputed scores).\n"
+        f"'exp us': one exp per useful score at the special-function unit rate (16 / clock / SM: {mufu}).\n"
+        f"'measured-ceiling floor': executed FLOPs, executed exps and kernel bytes at the ceilings measured on the GPU "
+        f"({measured}); which one binds: compute, exp or memory.\n\n" + _table(headers, body, markdown)
     )
 
 
@@ -483,12 +587,17 @@ def version_header() -> str:
     import triton
 
     from vivit_kernels._utils import SLOWER_THAN_EAGER
+    from vivit_kernels.attention import HEAD_DIM_BUCKETS
 
     slower = ", ".join(f"{op} ({mode})" for op, mode in sorted(SLOWER_THAN_EAGER))
+    buckets = ", ".join(f"{lo}-{hi} -> {block}" for lo, hi, block in HEAD_DIM_BUCKETS)
     return (
         f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}\n"
         f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
-        f"on a GPU: {slower}"
+        f"on a GPU: {slower}\n"
+        f"attention head-dim buckets (head dims -> padded BLOCK_D): {buckets}\n"
+        f"useful MMA % = useful / executed tensor-core FLOPs of the launch (tile padding and the off-diagonal blocks "
+        f"of packed tiles are waste), at the length, head dim and sequence count in brackets"
     )
 
 
@@ -502,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vivit_kernels.report", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the compiled rows as a JSON list on stdout")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel compiles")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (pipe) tables")
     parser.add_argument("--no-roofline", action="store_true", help="skip the modeled roofline tables")
     args = parser.parse_args(argv)
 
@@ -531,12 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(header + "\n")
         print("COMPILED (ahead of time by Triton's compiler and ptxas, read from the cubin; no GPU used)\n")
-        print(format_compiled(rows) if rows else "(no kernel module provides aot_specs() yet)")
+        print(format_compiled(rows, args.markdown) if rows else "(no kernel module provides aot_specs() yet)")
         if rows:
             print("\nSUMMARY per kernel and target (ranges over the kept configurations)\n")
-            print(format_summary(rows))
+            print(format_summary(rows, args.markdown))
         if not args.no_roofline:
-            print("\n" + format_roofline(roofline_ops()))
+            print("\n" + format_roofline(roofline_ops(), args.markdown))
     return 1 if problems else 0
 
 
