@@ -178,8 +178,10 @@ def test_missing_corrupt_and_truncated_files(videos, tmp_path):
 
 def test_header_off_by_one_is_resampled_with_a_warning(videos, monkeypatch):
     path = videos["mpeg4.avi"]
-    real_info = vio.video_info
-    monkeypatch.setattr(vio, "video_info", lambda p: dataclasses.replace(real_info(p), num_frames=NUM_FRAMES + 1))
+    real_info = vio._PyAVVideo.info
+    monkeypatch.setattr(
+        vio._PyAVVideo, "info", lambda self: dataclasses.replace(real_info(self), num_frames=NUM_FRAMES + 1)
+    )
     with pytest.warns(UserWarning, match="declares 38 frames but only 37 decode"):
         clip = read_video(path)
     np.testing.assert_array_equal(clip, decode_all(path))

@@ -177,9 +177,11 @@ def test_every_frame_found_by_seeking(clips, name, monkeypatch):
     enough that no single-frame read falls back to decoding from the start."""
     path = clips[name]
     calls = []
-    real = vio._decode_wanted
+    real = vio._PyAVVideo._decode_wanted
     monkeypatch.setattr(
-        vio, "_decode_wanted", lambda p, w, seek, back=0: calls.append(seek) or real(p, w, seek=seek, back=back)
+        vio._PyAVVideo,
+        "_decode_wanted",
+        lambda self, w, seek, back=0: calls.append(seek) or real(self, w, seek=seek, back=back),
     )
     for i in range(60):
         assert [frame_number(f) for f in decode_frames(path, [i])] == [i]

@@ -39,6 +39,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from vivit.data.video_backend import decoder_threads, get_video_backend, resolve_backend, set_video_backend
+
 SAMPLING_MODES = ("strided", "uniform")
 SHORT_CLIP_POLICIES = ("loop", "repeat_last", "error")
 # Containers whose seeking and timestamps place frames exactly. Others (MPEG-PS/TS, raw streams) rebuild
@@ -146,9 +148,9 @@ def segment_frames(num_available: int, fps: float, start_sec: float | None, end_
 # Decoding.
 
 
-def _open(path: str):
-    import av
-
+def _check_file(path: str) -> None:
+    """Raises VideoReadError unless `path` is a regular file (opening a FIFO would block until a writer appears;
+    devices and sockets never end)."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -157,8 +159,14 @@ def _open(path: str):
         raise VideoReadError(path, f"cannot access ({type(e).__name__}: {e})") from e
     if stat.S_ISDIR(mode):
         raise VideoReadError(path, "is a directory, not a video file")
-    if not stat.S_ISREG(mode):  # opening a FIFO would block until a writer appears; devices and sockets never end
+    if not stat.S_ISREG(mode):
         raise VideoReadError(path, f"expected a regular file, got a {_file_kind(mode)}")
+
+
+def _open(path: str):
+    import av
+
+    _check_file(path)
     try:
         container = av.open(path)
     except Exception as e:  # PyAV raises a family of FFmpegError/OSError subclasses
@@ -233,8 +241,7 @@ def _frame_index(path: str, container, stream) -> _FrameIndex:
         return cached
     time_base = Fraction(stream.time_base) if stream.time_base else None
     index = _FrameIndex(None, time_base, stream.start_time or 0)
-    seekable = any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
-    if seekable and time_base is not None:
+    if _seekable(container) and time_base is not None:
         try:
             stamps, keys = [], []
             for packet in container.demux(stream):
@@ -275,34 +282,8 @@ def _index_of(path: str) -> _FrameIndex:
         container.close()
 
 
-def video_info(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, frame rate, size and codec of a video file.
-
-    The frame count is the number of frames with a presentation timestamp in seekable containers (exact on
-    variable-frame-rate video), else the header's count, else the number of video packets.
-    """
-    path = os.fspath(path)
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        rate = _frame_rate(stream)
-        index = _frame_index(path, container, stream)
-        if index.pts is not None:
-            num_frames = len(index.pts)
-        elif index.packets is not None and not (stream.frames and stream.frames > 0):
-            num_frames = index.packets
-        else:
-            num_frames = _count_frames(path, container, stream)
-        return VideoInfo(
-            path=path,
-            num_frames=num_frames,
-            fps=float(rate) if rate else 0.0,
-            height=stream.codec_context.height,
-            width=stream.codec_context.width,
-            codec=stream.codec_context.name,
-        )
-    finally:
-        container.close()
+def _seekable(container) -> bool:
+    return any(name in _SEEKABLE_FORMATS for name in container.format.name.split(","))
 
 
 class _Shortfall(Exception):
@@ -315,45 +296,80 @@ class _SeekMissed(Exception):
         self.landed_late = landed_late  # the seek landed on a frame after the first wanted one: aim earlier
 
 
-def decode_frames(path: str | os.PathLike, indices: np.ndarray | list[int]) -> np.ndarray:
-    """The frames at `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3).
+class _PyAVVideo:
+    """A video opened with PyAV for one read: the frame count, the timestamp index and the decoding share the open
+    container. Only decoding from the start after the container was demuxed or seeked reopens the file."""
 
-    Frame i is the i-th frame in presentation order, also on variable-frame-rate video: in MP4/MOV, Matroska/WebM,
-    AVI and NUT files the stream's presentation timestamps are indexed once (packets are demuxed, not decoded), the
-    reader seeks to the key frame before the first wanted frame, matches decoded frames to indices by timestamp
-    and stops after the last wanted one. Other containers, and files whose packets lack timestamps, are decoded
-    from the start, counting frames (still stopping after the last wanted one).
-    """
-    path = os.fspath(path)
-    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if indices.size == 0:
-        raise ValueError("indices: expected at least one frame index")
-    if indices.min() < 0:
-        raise ValueError(f"indices: frame indices must be >= 0, got {int(indices.min())}")
-    wanted = np.unique(indices)
-    frames = None
-    for back in range(_SEEK_RETRIES + 1):
-        try:
-            frames = _decode_wanted(path, wanted, seek=True, back=back)
-            break
-        except _SeekMissed as e:
-            if not e.landed_late:
+    def __init__(self, path: str, num_threads: int):
+        self.path, self.num_threads = path, num_threads
+        self._index: _FrameIndex | None = None
+        self._open_container()
+
+    def _open_container(self) -> None:
+        self.container = _open(self.path)
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.stream.codec_context.thread_count = self.num_threads
+        self.at_start = True  # nothing demuxed, seeked or decoded yet
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def index(self) -> _FrameIndex:
+        if self._index is None:
+            if _seekable(self.container) and _cached_index(_index_key(self.path)) is None:
+                self.at_start = False  # _frame_index demuxes the whole stream
+            self._index = _frame_index(self.path, self.container, self.stream)
+        return self._index
+
+    def info(self) -> VideoInfo:
+        stream = self.stream
+        rate = _frame_rate(stream)
+        index = self.index()
+        if index.pts is not None:
+            num_frames = len(index.pts)
+        elif index.packets is not None and not (stream.frames and stream.frames > 0):
+            num_frames = index.packets
+        else:
+            if not (stream.frames and stream.frames > 0):
+                self.at_start = False  # _count_frames demuxes
+            num_frames = _count_frames(self.path, self.container, stream)
+        return VideoInfo(
+            path=self.path,
+            num_frames=num_frames,
+            fps=float(rate) if rate else 0.0,
+            height=stream.codec_context.height,
+            width=stream.codec_context.width,
+            codec=stream.codec_context.name,
+        )
+
+    def decode(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        """Frames at the sorted unique indices `wanted`; raises _Shortfall when the video ends before the last."""
+        for back in range(_SEEK_RETRIES + 1):
+            try:
+                return self._decode_wanted(wanted, seek=True, back=back)
+            except _SeekMissed as e:
+                if not e.landed_late:
+                    break
+            except _Shortfall:
                 break
-        except _Shortfall:
-            break
-    if frames is None:  # timestamps that did not place frames: count frames from the start instead
-        frames = _decode_wanted(path, wanted, seek=False)
-    return np.stack([frames[int(i)] for i in indices])
+        # timestamps that did not place frames: count frames from the start instead
+        if not self.at_start:
+            self.close()
+            self._open_container()
+        return self._decode_wanted(wanted, seek=False)
 
-
-def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) -> dict[int, np.ndarray]:
-    container = _open(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+    def _decode_wanted(self, wanted: np.ndarray, *, seek: bool, back: int = 0) -> dict[int, np.ndarray]:
+        path, container, stream = self.path, self.container, self.stream
         pts = None
         if seek:
-            index = _frame_index(path, container, stream)
+            index = self.index()
             if index.pts is None:
                 raise _SeekMissed  # nothing to place frames by: the caller decodes from the start
             if wanted[-1] >= len(index.pts):
@@ -365,7 +381,9 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) 
             if back:
                 k = int(np.searchsorted(index.key_pts, target, side="right")) - 1 - back
                 target = int(index.key_pts[k]) if k >= 0 else int(index.pts[0])
+            self.at_start = False
             container.seek(target, stream=stream, backward=True, any_frame=False)
+        self.at_start = False
 
         out: dict[int, np.ndarray] = {}
         pos, last_index = 0, -1
@@ -393,8 +411,62 @@ def _decode_wanted(path: str, wanted: np.ndarray, *, seek: bool, back: int = 0) 
         except Exception as e:
             raise VideoReadError(path, f"corrupt video data ({type(e).__name__}: {e})") from e
         raise _Shortfall(last_index + 1)
-    finally:
-        container.close()
+
+
+def _open_video(path: str, backend: str | None, num_threads: int | None):
+    """The opened video, read with the backend `backend` resolves to (see vivit.data.video_backend)."""
+    name = resolve_backend(backend)
+    threads = decoder_threads(num_threads)
+    if name == "torchcodec":
+        from vivit.data.torchcodec_video import TorchCodecVideo
+
+        return TorchCodecVideo(path, threads)
+    return _PyAVVideo(path, threads)
+
+
+def video_info(path: str | os.PathLike, *, backend: str | None = None, num_threads: int | None = None) -> VideoInfo:
+    """Frame count, frame rate, size and codec of a video file.
+
+    The frame count is the number of frames with a presentation timestamp in seekable containers (exact on
+    variable-frame-rate video), else the header's count, else the number of video packets. `backend`: "auto",
+    "torchcodec" or "pyav" (None: the process-wide default, see `set_video_backend`).
+    """
+    path = os.fspath(path)
+    with _open_video(path, backend, num_threads) as video:
+        return video.info()
+
+
+def _check_indices(indices) -> np.ndarray:
+    indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if indices.size == 0:
+        raise ValueError("indices: expected at least one frame index")
+    if indices.min() < 0:
+        raise ValueError(f"indices: frame indices must be >= 0, got {int(indices.min())}")
+    return indices
+
+
+def decode_frames(
+    path: str | os.PathLike,
+    indices: np.ndarray | list[int],
+    *,
+    backend: str | None = None,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """The frames at `indices` (any order, repeats allowed) as uint8 RGB (len(indices), H, W, 3).
+
+    Frame i is the i-th frame in presentation order, also on variable-frame-rate video: in MP4/MOV, Matroska/WebM,
+    AVI and NUT files the stream's presentation timestamps are indexed once (packets are demuxed, not decoded), the
+    reader seeks to the key frame before the first wanted frame, matches decoded frames to indices by timestamp
+    and stops after the last wanted one. Other containers, and files whose packets lack timestamps, are decoded
+    from the start, counting frames (still stopping after the last wanted one). With `backend="torchcodec"`,
+    torchcodec's exact seek mode numbers the frames the same way (it scans the file's packets when it opens it).
+    `num_threads`: decoder threads (None: 1 in a DataLoader worker, else min(4, cores)).
+    """
+    path = os.fspath(path)
+    indices = _check_indices(indices)
+    with _open_video(path, backend, num_threads) as video:
+        frames = video.decode(np.unique(indices))
+    return np.stack([frames[int(i)] for i in indices])
 
 
 def _read(
@@ -409,57 +481,62 @@ def _read(
     start_sec: float | None,
     end_sec: float | None,
     generator: np.random.Generator | None,
+    backend: str | None,
+    num_threads: int | None,
 ) -> np.ndarray:
     path = os.fspath(path)
-    info = video_info(path)
-    available = info.num_frames
-    times = None
-    if start_sec is not None or end_sec is not None:
-        index = _index_of(path)
-        if index.pts is not None and len(index.pts) == available:  # exact times, also on variable frame rate
-            times = [float((int(p) - index.start_pts) * index.time_base) for p in index.pts]
-    for _ in range(2):  # a second pass only when the file decodes fewer frames than its header says
-        if available < 1:
-            raise VideoReadError(path, "contains no decodable video frames")
-        if times is not None:  # the frames whose presentation time lies in [start_sec, end_sec)
-            first = 0 if start_sec is None else bisect.bisect_left(times, start_sec - _TIME_EPS)
-            last = available if end_sec is None else bisect.bisect_left(times, end_sec - _TIME_EPS)
-        else:
-            first, last = segment_frames(available, info.fps or 1.0, start_sec, end_sec)
-        if last <= first:
-            raise ValueError(
-                f"{path}: the segment [{start_sec}, {end_sec}) s holds no frames (the video has {available} frames "
-                f"at {info.fps:g} fps)"
-            )
-        if num_frames is None:
-            indices = np.arange(first, last)[None].repeat(num_clips, 0)
-        else:
-            indices = first + sample_indices(
-                last - first,
-                num_frames,
-                stride=stride,
-                sampling=sampling,
-                num_clips=num_clips,
-                random_offset=random_offset,
-                short_clip=short_clip,
-                generator=generator,
-            )
-        try:
-            frames = decode_frames(path, indices)
-        except _Shortfall as e:
-            if e.decoded < 1 or e.decoded >= available or available - e.decoded > _SHORTFALL_TOLERANCE(available):
-                raise VideoReadError(
-                    path,
-                    f"truncated or corrupt: the header declares {available} frames but decoding ends after {e.decoded}",
-                ) from None
-            warnings.warn(
-                f"{path}: header declares {available} frames but only {e.decoded} decode (truncated file?); "
-                "sampling over the frames that decode",
-                stacklevel=3,
-            )
-            available, times = e.decoded, None
-            continue
-        return frames.reshape(indices.shape + frames.shape[1:])
+    with _open_video(path, backend, num_threads) as video:  # one open: counting, indexing and decoding share it
+        info = video.info()
+        available = info.num_frames
+        times = None
+        if start_sec is not None or end_sec is not None:
+            index = video.index()
+            if index.pts is not None and len(index.pts) == available:  # exact times, also on variable frame rate
+                times = [float((int(p) - index.start_pts) * index.time_base) for p in index.pts]
+        for _ in range(2):  # a second pass only when the file decodes fewer frames than its header says
+            if available < 1:
+                raise VideoReadError(path, "contains no decodable video frames")
+            if times is not None:  # the frames whose presentation time lies in [start_sec, end_sec)
+                first = 0 if start_sec is None else bisect.bisect_left(times, start_sec - _TIME_EPS)
+                last = available if end_sec is None else bisect.bisect_left(times, end_sec - _TIME_EPS)
+            else:
+                first, last = segment_frames(available, info.fps or 1.0, start_sec, end_sec)
+            if last <= first:
+                raise ValueError(
+                    f"{path}: the segment [{start_sec}, {end_sec}) s holds no frames (the video has {available} "
+                    f"frames at {info.fps:g} fps)"
+                )
+            if num_frames is None:
+                indices = np.arange(first, last)[None].repeat(num_clips, 0)
+            else:
+                indices = first + sample_indices(
+                    last - first,
+                    num_frames,
+                    stride=stride,
+                    sampling=sampling,
+                    num_clips=num_clips,
+                    random_offset=random_offset,
+                    short_clip=short_clip,
+                    generator=generator,
+                )
+            try:
+                decoded = video.decode(np.unique(indices))
+            except _Shortfall as e:
+                if e.decoded < 1 or e.decoded >= available or available - e.decoded > _SHORTFALL_TOLERANCE(available):
+                    raise VideoReadError(
+                        path,
+                        f"truncated or corrupt: the header declares {available} frames but decoding ends after "
+                        f"{e.decoded}",
+                    ) from None
+                warnings.warn(
+                    f"{path}: header declares {available} frames but only {e.decoded} decode (truncated file?); "
+                    "sampling over the frames that decode",
+                    stacklevel=3,
+                )
+                available, times = e.decoded, None
+                continue
+            frames = np.stack([decoded[int(i)] for i in indices.reshape(-1)])
+            return frames.reshape(indices.shape + frames.shape[1:])
     raise VideoReadError(path, "the number of decodable frames keeps changing between reads")
 
 
@@ -474,6 +551,8 @@ def read_video(
     start_sec: float | None = None,
     end_sec: float | None = None,
     generator: np.random.Generator | None = None,
+    backend: str | None = None,
+    num_threads: int | None = None,
 ) -> np.ndarray:
     """One clip of a video file as uint8 RGB (T, H, W, 3).
 
@@ -486,6 +565,8 @@ def read_video(
         short_clip: policy when a strided clip spans more frames than the video holds: "loop", "repeat_last", "error".
         start_sec, end_sec: restrict sampling to this segment (Kinetics-style annotations).
         generator: numpy Generator for the random choices.
+        backend: "auto", "torchcodec" or "pyav"; None: the process-wide default (`set_video_backend`).
+        num_threads: decoder threads; None: 1 inside a DataLoader worker, else min(4, cores).
     """
     clips = _read(
         path,
@@ -498,6 +579,8 @@ def read_video(
         start_sec=start_sec,
         end_sec=end_sec,
         generator=generator,
+        backend=backend,
+        num_threads=num_threads,
     )
     return clips[0]
 
@@ -512,8 +595,12 @@ def read_clips(
     short_clip: str = "loop",
     start_sec: float | None = None,
     end_sec: float | None = None,
+    backend: str | None = None,
+    num_threads: int | None = None,
 ) -> np.ndarray:
-    """`num_clips` evenly spread temporal views of a video as uint8 (num_clips, T, H, W, 3) (one decoding pass)."""
+    """`num_clips` evenly spread temporal views of a video as uint8 (num_clips, T, H, W, 3) (one decoding pass).
+
+    `backend` and `num_threads` as in `read_video`."""
     return _read(
         path,
         num_frames,
@@ -525,6 +612,8 @@ def read_clips(
         start_sec=start_sec,
         end_sec=end_sec,
         generator=None,
+        backend=backend,
+        num_threads=num_threads,
     )
 
 
@@ -556,6 +645,8 @@ __all__ = [
     "read_video",
     "sample_indices",
     "segment_frames",
+    "get_video_backend",
+    "set_video_backend",
     "video_info",
     "write_video",
 ]
