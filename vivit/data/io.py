@@ -1,4 +1,13 @@
-"""Video decoding with PyAV and temporal sampling.
+"""Video decoding (torchcodec or PyAV) and temporal sampling.
+
+Backends: `backend="auto"` (default) decodes with torchcodec when it is installed and finds FFmpeg's shared libraries,
+else with PyAV; "torchcodec" or "pyav" picks one (an unusable torchcodec then raises). The process-wide default is
+`set_video_backend(name)` or the environment variable VIVIT_VIDEO_BACKEND (vivit.data.video_backend). torchcodec
+reads MP4/MOV and Matroska/WebM files (in other containers its seeks are not exact): "auto" reads the rest with PyAV,
+an explicit "torchcodec" refuses them. Both backends
+number frames the same way (below), so a clip is the same frames whichever decodes it; pixel values can differ by a
+few levels (different colour-conversion paths). Each read opens the file once. Decoder threads: `num_threads=`, by
+default 1 inside a DataLoader worker and min(4, cores) in the main process.
 
 `read_video(path, num_frames, stride=2)` returns one uint8 (T, H, W, C) RGB clip; `read_clips` returns the n temporal
 views of multi-view evaluation, (n, T, H, W, C). Frame index i is the i-th frame in presentation order, also on
@@ -413,15 +422,26 @@ class _PyAVVideo:
         raise _Shortfall(last_index + 1)
 
 
-def _open_video(path: str, backend: str | None, num_threads: int | None):
-    """The opened video, read with the backend `backend` resolves to (see vivit.data.video_backend)."""
+def _with_video(path: str, backend: str | None, num_threads: int | None, work):
+    """`work(video)` on the file opened once with the backend `backend` resolves to (vivit.data.video_backend).
+
+    Under "auto" a file torchcodec cannot read (containers other than MP4/MOV and Matroska/WebM, see
+    vivit.data.torchcodec_video) is read with PyAV; a file neither reads raises PyAV's error. A backend named
+    explicitly is never replaced.
+    """
     name = resolve_backend(backend)
     threads = decoder_threads(num_threads)
     if name == "torchcodec":
         from vivit.data.torchcodec_video import TorchCodecVideo
 
-        return TorchCodecVideo(path, threads)
-    return _PyAVVideo(path, threads)
+        try:
+            with TorchCodecVideo(path, threads) as video:
+                return work(video)
+        except VideoReadError:
+            if (backend or get_video_backend()) != "auto":
+                raise
+    with _PyAVVideo(path, threads) as video:
+        return work(video)
 
 
 def video_info(path: str | os.PathLike, *, backend: str | None = None, num_threads: int | None = None) -> VideoInfo:
@@ -432,8 +452,7 @@ def video_info(path: str | os.PathLike, *, backend: str | None = None, num_threa
     "torchcodec" or "pyav" (None: the process-wide default, see `set_video_backend`).
     """
     path = os.fspath(path)
-    with _open_video(path, backend, num_threads) as video:
-        return video.info()
+    return _with_video(path, backend, num_threads, lambda video: video.info())
 
 
 def _check_indices(indices) -> np.ndarray:
@@ -464,8 +483,7 @@ def decode_frames(
     """
     path = os.fspath(path)
     indices = _check_indices(indices)
-    with _open_video(path, backend, num_threads) as video:
-        frames = video.decode(np.unique(indices))
+    frames = _with_video(path, backend, num_threads, lambda video: video.decode(np.unique(indices)))
     return np.stack([frames[int(i)] for i in indices])
 
 
@@ -485,7 +503,8 @@ def _read(
     num_threads: int | None,
 ) -> np.ndarray:
     path = os.fspath(path)
-    with _open_video(path, backend, num_threads) as video:  # one open: counting, indexing and decoding share it
+
+    def sample_and_decode(video):  # one open: counting, indexing and decoding share it
         info = video.info()
         available = info.num_frames
         times = None
@@ -531,13 +550,15 @@ def _read(
                 warnings.warn(
                     f"{path}: header declares {available} frames but only {e.decoded} decode (truncated file?); "
                     "sampling over the frames that decode",
-                    stacklevel=3,
+                    stacklevel=5,  # read_video's caller
                 )
                 available, times = e.decoded, None
                 continue
             frames = np.stack([decoded[int(i)] for i in indices.reshape(-1)])
             return frames.reshape(indices.shape + frames.shape[1:])
-    raise VideoReadError(path, "the number of decodable frames keeps changing between reads")
+        raise VideoReadError(path, "the number of decodable frames keeps changing between reads")
+
+    return _with_video(path, backend, num_threads, sample_and_decode)
 
 
 def read_video(
