@@ -63,7 +63,7 @@ def torchcodec_problem() -> str | None:
 
 
 def resolve_backend(backend: str | None) -> str:
-    """"pyav" or "torchcodec" for a `backend=` argument (None: the process-wide default)."""
+    """ "pyav" or "torchcodec" for a `backend=` argument (None: the process-wide default)."""
     name = get_video_backend() if backend is None else _check_name(backend, "backend")
     if name == "auto":
         return "torchcodec" if AUTO_CHOICE == "torchcodec" and torchcodec_problem() is None else "pyav"
