@@ -30,6 +30,10 @@ setup(
         "test": ["pytest>=8", "pytest-benchmark>=4", "peft>=0.17", "accelerate>=1.0", "ruff>=0.6", "hypothesis>=6"],
         # `vivit train --log tensorboard` (torch.utils.tensorboard's SummaryWriter needs it)
         "tensorboard": ["tensorboard>=2.14"],
+        # `backend="torchcodec"` decoding (also needs FFmpeg's shared libraries, e.g. apt-get install ffmpeg).
+        # 0.12-0.13 are the CPU builds for torch >= 2.11; later wheels on the default index link CUDA 13's
+        # libraries (libtorch_cuda, libnvrtc) and fail to import beside a CPU torch.
+        "torchcodec": ["torchcodec>=0.12,<0.14"],
     },
     entry_points={"console_scripts": ["vivit=vivit.cli:main"]},
 )

@@ -30,6 +30,7 @@ _EXPORTS = {
     "read_clips": "vivit.data.io",
     "decode_frames": "vivit.data.io",
     "VideoReadError": "vivit.data.io",
+    "set_video_backend": "vivit.data.video_backend",
     "VideoFolder": "vivit.data.datasets",
     "VideoCSV": "vivit.data.datasets",
     "AnnotationError": "vivit.data.datasets",
