@@ -85,7 +85,25 @@ def test_backends_sample_the_same_clips(clips, name):
 
 
 @needs_torchcodec
-def test_explicit_torchcodec_refuses_containers_it_seeks_inexactly(tmp_path):
+@pytest.mark.parametrize("name", ["h264.mp4", "ffv1.mkv", "vp9.webm"])
+def test_torchcodec_on_other_codecs(tmp_path, name):
+    """test_io's files (frame i: red level 6 * i, a green bar i + 1 pixels wide): the same frames as PyAV's."""
+    from test_io import FORMATS, NUM_FRAMES
+    from test_io import encode as encode_numbered
+
+    codec, pix_fmt = {f[0]: f[1:] for f in FORMATS}[name]
+    path = encode_numbered(tmp_path / name, codec, pix_fmt)
+    assert video_info(path, backend="torchcodec").num_frames == NUM_FRAMES
+    indices = [0, 36, 5, 6, 30, 33, 2, 17, 17]
+    pyav, torchcodec = (decode_frames(path, indices, backend=b).astype(int) for b in ("pyav", "torchcodec"))
+    assert np.abs(pyav - torchcodec).max() <= PIXEL_TOLERANCE
+    bar_widths = (torchcodec[..., 1] > 128).sum(2).mean(1).round().astype(int)
+    assert bar_widths.tolist() == [i + 1 for i in indices]
+
+
+@needs_torchcodec
+def test_explicit_torchcodec_refuses_containers_it_seeks_inexactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(vb, "AUTO_CHOICE", "torchcodec")  # "auto" tries torchcodec first
     path = encode(tmp_path / "program_stream.mpg", "mpeg2video", list(range(40)))
     with pytest.raises(VideoReadError, match=r"program_stream\.mpg: torchcodec seeks exactly only in MP4/MOV"):
         decode_frames(path, [5], backend="torchcodec")
@@ -112,6 +130,7 @@ def test_unusable_torchcodec(monkeypatch, clips):
             raise OSError("libavutil.so.59: cannot open shared object file: No such file or directory")
         return real_import(name, *args, **kwargs)
 
+    monkeypatch.setattr(vb, "AUTO_CHOICE", "torchcodec")  # "auto" would take torchcodec if it could
     monkeypatch.setattr(vb, "_torchcodec_problem", [])  # probe again, under the failing import
     monkeypatch.setattr(builtins, "__import__", no_ffmpeg)
     opened = []
@@ -131,17 +150,22 @@ def test_unusable_torchcodec(monkeypatch, clips):
 
 
 @needs_torchcodec
-def test_process_wide_default(monkeypatch, clips):
+@pytest.mark.parametrize("auto_choice", ["pyav", "torchcodec"])
+def test_process_wide_default(monkeypatch, clips, auto_choice):
+    monkeypatch.setattr(vb, "AUTO_CHOICE", auto_choice)  # the measured choice (vivit.data.video_backend)
     made = count_torchcodec_decoders(monkeypatch)
     path = clips["cfr_h264.mp4"]
     for setting in ("pyav", "auto", "torchcodec"):
         vb.set_video_backend(setting)
         read_video(path, 2)
-    assert len(made) == 2  # "auto" and "torchcodec"
+    expected = 2 if auto_choice == "torchcodec" else 1  # "torchcodec", and "auto" when it means torchcodec
+    assert len(made) == expected
     vb.set_video_backend(None)
     monkeypatch.setenv(vb.ENV_VAR, "pyav")
     read_video(path, 2)
-    assert len(made) == 2
+    monkeypatch.setenv(vb.ENV_VAR, "torchcodec")
+    read_video(path, 2)
+    assert len(made) == expected + 1
 
 
 def test_import_vivit_does_not_import_torchcodec():

@@ -1,13 +1,12 @@
 """Video decoding (torchcodec or PyAV) and temporal sampling.
 
-Backends: `backend="auto"` (default) decodes with torchcodec when it is installed and finds FFmpeg's shared libraries,
-else with PyAV; "torchcodec" or "pyav" picks one (an unusable torchcodec then raises). The process-wide default is
-`set_video_backend(name)` or the environment variable VIVIT_VIDEO_BACKEND (vivit.data.video_backend). torchcodec
-reads MP4/MOV and Matroska/WebM files (in other containers its seeks are not exact): "auto" reads the rest with PyAV,
-an explicit "torchcodec" refuses them. Both backends
-number frames the same way (below), so a clip is the same frames whichever decodes it; pixel values can differ by a
-few levels (different colour-conversion paths). Each read opens the file once. Decoder threads: `num_threads=`, by
-default 1 inside a DataLoader worker and min(4, cores) in the main process.
+Backends: `backend="auto"` (default) decodes with PyAV, the faster on the CPU decode benchmark (see
+vivit.data.video_backend); "torchcodec" or "pyav" picks one (an unusable torchcodec then raises). The process-wide
+default is `set_video_backend(name)` or the environment variable VIVIT_VIDEO_BACKEND. torchcodec reads MP4/MOV and
+Matroska/WebM files (in other containers its seeks are not exact) and refuses the rest. Both backends number frames
+the same way (below), so a clip is the same frames whichever decodes it; pixel values can differ by a few levels
+(different FFmpeg builds). Each read opens the file once. Decoder threads: `num_threads=`, by default 1 inside a
+DataLoader worker and min(4, cores) in the main process.
 
 `read_video(path, num_frames, stride=2)` returns one uint8 (T, H, W, C) RGB clip; `read_clips` returns the n temporal
 views of multi-view evaluation, (n, T, H, W, C). Frame index i is the i-th frame in presentation order, also on
@@ -425,9 +424,9 @@ class _PyAVVideo:
 def _with_video(path: str, backend: str | None, num_threads: int | None, work):
     """`work(video)` on the file opened once with the backend `backend` resolves to (vivit.data.video_backend).
 
-    Under "auto" a file torchcodec cannot read (containers other than MP4/MOV and Matroska/WebM, see
-    vivit.data.torchcodec_video) is read with PyAV; a file neither reads raises PyAV's error. A backend named
-    explicitly is never replaced.
+    When "auto" means torchcodec (vivit.data.video_backend.AUTO_CHOICE), a file torchcodec cannot read (containers
+    other than MP4/MOV and Matroska/WebM, see vivit.data.torchcodec_video) is read with PyAV; a file neither reads
+    raises PyAV's error. A backend named explicitly is never replaced.
     """
     name = resolve_backend(backend)
     threads = decoder_threads(num_threads)

@@ -8,7 +8,7 @@ selects the same frames whichever backend decodes it.
 
 Only MP4/MOV and Matroska/WebM files are read: in MPEG program streams, and in AVI files with B-frames, torchcodec's
 seeks land on the wrong frames without an error (the PyAV reader decodes the former from the start and matches the
-latter by timestamp), so other containers are refused (and read with PyAV under backend="auto").
+latter by timestamp), so other containers are refused.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 The process-wide default is `set_video_backend(name)`, else the environment variable VIVIT_VIDEO_BACKEND, else
 "auto". The variable also reaches DataLoader workers started with "spawn", which do not inherit a
-`set_video_backend` call. "auto" picks torchcodec when it imports and loads FFmpeg here (on the CPU decode benchmark,
-BENCHMARKS.md "Decoding", it was the faster of the two), else PyAV.
+`set_video_backend` call. "auto" means AUTO_CHOICE, chosen by measurement: PyAV, which on the CPU decode benchmark
+(BENCHMARKS.md, "Decoding") spent less CPU per clip than torchcodec and was faster on a loaded machine (a DataLoader
+whose workers fill the cores is one). With AUTO_CHOICE = "torchcodec", "auto" would take torchcodec when it imports
+and loads FFmpeg here, and read with PyAV the files torchcodec refuses.
 
 torchcodec is imported lazily (never at `import vivit`): it loads FFmpeg's shared libraries at import, and an import
 that fails for want of them (OSError/RuntimeError) makes `backend="torchcodec"` raise a one-line error saying how
@@ -20,7 +22,7 @@ import os
 BACKENDS = ("auto", "torchcodec", "pyav")
 ENV_VAR = "VIVIT_VIDEO_BACKEND"
 # The backend "auto" resolves to, chosen by measurement (see the module docstring).
-AUTO_CHOICE = "torchcodec"
+AUTO_CHOICE = "pyav"
 INSTALL_HINT = 'pip install "vivit[torchcodec]" plus FFmpeg\'s shared libraries (e.g. apt-get install ffmpeg)'
 MAIN_PROCESS_MAX_THREADS = 4
 
