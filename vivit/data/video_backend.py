@@ -3,8 +3,8 @@
 The process-wide default is `set_video_backend(name)`, else the environment variable VIVIT_VIDEO_BACKEND, else
 "auto". The variable also reaches DataLoader workers started with "spawn", which do not inherit a
 `set_video_backend` call. "auto" means AUTO_CHOICE, chosen by measurement: PyAV, which on the CPU decode benchmark
-(BENCHMARKS.md, "Decoding") spent no more CPU per clip than torchcodec and was faster on a loaded machine (a DataLoader
-whose workers fill the cores is one). With AUTO_CHOICE = "torchcodec", "auto" would take torchcodec when it imports
+(BENCHMARKS.md, "Decoding") tied with torchcodec on a quiet machine and was faster on a loaded one (a DataLoader whose
+workers fill the cores is one). With AUTO_CHOICE = "torchcodec", "auto" would take torchcodec when it imports
 and loads FFmpeg here, and read with PyAV the files torchcodec refuses.
 
 torchcodec is imported lazily (never at `import vivit`): it loads FFmpeg's shared libraries at import, and an import
