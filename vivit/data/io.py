@@ -1,6 +1,6 @@
 """Video decoding (torchcodec or PyAV) and temporal sampling.
 
-Backends: `backend="auto"` (default) decodes with PyAV, never slower on the CPU decode benchmark (see
+Backends: `backend="auto"` (default) decodes with PyAV, chosen by measurement (see
 vivit.data.video_backend); "torchcodec" or "pyav" picks one (an unusable torchcodec then raises). The process-wide
 default is `set_video_backend(name)` or the environment variable VIVIT_VIDEO_BACKEND. torchcodec reads MP4/MOV and
 Matroska/WebM files (in other containers its seeks are not exact) and refuses the rest. Both backends number frames
