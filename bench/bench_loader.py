@@ -78,8 +78,8 @@ def interleaved(candidates: dict, rounds: int) -> tuple[dict, dict]:
 
 
 def _warm_up(fn):
-    """One untimed call when timing is on (fresh worker processes, AdamW's state, the allocator); none in the smoke
-    test, whose single pass is untimed anyway."""
+    """One untimed call when timing is on (AdamW's state, the allocator); none in the smoke test, whose single pass
+    is untimed anyway."""
     if not H.timing_disabled():
         fn()
 
