@@ -62,9 +62,9 @@ def main(argv=None) -> None:
         raise SystemExit(f"formula {fwd / 1e9:.2f} GFLOP != flop_counter {counted / 1e9:.2f} GFLOP")
     step = 3 * fwd
     print(
-        f"MODELED. forward {fwd / 1e9:.1f} GFLOP/clip (formula = flop_counter), training step ~3x = {step / 1e12:.2f}"
+        f"MODELED: forward {fwd / 1e9:.1f} GFLOP/clip (formula = flop_counter), training step ~3x = "
+        f"{step / 1e12:.2f} TFLOP/clip, peak {args.peak_tflops:g} TFLOP/s bf16 dense"
     )
-    print(f"TFLOP/clip; peak {args.peak_tflops:g} TFLOP/s bf16 dense")
     print(
         "| MFU | GPU step clips/s (model) | "
         + " | ".join(f"cores for {r} ({ms:.0f} core-ms/clip)" for r, ms in clip_ms.items())
