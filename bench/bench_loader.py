@@ -14,6 +14,10 @@ Rows (seconds per batch of `BATCH` clips; clips/s in the row's note):
 - the per-core cost of one ViViT-B/16x2 clip (32 frames at stride 2 from the 720p file, crop 224), decode alone and
   with each recipe, pinned to one core: the input of the GPU-feeding model in BENCHMARKS.md.
 
+The step runs on the harness's torch threads (`VIVIT_BENCH_THREADS`, default 2, as the trainer's main process has on
+2 cores); on a loaded machine two threads of the default model's small matmuls slow far more than the one-thread
+workers, so state the load with every figure (BENCHMARKS.md, "Loader").
+
 `--benchmark-disable` (the CI smoke test) runs every path once on tiny folders and batches of 4, in seconds.
 """
 
@@ -202,6 +206,8 @@ def test_vivit_b_clip_cost_per_core(folders):
     from vivit.data.io import read_video
     from vivit.data.spec import open_dataset
 
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("the per-core figure pins the reading thread to one core: needs os.sched_setaffinity (Linux)")
     folder = folders["hd"]
     dataset = {r: open_dataset(folder.root, "all", num_frames=32, image_size=224, train=True) for r in RECIPES}
     for recipe, d in dataset.items():
