@@ -34,6 +34,8 @@ import pytest
 import torch
 
 RECIPES = ("light", "videomae")
+# bench/charts.py draws no speedup chart for this group: a loader against a step is no "ours against a baseline"
+GROUP = "loader"
 WORKERS = (2, 1, 0)  # the first is "ours": what `vivit train` uses on 2 cores (--workers default: the usable cores)
 
 
@@ -119,7 +121,7 @@ def _figures(text: str) -> str:
 
 
 def _loader_row(op: str, seconds: dict, batch: int) -> H.Row:
-    return H.Row(op=op, ours=_workers_name(WORKERS[0]), seconds=seconds, note=_rate_note(seconds, batch))
+    return H.Row(op=op, ours=_workers_name(WORKERS[0]), seconds=seconds, note=_rate_note(seconds, batch), group=GROUP)
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -148,6 +150,7 @@ def test_loader_keeps_up_with_step(folders, recipe, tmp_path):
     flops = trainer.step_flops(batches[0][0])
     H.record(
         H.Row(
+            group=GROUP,
             op=f"training step (default model, {recipe}, batch {batch})",
             ours="train_one_epoch, batches in memory",
             seconds={"train_one_epoch, batches in memory": step},
@@ -158,6 +161,7 @@ def test_loader_keeps_up_with_step(folders, recipe, tmp_path):
     ours = f"loader, {_workers_name(WORKERS[0])}"
     H.record(
         H.Row(
+            group=GROUP,
             op=f"keeps up: loader vs step ({recipe})",
             ours=ours,
             seconds={ours: per_batch[_workers_name(WORKERS[0])], "training step": step},
@@ -167,6 +171,7 @@ def test_loader_keeps_up_with_step(folders, recipe, tmp_path):
     fed = per_batch["step fed by loader"]
     H.record(
         H.Row(
+            group=GROUP,
             op=f"training epoch fed by the loader ({recipe})",
             ours="step fed by 2-worker loader",
             seconds={"step fed by 2-worker loader": fed, "step, batches in memory": step},
@@ -236,6 +241,7 @@ def test_vivit_b_clip_cost_per_core(folders):
     decoded = min(folder.frames, 63)  # the reader decodes from the key frame (frame 0) to the clip's last frame
     H.record(
         H.Row(
+            group=GROUP,
             op=f"ViViT-B clip, 32x2 frames of {folder.height}p to 224, one core",
             ours="decode only",
             seconds=per_clip,
