@@ -249,3 +249,12 @@ def test_vivit_b_clip_cost_per_core(folders):
             + f"~{decoded} frames decoded per clip ({folder.megabits_per_s:.2g} Mbit/s H.264)",
         )
     )
+
+
+def test_gpu_feeding_model_flops_formula():
+    """The MODELED GPU side of BENCHMARKS.md ("Feeding one GPU"): its ViViT-B/16x2 forward-FLOP formula against
+    torch.utils.flop_counter on the real model (meta device: shapes only, no compute)."""
+    import gpu_feeding_model as M
+
+    counted = M.counted_forward_flops()
+    assert abs(M.forward_flops() - counted) <= 1e-9 * counted, (M.forward_flops(), counted)
