@@ -310,11 +310,11 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
     # Both end in 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208 in each kernel. A 16-key dK/dV
     # tail tile at padded head dim 128 spills with 8 warps on sm_90 (capped at 128 registers), not with 4.
+    tails = dict(TAIL_M=TAIL, TAIL_N=TAIL, tail_warps=4)
     return dict(
         BLOCK_D=block_d,
-        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, TAIL_M=TAIL, TAIL_N=TAIL, num_warps=4, num_stages=2,
-                tail_warps=4),
-        dkdv=dict(BLOCK_M=32, BLOCK_N=64, TAIL_M=TAIL, TAIL_N=TAIL, num_warps=num_warps, num_stages=2, tail_warps=4),
+        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, num_warps=4, num_stages=2, **tails),
+        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2, **tails),
     )
 
 
@@ -352,8 +352,8 @@ def _launches(part: str, cfg: dict, seq_len: int) -> list[tuple[int, int, int, d
     launches = []
     for start, end, tile in _tile_runs(seq_len, cfg[tile_key], cfg.get(tail_key, cfg[tile_key])):
         warps = cfg["num_warps"] if tile == cfg[tile_key] else cfg.get("tail_warps", cfg["num_warps"])
-        launches.append((start, end, tile, dict(base, **{tile_key: tile}), dict(num_warps=warps,
-                                                                               num_stages=cfg["num_stages"])))
+        meta = dict(num_warps=warps, num_stages=cfg["num_stages"])
+        launches.append((start, end, tile, dict(base, **{tile_key: tile}), meta))
     return launches
 
 
@@ -664,8 +664,8 @@ def aot_specs() -> list:
     def add_pass(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim, part):
         # The full-tile launch and, where there is one, the tail launch: two compiled configurations.
         for i, (tiles, meta) in enumerate(_kernel_tiles(part, cfg)):
-            add(name, kernel, variant, has_mask, label + (" tail" if i else ""), cfg, seq_len, head_dim, part, tiles,
-                meta)
+            tail = " tail" if i else ""
+            add(name, kernel, variant, has_mask, label + tail, cfg, seq_len, head_dim, part, tiles, meta)
 
     for variant, has_mask, head_dim in itertools.product(_AOT_VARIANTS, (True, False), _AOT_HEAD_DIMS):
         itemsize = _ITEMSIZE[variant[0]]
