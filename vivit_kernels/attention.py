@@ -21,13 +21,20 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
   forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
                       one key tile: no online-softmax loop (temporal attention, T' <= 32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
-           L > 128    128 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
+           L > 128    64 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
   backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
                       in one launch (5 tile matmuls, nothing recomputed).
-           L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
-                      loop over query tiles): each program owns its output, so no atomics and a deterministic result.
+           L > 64     dQ kernel (64-row query tile, loop over 64-key tiles; also writes delta) then dK/dV kernel
+                      (64-key tile, loop over 32-row query tiles): each program owns its output, so no atomics and a
+                      deterministic result.
+  Tail tiles (16-bit, the looping kernels): a length that is not a multiple of the tile ends in 16-wide tail tiles, so
+  it pads to the next multiple of 16, not of 64: the axis a kernel's grid runs over gets a second launch of 16-row
+  tiles over its last L % 64 rows (_tile_runs), the axis it loops over a second loop of 16-wide tiles after the full
+  ones, through the same @triton.jit step (_fwd_key_tile, _dq_key_tile, _dkdv_query_tile). ViViT-B spatial attention
+  (197 = 3 x 64 + 5 tokens) executes 208 x 208 per sequence in every kernel instead of 256 x 256 (forward and dQ) and
+  224 x 256 (dK/dV). 16 is the smallest tile a tensor-core dot takes (an mma's rows; k = 16 for 16-bit operands).
   fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
-  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
+  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86), without tails.
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
@@ -47,12 +54,12 @@ bf16, head dim 64, batch 8.
     goal needs enough bytes in flight, and the compiled forward (sm_90: 78 registers, 24 KiB shared memory, 6
     programs per SM) keeps ~144 KiB of tiles in flight per SM, well above the ~25 KiB Little's law asks for at
     3.35 TB/s over 132 SMs with ~1 us of memory latency.
-  spatial S=196/197: 128 x 64 tiles pad 197 rows and keys to 256, so 59 % of the computed FLOPs are useful: 200
-    useful TFLOP/s forward needs ~340 raw TFLOP/s, the tutorial-style Triton rate at 512 tokens, so the goal is at
-    the edge of what this tiling allows. The tiled backward also recomputes q k^T and dO v^T in both kernels (7 tile
-    matmuls where a fused atomic-dQ backward does 5), so useful/computed is ~0.6 x 5/7 = ~43 % (the dK/dV kernel's
-    32-row query tiles pad 197 to 224, not 256): 120 useful TFLOP/s needs ~280 raw. Sequences of <= 64 tokens take
-    the single-tile backward, which does 5.
+  spatial S=196/197: full and tail tiles pad 197 rows and keys to 208, so 89.7 % of the computed FLOPs are useful
+    (59 % with the earlier 128 x 64 tiles, which padded to 256): 200 useful TFLOP/s forward needs ~223 raw TFLOP/s,
+    though the 16-row tail tiles run at a lower MMA rate than full ones. The tiled backward also recomputes q k^T and
+    dO v^T in both kernels (7 tile matmuls where a fused atomic-dQ backward does 5), so useful/computed is
+    ~0.897 x 5/7 = ~64 %: 120 useful TFLOP/s needs ~187 raw. Sequences of <= 64 tokens take the single-tile
+    backward, which does 5. None of this is measured yet: only a GPU run can say whether the smaller tiles pay.
   joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
     warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
 Compiled resources (real compiles for sm_80, sm_86 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report):
@@ -711,7 +718,9 @@ def triton_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None,
 def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
     """An upper bound of the shared memory per program of every kernel a call launches (forward and backward): the
     tiles that feed tensor-core dots, times the pipeline stages for those loaded inside a loop, plus 1 KiB for
-    reductions and the key mask. tests/test_aot.py checks it against every compiled configuration."""
+    reductions and the key mask. The tail launches and tail loops use smaller tiles than the ones counted here (the
+    compiler reuses the full loop's buffers for the tail loop). tests/test_aot.py checks it against every compiled
+    configuration."""
     itemsize = torch.tensor([], dtype=dtype).element_size()
     fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
     d = fwd["BLOCK_D"] * itemsize
