@@ -367,10 +367,8 @@ def _launches(part: str, cfg: dict, seq_len: int) -> list[tuple[int, int, int, d
 def _kernel_tiles(part: str, cfg: dict) -> list[tuple[dict, dict]]:
     """Every compiled configuration (constexprs, meta) of one pass, whatever the length: the full-tile launch's and,
     where the grid axis has a shorter tail, the tail launch's."""
-    tile_key, tail_key = _GRID_AXIS[part]
-    tiles = {cfg[tile_key], cfg.get(tail_key, cfg[tile_key])}
-    # A length of tile + 1 tokens launches one full tile and one tail tile.
-    return [launch[3:] for launch in _launches(part, cfg, max(tiles) + 1)][: len(tiles)]
+    # A length of one tile + 1 token launches one full tile and, where there is a tail, one tail tile.
+    return [launch[3:] for launch in _launches(part, cfg, cfg[_GRID_AXIS[part][0]] + 1)]
 
 
 # Padded head-dim buckets (BLOCK_D) of every attention kernel: (smallest head dim, largest head dim, BLOCK_D).
@@ -718,8 +716,8 @@ def triton_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None,
 def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
     """An upper bound of the shared memory per program of every kernel a call launches (forward and backward): the
     tiles that feed tensor-core dots, times the pipeline stages for those loaded inside a loop, plus 1 KiB for
-    reductions and the key mask. The tail launches and tail loops use smaller tiles than the ones counted here (the
-    compiler reuses the full loop's buffers for the tail loop). tests/test_aot.py checks it against every compiled
+    reductions and the key mask. The tail launches and tail loops use smaller tiles than the ones counted here; the
+    compiled kernels with a tail loop stay within this bound too. tests/test_aot.py checks it against every compiled
     configuration."""
     itemsize = torch.tensor([], dtype=dtype).element_size()
     fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
