@@ -239,23 +239,34 @@ def test_useful_fraction_hand_counts():
     """useful / executed MMA FLOPs from the launch's tiles, against counts done by hand."""
     from vivit_kernels import attention as attn
 
-    # Spatial 197 tokens, bf16, head dim 64: 128-row query tiles (2 per sequence, 256 rows) and a loop over 64-key
-    # tiles (4, 256 keys): 197^2 / 256^2 of the work is real.
+    # Spatial 197 tokens, bf16, head dim 64: 64-row query tiles (3, rows 0-191) and a 16-row tail tile (rows 192-207)
+    # against three 64-key tiles and one 16-key tail tile: 208 x 208 executed per sequence, not 256 x 256.
     fwd = attn._fwd_config(197, 12, 64, 2)
-    assert (fwd["BLOCK_M"], fwd["BLOCK_N"], fwd["BLOCK_D"]) == (128, 64, 64)
+    assert (fwd["BLOCK_M"], fwd["BLOCK_N"], fwd["TAIL_M"], fwd["TAIL_N"], fwd["BLOCK_D"]) == (64, 64, 16, 16, 64)
     useful, executed = attn.mma_flops("fwd", fwd, 197, 64, 12)
     assert useful == 4 * 12 * 197 * 197 * 64
-    assert executed == 4 * 12 * 256 * 256 * 64
-    assert attn.useful_fraction("fwd", fwd, 197, 64, 12) == pytest.approx(197**2 / 256**2)  # 0.592
+    assert executed == 4 * 12 * 208 * 208 * 64
+    assert attn.useful_fraction("fwd", fwd, 197, 64, 12) == pytest.approx(197**2 / 208**2)  # 0.897
+    # 145 = 2 x 64 + 17: two 16-wide tail tiles on each axis, 160 x 160; 193 = 3 x 64 + 1: 208; 192: no tail.
+    assert attn.mma_flops("fwd", fwd, 145, 64, 3)[1] == 4 * 3 * 160 * 160 * 64
+    assert attn.mma_flops("fwd", fwd, 193, 64, 3)[1] == 4 * 3 * 208 * 208 * 64
+    assert attn.mma_flops("fwd", fwd, 192, 64, 3)[1] == 4 * 3 * 192 * 192 * 64
     # Head dim 80 runs in the 128 bucket: a further 80 / 128.
     fwd80 = attn._fwd_config(197, 12, 80, 2)
-    assert attn.useful_fraction("fwd", fwd80, 197, 80, 12) == pytest.approx(197**2 * 80 / (256**2 * 128))
-    # Backward at 197: dQ with 64 x 64 tiles (256 x 256), dK/dV with 32-row query tiles (224 queries x 256 keys).
+    assert attn.useful_fraction("fwd", fwd80, 197, 80, 12) == pytest.approx(197**2 * 80 / (208**2 * 128))
+    # Backward at 197: dQ with 64-row query tiles + a 16-row tail launch, over 64-key tiles + a 16-key tail (208 x
+    # 208); dK/dV with 64-key tiles + a 16-key tail launch, over 32-row query tiles + a 16-row tail (6 x 32 + 16 = 208
+    # queries x 208 keys). 3 and 4 dots per tile pair.
     bwd = attn._bwd_config(197, 12, 64, 2)
     dq = dict(bwd["dq"], BLOCK_D=bwd["BLOCK_D"])
     dkdv = dict(bwd["dkdv"], BLOCK_D=bwd["BLOCK_D"])
-    assert attn.useful_fraction("dq", dq, 197, 64, 12) == pytest.approx(197**2 / (256 * 256))
-    assert attn.useful_fraction("dkdv", dkdv, 197, 64, 12) == pytest.approx(197**2 / (224 * 256))
+    assert attn.mma_flops("dq", dq, 197, 64, 12)[1] == 2 * 3 * 12 * 208 * 208 * 64
+    assert attn.mma_flops("dkdv", dkdv, 197, 64, 12)[1] == 2 * 4 * 12 * 208 * 208 * 64
+    assert attn.useful_fraction("dq", dq, 197, 64, 12) == pytest.approx(197**2 / 208**2)
+    assert attn.useful_fraction("dkdv", dkdv, 197, 64, 12) == pytest.approx(197**2 / 208**2)
+    # fp32 keeps its tiles, no tails: 64 x 32 forward tiles pad 197 to 256 rows and 224 keys.
+    fwd32 = attn._fwd_config(197, 12, 64, 4)
+    assert attn.mma_flops("fwd", fwd32, 197, 64, 12)[1] == 4 * 12 * 256 * 224 * 64
     # Temporal T=8: sequences padded to 16 slots, 4 packed into a 64 x 64 block-diagonal tile, 2352 sequences
     # (588 tiles): each tile does 64 x 64 x 64 per dot for 4 x 8 x 8 x 64 real products.
     t8 = attn._fwd_config(8, 2352, 64, 2)
@@ -280,7 +291,19 @@ def test_attention_rows_carry_useful_fraction(compiled):
         assert row["useful_at"].startswith("L="), _label(row)
     fwd197 = [r for r in attention_rows if r["kernel"] == "attention_fwd" and "bf16 ieee nomask D64 spatial S=197"
               in r["config"]]  # fmt: skip
-    assert fwd197 and all(r["useful_fraction"] == pytest.approx(197**2 / 256**2, abs=1e-4) for r in fwd197)
+    assert fwd197 and all(r["useful_fraction"] == pytest.approx(197**2 / 208**2, abs=1e-4) for r in fwd197)
+    # The goal at ViViT-B's spatial attention (197 tokens, head dim 64, 16-bit): >= 85 % useful MMA work in the
+    # forward and in both backward kernels, full-tile and tail launches compiled on every target.
+    for dtype in ("bf16", "fp16"):
+        mine = [r for r in attention_rows if r["config"].startswith(f"{dtype} ieee") and " D64 spatial " in r["config"]]
+        mine = [r for r in mine if "S=197 / joint" in r["config"]]
+        for part in ("joint", "joint dq", "joint dkdv"):  # forward, dQ, dK/dV
+            for launch in (" BLOCK", " tail BLOCK"):  # the full-tile launch and the tail launch
+                rows = [r for r in mine if f"S=197 / {part}{launch}" in r["config"]]
+                assert {r["target"] for r in rows} == TARGETS, (dtype, part, launch)
+        for r in mine:
+            assert r["useful_fraction"] >= 0.85, _label(r)
+            assert r["auto"] and not report.row_failures(r), _label(r)
     assert "head-dim buckets" in stderr and "65-128 -> 128" in stderr
 
 
@@ -290,9 +313,9 @@ def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():
     assert report.GPUS["H200"] == (989e12, 4.8e12)
     spatial = ops["attention_fwd (spatial)"]
     assert spatial["H200_floor_us"] == pytest.approx(1e6 * 2 * 4 * (8 * 16 * 12) * 196 * 64 / 4.8e12)
-    # Spatial forward at 196 tokens: 128 x 64 tiles pad 196 to 256 queries and 256 keys.
-    assert spatial["executed_flops"] == 4 * (8 * 16 * 12) * 256 * 256 * 64
-    assert spatial["executed_exps"] == (8 * 16 * 12) * 256 * 256
+    # Spatial forward at 196 tokens: 64-wide tiles and a 16-wide tail pad 196 to 208 queries and 208 keys.
+    assert spatial["executed_flops"] == 4 * (8 * 16 * 12) * 208 * 208 * 64
+    assert spatial["executed_exps"] == (8 * 16 * 12) * 208 * 208
     # Exp limit: one exp per score at 16 per clock per SM, 132 SMs at 1.98 GHz.
     joint = ops["attention_fwd (joint)"]
     assert joint["H100_exp_floor_us"] == pytest.approx(1e6 * (8 * 12) * 3137**2 / (16 * 132 * 1.98e9))

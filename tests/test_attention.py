@@ -115,6 +115,78 @@ def test_joint_long_multi_tile():
     _check_triton((1, 300, 1, 64), "joint", torch.float32)
 
 
+# Lengths past the single-tile limit (128 tokens for 16-bit inputs) run 64-wide tiles then 16-wide tail tiles: on the
+# query axis a second launch, on the key axis a tail loop (forward and dQ); dK/dV the other way round. The lengths hit
+# one tail tile with 5 real rows (197: ViViT-B spatial with CLS), one real row (129, 193), two tail tiles (145 =
+# 128 + 17) and an 8-row tail (200). Masks make tail keys or whole sequences empty.
+def _tail_mask(kind, shape, axis):
+    if kind is None:
+        return None
+    mask = torch.ones(shape[:2], dtype=torch.bool)
+    if kind == "tail_keys":  # the tail keys masked (joint, L = shape[1]): the tail tiles see no real key
+        mask[:, shape[1] // 64 * 64 :] = False
+    elif kind == "random_and_empty":  # random keys; the last batch element has none (rows of zeros, lse +inf)
+        mask = torch.rand(shape[:2]) > 0.3
+        mask[-1] = False
+    elif kind == "frame":  # spatial: the last frame of the last clip is masked, all its keys and rows
+        mask[-1, -1] = False
+    return mask
+
+
+@pytest.mark.parametrize(
+    "axis, shape, dtype, mask, layout",
+    [
+        ("spatial", (1, 1, 197, 2, 64), torch.float16, None, "contiguous"),
+        ("spatial", (1, 1, 197, 1, 64), torch.bfloat16, None, "fused"),
+        ("spatial", (1, 2, 197, 1, 40), torch.bfloat16, "frame", "contiguous"),
+        ("joint", (2, 129, 1, 40), torch.float16, "random_and_empty", "contiguous"),
+        ("joint", (1, 145, 2, 64), torch.bfloat16, None, "heads_first"),
+        ("joint", (2, 145, 1, 40), torch.float16, "tail_keys", "fused"),
+        ("spatial", (2, 1, 193, 1, 64), torch.float16, "frame", "half_heads"),
+        ("joint", (2, 200, 1, 64), torch.bfloat16, "random_and_empty", "contiguous"),
+        ("joint", (1, 200, 1, 40), torch.float16, "tail_keys", "heads_first"),
+    ],
+)
+def test_tail_tiles(axis, shape, dtype, mask, layout):
+    key_mask = _tail_mask(mask, shape, axis)
+    out, grads = _check_triton(shape, axis, dtype, key_mask=key_mask, layout=layout)
+    if mask in ("random_and_empty", "frame"):
+        empty = ~key_mask.any(dim=1) if axis == "joint" else ~key_mask
+        assert (out[empty] == 0).all()
+        assert all((g[empty] == 0).all() for g in grads)
+
+
+def test_tail_launches_cover_every_row():
+    """Full tiles then tail tiles partition [0, L) for every length past the single-tile limit, and pad it to the next
+    multiple of 16: 197 -> 3 x 64 + 16 = 208."""
+    assert attn_mod._tile_runs(197, 64, 16) == [(0, 192, 64), (192, 197, 16)]
+    assert attn_mod._tile_runs(145, 64, 16) == [(0, 128, 64), (128, 145, 16)]  # two 16-row tiles
+    assert attn_mod._tile_runs(192, 64, 16) == [(0, 192, 64)]  # no tail
+    assert attn_mod._tile_runs(197, 64, 64) == [(0, 197, 64)]  # fp32: no tail, the last tile padded
+    for L in range(129, 700):
+        for block in (32, 64):
+            runs = attn_mod._tile_runs(L, block, 16)
+            assert runs[0][0] == 0 and runs[-1][1] == L and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+            assert attn_mod._padded(L, block, 16) == -(-L // 16) * 16, (L, block)
+
+
+@pytest.mark.parametrize("length", [145, 197])
+def test_tail_launches_write_every_element(monkeypatch, length):
+    """NaN-filled buffers: the tail launches must write the last rows of out, lse, delta, dq, dk and dv."""
+    allocated = []
+
+    def poisoned(shape_, dtype, device):
+        t = torch.full(shape_, float("nan"), dtype=dtype, device=device)
+        allocated.append(t)
+        return t
+
+    monkeypatch.setattr(attn_mod, "_empty", poisoned)
+    _check_triton((1, length, 2, 40), "joint", torch.float16)
+    assert len(allocated) == 6  # out, lse, dq, dk, dv, delta
+    for t in allocated:
+        assert not torch.isnan(t).any()
+
+
 @pytest.mark.parametrize(
     "axis, shape, layout",
     [

@@ -159,7 +159,9 @@ def auto_reason(dtype: torch.dtype, precision: str, arch: int, shared_need: int,
 # (op, mode) pairs whose kernels were measured slower than eager PyTorch: bench/first_light.py on an H200 (sm_90),
 # bf16, ViViT-B shapes, 2026-12-04 (BENCHMARKS.md, "GPU"). Mode "forward" is a call that needs no gradient,
 # "training" one that does (forward + backward). No other GPU has been measured, so this holds on every
-# architecture until one is. Strict backend="triton" still runs every kernel.
+# architecture until one is. Strict backend="triton" still runs every kernel. The entries are per op and mode, not
+# per tile configuration, so they still hold for kernels retiled since (spatial and joint attention measured with
+# 128 x 64 forward tiles, now 64 x 64 with 16-wide tails): auto keeps those to eager until a GPU run says otherwise.
 SLOWER_THAN_EAGER = frozenset(
     {
         ("attention_joint", "forward"),  # 0.64x SDPA (flash), 3137 tokens

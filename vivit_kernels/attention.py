@@ -21,13 +21,20 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
   forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
                       one key tile: no online-softmax loop (temporal attention, T' <= 32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
-           L > 128    128 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
+           L > 128    64 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
   backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
                       in one launch (5 tile matmuls, nothing recomputed).
-           L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
-                      loop over query tiles): each program owns its output, so no atomics and a deterministic result.
+           L > 64     dQ kernel (64-row query tile, loop over 64-key tiles; also writes delta) then dK/dV kernel
+                      (64-key tile, loop over 32-row query tiles): each program owns its output, so no atomics and a
+                      deterministic result.
+  Tail tiles (16-bit, the looping kernels): a length that is not a multiple of the tile ends in 16-wide tail tiles, so
+  it pads to the next multiple of 16, not of 64: the axis a kernel's grid runs over gets a second launch of 16-row
+  tiles over its last L % 64 rows (_tile_runs), the axis it loops over a second loop of 16-wide tiles after the full
+  ones, through the same @triton.jit step (_fwd_key_tile, _dq_key_tile, _dkdv_query_tile). ViViT-B spatial attention
+  (197 = 3 x 64 + 5 tokens) executes 208 x 208 per sequence in every kernel instead of 256 x 256 (forward and dQ) and
+  224 x 256 (dK/dV). 16 is the smallest tile a tensor-core dot takes (an mma's rows; k = 16 for 16-bit operands).
   fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
-  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
+  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86), without tails.
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
@@ -47,12 +54,12 @@ bf16, head dim 64, batch 8.
     goal needs enough bytes in flight, and the compiled forward (sm_90: 78 registers, 24 KiB shared memory, 6
     programs per SM) keeps ~144 KiB of tiles in flight per SM, well above the ~25 KiB Little's law asks for at
     3.35 TB/s over 132 SMs with ~1 us of memory latency.
-  spatial S=196/197: 128 x 64 tiles pad 197 rows and keys to 256, so 59 % of the computed FLOPs are useful: 200
-    useful TFLOP/s forward needs ~340 raw TFLOP/s, the tutorial-style Triton rate at 512 tokens, so the goal is at
-    the edge of what this tiling allows. The tiled backward also recomputes q k^T and dO v^T in both kernels (7 tile
-    matmuls where a fused atomic-dQ backward does 5), so useful/computed is ~0.6 x 5/7 = ~43 % (the dK/dV kernel's
-    32-row query tiles pad 197 to 224, not 256): 120 useful TFLOP/s needs ~280 raw. Sequences of <= 64 tokens take
-    the single-tile backward, which does 5.
+  spatial S=196/197: full and tail tiles pad 197 rows and keys to 208, so 89.7 % of the computed FLOPs are useful
+    (59 % with the earlier 128 x 64 tiles, which padded to 256): 200 useful TFLOP/s forward needs ~223 raw TFLOP/s,
+    though the 16-row tail tiles run at a lower MMA rate than full ones. The tiled backward also recomputes q k^T and
+    dO v^T in both kernels (7 tile matmuls where a fused atomic-dQ backward does 5), so useful/computed is
+    ~0.897 x 5/7 = ~64 %: 120 useful TFLOP/s needs ~187 raw. Sequences of <= 64 tokens take the single-tile
+    backward, which does 5. None of this is measured yet: only a GPU run can say whether the smaller tiles pay.
   joint 3137 tokens: padding to 3200 costs 4 % ((3137 / 3200)^2 useful); the loop is the tutorial's, without
     warp specialisation or TMA, so parity with FlashAttention-2 is plausible but unverified.
 Compiled resources (real compiles for sm_80, sm_86 and sm_90 without a GPU, see aot_specs() and vivit_kernels.report):
@@ -281,10 +288,12 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
                     num_warps=num_warps, num_stages=1)  # fmt: skip
     if itemsize > 2:  # fp32: 64 x 32 tiles (single-stage at padded head dim 128) fit 99 KiB (sm_86) of shared memory
-        return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=32, BLOCK_D=block_d, SINGLE_TILE=False,
-                    num_warps=4, num_stages=1 if block_d > 64 else 2)  # fmt: skip
-    return dict(SEQ_BLOCK=128, PACK=1, BLOCK_M=128, BLOCK_N=64, BLOCK_D=block_d, SINGLE_TILE=False,
-                num_warps=8, num_stages=2)  # fmt: skip
+        return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=32, TAIL_M=64, TAIL_N=32, BLOCK_D=block_d,
+                    SINGLE_TILE=False, num_warps=4, num_stages=1 if block_d > 64 else 2)  # fmt: skip
+    # 64 x 64 tiles, then 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208, not 256 x 256.
+    # 8 warps: 4 spill at padded head dim 128 on sm_80/86 and sit at 255 registers at 64; the 16-row tail takes 4.
+    return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=64, TAIL_M=TAIL, TAIL_N=TAIL, BLOCK_D=block_d,
+                SINGLE_TILE=False, num_warps=8, num_stages=2, tail_warps=4)  # fmt: skip
 
 
 def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
@@ -296,8 +305,8 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
                         num_stages=1)  # fmt: skip
         return dict(
             BLOCK_D=block_d,
-            dq=dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=2),
-            dkdv=dict(BLOCK_M=16, BLOCK_N=32, num_warps=4, num_stages=2),
+            dq=dict(BLOCK_M=32, BLOCK_N=32, TAIL_M=32, TAIL_N=32, num_warps=4, num_stages=2),
+            dkdv=dict(BLOCK_M=16, BLOCK_N=32, TAIL_M=16, TAIL_N=32, num_warps=4, num_stages=2),
         )
     num_warps = 8 if block_d > 64 else 4
     if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
@@ -306,11 +315,60 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
                     num_stages=1)  # fmt: skip
     # dK/dV loops over 32-row query tiles: 64 spills on sm_80 at head dim 64 even with 8 warps; dQ at padded head dim
     # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
+    # Both end in 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208 in each kernel. A 16-key dK/dV
+    # tail tile at padded head dim 128 spills with 8 warps on sm_90 (capped at 128 registers), not with 4.
+    tails = dict(TAIL_M=TAIL, TAIL_N=TAIL, tail_warps=4)
     return dict(
         BLOCK_D=block_d,
-        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, num_warps=4, num_stages=2),
-        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2),
+        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, num_warps=4, num_stages=2, **tails),
+        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2, **tails),
     )
+
+
+# Tail tiles: the smallest tile a tensor-core dot takes (an mma's 16 rows, and k = 16 for 16-bit operands), so a
+# length pads to the next multiple of 16 at most.
+TAIL = 16
+# The axis each kernel's grid runs over (its tiles are launched, full ones then the tail): (tile key, tail key). The
+# other axis is the kernel's loop, whose tail is a constexpr of the kernel (TAIL_N for fwd and dq, TAIL_M for dkdv).
+_GRID_AXIS = {"fwd": ("BLOCK_M", "TAIL_M"), "dq": ("BLOCK_M", "TAIL_M"), "dkdv": ("BLOCK_N", "TAIL_N")}
+
+
+def _tile_runs(seq_len: int, block: int, tail: int) -> list[tuple[int, int, int]]:
+    """[(start, end, tile)]: the runs of one axis, full `block` tiles then the remainder in `tail` tiles (one run with
+    a padded last tile when tail == block). A length pads to block * (L // block) + tail * ceil((L % block) / tail)."""
+    if tail >= block:
+        return [(0, seq_len, block)]
+    full = seq_len // block * block
+    return [(start, end, tile) for start, end, tile in ((0, full, block), (full, seq_len, tail)) if end > start]
+
+
+def _padded(seq_len: int, block: int, tail: int) -> int:
+    """Rows (or keys) one axis executes: every tile of _tile_runs, padding included."""
+    return sum(-(-(end - start) // tile) * tile for start, end, tile in _tile_runs(seq_len, block, tail))
+
+
+def _launches(part: str, cfg: dict, seq_len: int) -> list[tuple[int, int, int, dict, dict]]:
+    """The launches of one pass ("fwd", "dq" or "dkdv") over sequences of seq_len tokens: (start, end, tile,
+    constexprs, meta) for the full tiles of the grid axis, then for its tail tiles (with `tail_warps` warps where the
+    configuration gives them: a 16-row tile needs fewer). Configurations without tails (the single-tile and packed
+    forward, fp32) get a loop tail equal to the loop tile and run as one launch of padded tiles."""
+    tile_key, tail_key = _GRID_AXIS[part]
+    loop_key = "BLOCK_N" if tile_key == "BLOCK_M" else "BLOCK_M"
+    base = {k: v for k, v in cfg.items() if k not in ("num_warps", "num_stages", "tail_warps", tail_key)}
+    base.setdefault("TAIL_" + loop_key[-1], cfg[loop_key])
+    launches = []
+    for start, end, tile in _tile_runs(seq_len, cfg[tile_key], cfg.get(tail_key, cfg[tile_key])):
+        warps = cfg["num_warps"] if tile == cfg[tile_key] else cfg.get("tail_warps", cfg["num_warps"])
+        meta = dict(num_warps=warps, num_stages=cfg["num_stages"])
+        launches.append((start, end, tile, dict(base, **{tile_key: tile}), meta))
+    return launches
+
+
+def _kernel_tiles(part: str, cfg: dict) -> list[tuple[dict, dict]]:
+    """Every compiled configuration (constexprs, meta) of one pass, whatever the length: the full-tile launch's and,
+    where the grid axis has a shorter tail, the tail launch's."""
+    # A length of one tile + 1 token launches one full tile and, where there is a tail, one tail tile.
+    return [launch[3:] for launch in _launches(part, cfg, cfg[_GRID_AXIS[part][0]] + 1)]
 
 
 # Padded head-dim buckets (BLOCK_D) of every attention kernel: (smallest head dim, largest head dim, BLOCK_D).
@@ -320,37 +378,35 @@ _DOTS_PER_TILE = {"fwd": 2, "bwd_tile": 5, "dq": 3, "dkdv": 4}
 
 
 def mma_flops(kernel: str, cfg: dict, seq_len: int, head_dim: int, n_seq: int) -> tuple[int, int]:
-    """(useful, executed) tensor-core FLOPs of one launch of `kernel` ("fwd", "bwd_tile", "dq" or "dkdv") with tile
-    configuration `cfg` (_fwd_config, _bwd_config or its dq / dkdv part, with BLOCK_D) on n_seq sequences of seq_len
-    tokens at head dim head_dim. Executed counts every tile the grid multiplies, padding and the off-diagonal blocks of
-    packed tiles included; useful counts the same dots on the real seq_len x seq_len x head_dim products only."""
+    """(useful, executed) tensor-core FLOPs of one pass of `kernel` ("fwd", "bwd_tile", "dq" or "dkdv": its full-tile
+    and tail launches together) with tile configuration `cfg` (_fwd_config, _bwd_config or its dq / dkdv part, with
+    BLOCK_D) on n_seq sequences of seq_len tokens at head dim head_dim. Executed counts every tile the grids multiply,
+    padding and the off-diagonal blocks of packed tiles included; useful counts the same dots on the real
+    seq_len x seq_len x head_dim products only."""
     if kernel not in _DOTS_PER_TILE:
         raise ValueError(f"kernel must be one of {sorted(_DOTS_PER_TILE)}, got {kernel!r}")
     if min(seq_len, head_dim, n_seq) < 1:
         raise ValueError(f"seq_len, head_dim and n_seq must be >= 1, got {seq_len}, {head_dim}, {n_seq}")
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
     block_d = cfg["BLOCK_D"]
-    if kernel == "fwd":
-        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
-        programs = cdiv(seq_len, block_m) * cdiv(n_seq, cfg["PACK"])
-        tiles = 1 if cfg["SINGLE_TILE"] else cdiv(seq_len, block_n)
-    elif kernel == "bwd_tile":
-        block_m = block_n = cfg["BLOCK"]
-        programs, tiles = cdiv(n_seq, cfg["PACK"]), 1
-    elif kernel == "dq":  # one program per query tile, looping over key tiles
-        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
-        programs, tiles = cdiv(seq_len, block_m) * n_seq, cdiv(seq_len, block_n)
-    else:  # dkdv: one program per key tile, looping over query tiles
-        block_m, block_n = cfg["BLOCK_M"], cfg["BLOCK_N"]
-        programs, tiles = cdiv(seq_len, block_n) * n_seq, cdiv(seq_len, block_m)
+    if kernel == "bwd_tile":  # one program per tile of PACK whole sequences
+        block = cfg["BLOCK"]
+        area = cdiv(n_seq, cfg["PACK"]) * block * block
+    elif kernel == "fwd" and cfg["SINGLE_TILE"]:  # query tiles (PACK sequences each) against one key tile
+        area = cdiv(seq_len, cfg["BLOCK_M"]) * cdiv(n_seq, cfg["PACK"]) * cfg["BLOCK_M"] * cfg["BLOCK_N"]
+    else:  # every sequence: rows x keys, each axis in full tiles then tail tiles (fwd, dq: query tiles launched,
+        # key tiles looped; dkdv the other way round: the same product)
+        rows = _padded(seq_len, cfg["BLOCK_M"], cfg.get("TAIL_M", cfg["BLOCK_M"]))
+        keys = _padded(seq_len, cfg["BLOCK_N"], cfg.get("TAIL_N", cfg["BLOCK_N"]))
+        area = n_seq * rows * keys
     per_product = 2 * _DOTS_PER_TILE[kernel]
-    executed = per_product * programs * tiles * block_m * block_n * block_d
+    executed = per_product * area * block_d
     useful = per_product * n_seq * seq_len * seq_len * head_dim
     return useful, executed
 
 
 def useful_fraction(kernel: str, cfg: dict, seq_len: int, head_dim: int, n_seq: int) -> float:
-    """Useful / executed tensor-core FLOPs of one launch (mma_flops): the share of MMA work that is not padding."""
+    """Useful / executed tensor-core FLOPs of one pass (mma_flops): the share of MMA work that is not padding."""
     useful, executed = mma_flops(kernel, cfg, seq_len, head_dim, n_seq)
     return useful / executed
 
@@ -381,21 +437,22 @@ def _launch_fwd(q, k, v, key_mask, axis: str, scale: float) -> tuple[torch.Tenso
     if out.numel() == 0:
         return out, lse.fill_(float("inf"))
     cfg = _fwd_config(L, n_seq, D, q.element_size())
-    meta = {k_: cfg.pop(k_) for k_ in ("num_warps", "num_stages")}
-    grid = (triton.cdiv(L, cfg["BLOCK_M"]) * triton.cdiv(n_seq, cfg["PACK"]), B)
     sq, sk, sv, so = (_sequence_strides(t, axis) for t in (q, k, v, out))
     sm = _mask_strides(key_mask, axis)
-    _attention_fwd_kernel[grid](
-        Q=q, K=k, V=v, O=out, LSE=lse, MASK=_mask_arg(key_mask, lse),
-        stride_qb=sq[0], stride_qo=sq[1], stride_qh=sq[2], stride_ql=sq[3], stride_qd=sq[4],
-        stride_kb=sk[0], stride_ko=sk[1], stride_kh=sk[2], stride_kl=sk[3], stride_kd=sk[4],
-        stride_vb=sv[0], stride_vo=sv[1], stride_vh=sv[2], stride_vl=sv[3], stride_vd=sv[4],
-        stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
-        stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
-        n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E,
-        has_mask=int(key_mask is not None), DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype),
-        **cfg, **meta,
-    )  # fmt: skip
+    # Query rows in full tiles, then (second launch) the remainder in tail tiles: both write disjoint rows.
+    for row_start, row_end, tile, tiles, meta in _launches("fwd", cfg, L):
+        grid = (triton.cdiv(row_end - row_start, tile) * triton.cdiv(n_seq, cfg["PACK"]), B)
+        _attention_fwd_kernel[grid](
+            Q=q, K=k, V=v, O=out, LSE=lse, MASK=_mask_arg(key_mask, lse),
+            stride_qb=sq[0], stride_qo=sq[1], stride_qh=sq[2], stride_ql=sq[3], stride_qd=sq[4],
+            stride_kb=sk[0], stride_ko=sk[1], stride_kh=sk[2], stride_kl=sk[3], stride_kd=sk[4],
+            stride_vb=sv[0], stride_vo=sv[1], stride_vh=sv[2], stride_vl=sv[3], stride_vd=sv[4],
+            stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
+            stride_mb=sm[0], stride_mo=sm[1], stride_ml=sm[2],
+            n_seq=n_seq, n_heads=H, seq_len=L, head_dim=D, qk_scale=scale * LOG2E,
+            has_mask=int(key_mask is not None), row_start=row_start, row_end=row_end,
+            DOT_PRECISION=_dot_precision(q.dtype), UPCAST=_upcast(q.dtype), **tiles, **meta,
+        )  # fmt: skip
     return out, lse
 
 
@@ -428,17 +485,19 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         )  # fmt: skip
         return dq, dk, dv
     delta = _empty(lse.shape, torch.float32, q.device)
-    cfg_dq, cfg_dkdv = cfg["dq"], cfg["dkdv"]
-    # dQ first: it also writes delta = rowsum(dO * O), which the dK/dV kernel reads.
-    _attention_bwd_dq_kernel[(triton.cdiv(L, cfg_dq["BLOCK_M"]) * n_seq, B)](
-        Q=q, K=k, V=v, O=out, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask,
-        stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
-        BLOCK_D=cfg["BLOCK_D"], **common, **cfg_dq,
-    )  # fmt: skip
-    _attention_bwd_dkdv_kernel[(triton.cdiv(L, cfg_dkdv["BLOCK_N"]) * n_seq, B)](
-        Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask,
-        BLOCK_D=cfg["BLOCK_D"], **common, **cfg_dkdv,
-    )  # fmt: skip
+    # dQ first, full query tiles then the tail: it also writes delta = rowsum(dO * O), which dK/dV reads for every row.
+    for row_start, row_end, tile, tiles, meta in _launches("dq", dict(cfg["dq"], BLOCK_D=cfg["BLOCK_D"]), L):
+        _attention_bwd_dq_kernel[(triton.cdiv(row_end - row_start, tile) * n_seq, B)](
+            Q=q, K=k, V=v, O=out, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask,
+            stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
+            row_start=row_start, row_end=row_end, **common, **tiles, **meta,
+        )  # fmt: skip
+    # dK/dV: full key tiles, then the tail.
+    for row_start, row_end, tile, tiles, meta in _launches("dkdv", dict(cfg["dkdv"], BLOCK_D=cfg["BLOCK_D"]), L):
+        _attention_bwd_dkdv_kernel[(triton.cdiv(row_end - row_start, tile) * n_seq, B)](
+            Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask,
+            row_start=row_start, row_end=row_end, **common, **tiles, **meta,
+        )  # fmt: skip
     return dq, dk, dv
 
 
@@ -572,28 +631,31 @@ def aot_specs() -> list:
 
     specs = []
 
-    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim, part):
+    def add(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim, part, tiles=None, meta=None):
+        """One spec: pass `part` of tile configuration `cfg`, launched with constexprs `tiles` and `meta` (num_warps,
+        num_stages; default: cfg's)."""
         dtype, precision = variant
-        cfg = dict(cfg)
-        # The MMA work that is not padding, at the bucket's representative ViViT length and head dim.
+        # The MMA work that is not padding, of the whole pass (full and tail launches), at the bucket's
+        # representative ViViT length and head dim.
         real_d = _AOT_VIVIT_HEAD_DIM[head_dim]
         fraction = useful_fraction(part, cfg, seq_len, real_d, _AOT_SEQUENCES)
-        num_warps, num_stages = cfg.pop("num_warps"), cfg.pop("num_stages")
+        tiles = {k: v for k, v in (cfg if tiles is None else tiles).items() if k not in ("num_warps", "num_stages")}
+        meta = cfg if meta is None else meta
         params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
-        constexprs = dict(cfg, DOT_PRECISION=precision, UPCAST=False)
+        constexprs = dict(tiles, DOT_PRECISION=precision, UPCAST=False)
         constexprs.update({n: 1 for n in params if _is_head_dim_stride(n)})
         signature, divisible = _aot_signature(kernel, dtype, constexprs)
-        tiles = " ".join(f"{k}={v}" for k, v in sorted(cfg.items()))
+        described = " ".join(f"{k}={v}" for k, v in sorted(tiles.items()))
         torch_dtype = _TORCH_DTYPE[dtype]
         specs.append(
             KernelSpec(
                 name=name,
-                config=f"{dtype} {precision} {'mask' if has_mask else 'nomask'} {label} {tiles}",
+                config=f"{dtype} {precision} {'mask' if has_mask else 'nomask'} {label} {described}",
                 fn=kernel,
                 signature=signature,
                 constexprs=constexprs,
-                num_warps=num_warps,
-                num_stages=num_stages,
+                num_warps=meta["num_warps"],
+                num_stages=meta["num_stages"],
                 divisible=divisible,
                 auto_rule=functools.partial(auto_config_reason, torch_dtype, precision, head_dim, seq_len),
                 shared_estimate=shared_bytes_needed(torch_dtype, head_dim, seq_len),
@@ -604,12 +666,18 @@ def aot_specs() -> list:
             )
         )
 
+    def add_pass(name, kernel, variant, has_mask, label, cfg, seq_len, head_dim, part):
+        # The full-tile launch and, where there is one, the tail launch: two compiled configurations.
+        for i, (tiles, meta) in enumerate(_kernel_tiles(part, cfg)):
+            tail = " tail" if i else ""
+            add(name, kernel, variant, has_mask, label + tail, cfg, seq_len, head_dim, part, tiles, meta)
+
     for variant, has_mask, head_dim in itertools.product(_AOT_VARIANTS, (True, False), _AOT_HEAD_DIMS):
         itemsize = _ITEMSIZE[variant[0]]
         for label, seq_len in _AOT_LENGTHS["fwd"]:
             cfg = _fwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
-            add("attention_fwd", _attention_fwd_kernel, variant, has_mask, f"D{head_dim} {label}", cfg, seq_len,
-                head_dim, "fwd")  # fmt: skip
+            add_pass("attention_fwd", _attention_fwd_kernel, variant, has_mask, f"D{head_dim} {label}", cfg, seq_len,
+                     head_dim, "fwd")  # fmt: skip
         for label, seq_len in _AOT_LENGTHS["bwd"]:
             cfg = _bwd_config(seq_len, _AOT_SEQUENCES, head_dim, itemsize)
             if "PACK" in cfg:
@@ -618,8 +686,8 @@ def aot_specs() -> list:
                 continue
             for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
                 sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
-                add("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len, head_dim,
-                    part)  # fmt: skip
+                add_pass("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len,
+                         head_dim, part)  # fmt: skip
     return specs
 
 
@@ -648,7 +716,9 @@ def triton_unsupported_reason(q, k=None, v=None, *, axis="joint", key_mask=None,
 def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
     """An upper bound of the shared memory per program of every kernel a call launches (forward and backward): the
     tiles that feed tensor-core dots, times the pipeline stages for those loaded inside a loop, plus 1 KiB for
-    reductions and the key mask. tests/test_aot.py checks it against every compiled configuration."""
+    reductions and the key mask. The tail launches and tail loops use smaller tiles than the ones counted here; the
+    compiled kernels with a tail loop stay within this bound too. tests/test_aot.py checks it against every compiled
+    configuration."""
     itemsize = torch.tensor([], dtype=dtype).element_size()
     fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
     d = fwd["BLOCK_D"] * itemsize

@@ -3,7 +3,7 @@ atomics).
 
 Addressing as in vivit_kernels.attention_fwd. Sequences that fit one tile take `_attention_bwd_tile_kernel` (dQ, dK, dV
 and delta in one launch); longer ones take `_attention_bwd_dq_kernel` (which also writes delta = rowsum(dO * O)) and
-then `_attention_bwd_dkdv_kernel`.
+then `_attention_bwd_dkdv_kernel`, each launched once over the full tiles and once over the tail in short tiles.
 """
 
 import triton
@@ -12,7 +12,35 @@ import triton.language as tl
 from vivit_kernels.attention_fwd import _key_ok, _load_rows, _operand, _row_offsets, _tile_tokens
 
 
-@triton.jit(do_not_specialize=["has_mask"])
+@triton.jit
+def _dkdv_query_tile(
+    dk, dv, k, v, key_ok, start_m, z0, pid_b, Q, DO, LSE, DELTA, offs_d, ok_d,
+    stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
+    stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
+    n_seq, n_heads, seq_len, qk_scale,
+    BLOCK_M: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """One query tile of BLOCK_M rows from start_m: its contribution to the key tile's dK and dV. The same step
+    serves full query tiles and the short tail tiles after them."""
+    z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
+    mask_m = ok_m[:, None] & ok_d[None, :]
+    rows_q = _row_offsets(o_m, h_m, pos_m, stride_qo, stride_qh, stride_ql)
+    q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, mask_m, UPCAST)
+    rows_g = _row_offsets(o_m, h_m, pos_m, stride_go, stride_gh, stride_gl)
+    do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask_m, UPCAST)
+    row = (pid_b * n_seq + z_m) * seq_len + pos_m
+    lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
+    delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
+    st = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
+    pt = tl.where(key_ok[:, None], tl.math.exp2(st - lse[None, :]), 0.0)
+    dv += tl.dot(_operand(pt, DO, UPCAST), do, input_precision=DOT_PRECISION)
+    dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
+    dst = pt * (dpt - delta[None, :])
+    dk += tl.dot(_operand(dst, Q, UPCAST), q, input_precision=DOT_PRECISION)
+    return dk, dv
+
+
+@triton.jit(do_not_specialize=["has_mask", "row_start", "row_end"])
 def _attention_bwd_dkdv_kernel(
     Q, K, V, DO, DK, DV, LSE, DELTA, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -21,14 +49,16 @@ def _attention_bwd_dkdv_kernel(
     stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
     stride_db, stride_do, stride_dh, stride_dl, stride_dd,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask, row_start, row_end,
+    BLOCK_M: tl.constexpr, TAIL_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
-    """dK and dV of one key tile, looping over every query tile of its sequence (each program owns its output)."""
+    """dK and dV of one key tile, looping over every query tile of its sequence (each program owns its output).
+    Key rows [row_start, row_end) in tiles of BLOCK_N (full tiles in one launch, the tail in short tiles in a second
+    one); queries in full BLOCK_M tiles, then TAIL_M tiles up to seq_len."""
     pid_b = tl.program_id(1).to(tl.int64)
-    n_n = tl.cdiv(seq_len, BLOCK_N)
-    start_n = (tl.program_id(0) % n_n) * BLOCK_N
+    n_n = tl.cdiv(row_end - row_start, BLOCK_N)
+    start_n = row_start + (tl.program_id(0) % n_n) * BLOCK_N
     z0 = tl.program_id(0) // n_n
     _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
@@ -42,22 +72,19 @@ def _attention_bwd_dkdv_kernel(
 
     dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-    for start_m in range(0, seq_len, BLOCK_M):
-        z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
-        mask_m = ok_m[:, None] & ok_d[None, :]
-        rows_q = _row_offsets(o_m, h_m, pos_m, stride_qo, stride_qh, stride_ql)
-        q = _load_rows(Q + pid_b * stride_qb, rows_q, offs_d, stride_qd, mask_m, UPCAST)
-        rows_g = _row_offsets(o_m, h_m, pos_m, stride_go, stride_gh, stride_gl)
-        do = _load_rows(DO + pid_b * stride_gb, rows_g, offs_d, stride_gd, mask_m, UPCAST)
-        row = (pid_b * n_seq + z_m) * seq_len + pos_m
-        lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
-        delta = tl.load(DELTA + row, mask=ok_m, other=0.0)
-        st = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * qk_scale
-        pt = tl.where(key_ok[:, None], tl.math.exp2(st - lse[None, :]), 0.0)
-        dv += tl.dot(_operand(pt, DO, UPCAST), do, input_precision=DOT_PRECISION)
-        dpt = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
-        dst = pt * (dpt - delta[None, :])
-        dk += tl.dot(_operand(dst, Q, UPCAST), q, input_precision=DOT_PRECISION)
+    queries_full = (seq_len // BLOCK_M) * BLOCK_M
+    for start_m in range(0, queries_full, BLOCK_M):
+        dk, dv = _dkdv_query_tile(
+            dk, dv, k, v, key_ok, start_m, z0, pid_b, Q, DO, LSE, DELTA, offs_d, ok_d,
+            stride_qb, stride_qo, stride_qh, stride_ql, stride_qd, stride_gb, stride_go, stride_gh, stride_gl,
+            stride_gd, n_seq, n_heads, seq_len, qk_scale, BLOCK_M, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
+    for start_m in range(queries_full, seq_len, TAIL_M):  # the last seq_len % BLOCK_M queries, in short tiles
+        dk, dv = _dkdv_query_tile(
+            dk, dv, k, v, key_ok, start_m, z0, pid_b, Q, DO, LSE, DELTA, offs_d, ok_d,
+            stride_qb, stride_qo, stride_qh, stride_ql, stride_qd, stride_gb, stride_go, stride_gh, stride_gl,
+            stride_gd, n_seq, n_heads, seq_len, qk_scale, TAIL_M, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
 
     grad = (
         pid_b * stride_db
@@ -68,7 +95,33 @@ def _attention_bwd_dkdv_kernel(
     tl.store(DV + grad, dv.to(DV.dtype.element_ty), mask=mask_n)
 
 
-@triton.jit(do_not_specialize=["has_mask"])
+@triton.jit
+def _dq_key_tile(
+    dq, q, do, lse, delta, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+    stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
+    stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
+    stride_mb, stride_mo, stride_ml,
+    n_seq, n_heads, seq_len, qk_scale, has_mask,
+    BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """One key tile of BLOCK_N keys from start_n: its contribution to the query tile's dQ. The same step serves
+    full key tiles and the short tail tiles after them."""
+    _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
+    mask_n = ok_n[:, None] & ok_d[None, :]
+    rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
+    k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
+    rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
+    v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
+    key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
+    p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
+    dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
+    ds = p * (dp - delta[:, None])
+    dq += tl.dot(_operand(ds, K, UPCAST), k, input_precision=DOT_PRECISION)
+    return dq
+
+
+@triton.jit(do_not_specialize=["has_mask", "row_start", "row_end"])
 def _attention_bwd_dq_kernel(
     Q, K, V, O, DO, DQ, LSE, DELTA, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -78,14 +131,16 @@ def _attention_bwd_dq_kernel(
     stride_gb, stride_go, stride_gh, stride_gl, stride_gd,
     stride_db, stride_do, stride_dh, stride_dl, stride_dd,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, sm_scale, has_mask, row_start, row_end,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr, BLOCK_D: tl.constexpr,
     DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
-    """dQ (and delta) of one query tile, looping over every key tile of its sequence: no atomics, deterministic."""
+    """dQ (and delta) of one query tile, looping over every key tile of its sequence: no atomics, deterministic.
+    Query rows [row_start, row_end) in tiles of BLOCK_M (full tiles in one launch, the tail in short tiles in a
+    second one); keys in full BLOCK_N tiles, then TAIL_N tiles up to seq_len."""
     pid_b = tl.program_id(1).to(tl.int64)
-    n_m = tl.cdiv(seq_len, BLOCK_M)
-    start_m = (tl.program_id(0) % n_m) * BLOCK_M
+    n_m = tl.cdiv(row_end - row_start, BLOCK_M)
+    start_m = row_start + (tl.program_id(0) % n_m) * BLOCK_M
     z0 = tl.program_id(0) // n_m
     z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, BLOCK_M, 1, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
@@ -104,19 +159,21 @@ def _attention_bwd_dq_kernel(
     lse = tl.load(LSE + row, mask=ok_m, other=float("inf"))
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    for start_n in range(0, seq_len, BLOCK_N):
-        _, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, BLOCK_N, 1, BLOCK_N)
-        mask_n = ok_n[:, None] & ok_d[None, :]
-        rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
-        k = _load_rows(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, mask_n, UPCAST)
-        rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
-        v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, mask_n, UPCAST)
-        key_ok = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
-        s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
-        p = tl.where(key_ok[None, :], tl.math.exp2(s - lse[:, None]), 0.0)
-        dp = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = p * (dp - delta[:, None])
-        dq += tl.dot(_operand(ds, K, UPCAST), k, input_precision=DOT_PRECISION)
+    keys_full = (seq_len // BLOCK_N) * BLOCK_N
+    for start_n in range(0, keys_full, BLOCK_N):
+        dq = _dq_key_tile(
+            dq, q, do, lse, delta, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+            stride_kb, stride_ko, stride_kh, stride_kl, stride_kd, stride_vb, stride_vo, stride_vh, stride_vl,
+            stride_vd, stride_mb, stride_mo, stride_ml, n_seq, n_heads, seq_len, qk_scale, has_mask,
+            BLOCK_N, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
+    for start_n in range(keys_full, seq_len, TAIL_N):  # the last seq_len % BLOCK_N keys, in short tiles
+        dq = _dq_key_tile(
+            dq, q, do, lse, delta, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+            stride_kb, stride_ko, stride_kh, stride_kl, stride_kd, stride_vb, stride_vo, stride_vh, stride_vl,
+            stride_vd, stride_mb, stride_mo, stride_ml, n_seq, n_heads, seq_len, qk_scale, has_mask,
+            TAIL_N, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
 
     grad = (
         pid_b * stride_db

@@ -63,7 +63,50 @@ def _operand(x, LIKE, UPCAST: tl.constexpr):
     return x
 
 
-@triton.jit(do_not_specialize=["has_mask"])
+@triton.jit
+def _fwd_key_tile(
+    q, m_i, l_i, acc, z_m, ok_m, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+    stride_kb, stride_ko, stride_kh, stride_kl, stride_kd,
+    stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
+    stride_mb, stride_mo, stride_ml,
+    n_seq, n_heads, seq_len, qk_scale, has_mask,
+    SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_N: tl.constexpr, SINGLE_TILE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
+):  # fmt: skip
+    """One key tile of BLOCK_N keys from start_n: the online-softmax update of (m_i, l_i, acc). The same step serves
+    full tiles and the short tail tiles after them (BLOCK_N is a constexpr, so each size compiles its own dots)."""
+    z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
+    rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
+    rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
+    # K is loaded transposed, (BLOCK_D, BLOCK_N), ready for q @ kt.
+    kt = tl.load(
+        K + pid_b * stride_kb + rows_k[None, :] + offs_d[:, None] * stride_kd,
+        mask=ok_n[None, :] & ok_d[:, None],
+        other=0.0,
+    )
+    if UPCAST:
+        kt = kt.to(tl.float32)
+    v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
+    ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
+    valid = ok_n[None, :] & ok_m[:, None]
+    if PACK > 1:
+        valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
+    s = tl.dot(q, kt, input_precision=DOT_PRECISION) * qk_scale
+    s = tl.where(valid, s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
+    p = tl.math.exp2(s - m_safe[:, None])
+    if SINGLE_TILE:
+        l_i = tl.sum(p, 1)
+        acc = tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
+    else:
+        alpha = tl.math.exp2(m_i - m_safe)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
+    return m_new, l_i, acc
+
+
+@triton.jit(do_not_specialize=["has_mask", "row_start", "row_end"])
 def _attention_fwd_kernel(
     Q, K, V, O, LSE, MASK,
     stride_qb, stride_qo, stride_qh, stride_ql, stride_qd,
@@ -71,14 +114,17 @@ def _attention_fwd_kernel(
     stride_vb, stride_vo, stride_vh, stride_vl, stride_vd,
     stride_ob, stride_oo, stride_oh, stride_ol, stride_od,
     stride_mb, stride_mo, stride_ml,
-    n_seq, n_heads, seq_len, head_dim, qk_scale, has_mask,
+    n_seq, n_heads, seq_len, head_dim, qk_scale, has_mask, row_start, row_end,
     SEQ_BLOCK: tl.constexpr, PACK: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    UPCAST: tl.constexpr,
+    BLOCK_N: tl.constexpr, TAIL_N: tl.constexpr, BLOCK_D: tl.constexpr, SINGLE_TILE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
 ):  # fmt: skip
+    """Query rows [row_start, row_end) of every sequence in tiles of BLOCK_M rows: the launcher covers the full
+    tiles with one launch and the remainder with a second one of short tail tiles. Keys run in full BLOCK_N tiles,
+    then in TAIL_N tiles up to seq_len, so padding is at most TAIL_N - 1 keys and rows."""
     pid_b = tl.program_id(1).to(tl.int64)
-    n_m = tl.cdiv(seq_len, BLOCK_M)
-    start_m = (tl.program_id(0) % n_m) * BLOCK_M
+    n_m = tl.cdiv(row_end - row_start, BLOCK_M)
+    start_m = row_start + (tl.program_id(0) % n_m) * BLOCK_M
     z0 = (tl.program_id(0) // n_m) * PACK
 
     z_m, o_m, h_m, pos_m, ok_m = _tile_tokens(start_m, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_M)
@@ -90,38 +136,31 @@ def _attention_fwd_kernel(
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
-    # One key tile covers the whole sequence (and every packed sequence) when SINGLE_TILE: no rescaling loop.
-    kv_end = BLOCK_N if SINGLE_TILE else seq_len
-    for start_n in range(0, kv_end, BLOCK_N):
-        z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
-        rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
-        rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
-        # K is loaded transposed, (BLOCK_D, BLOCK_N), ready for q @ kt.
-        kt = tl.load(
-            K + pid_b * stride_kb + rows_k[None, :] + offs_d[:, None] * stride_kd,
-            mask=ok_n[None, :] & ok_d[:, None],
-            other=0.0,
-        )
-        if UPCAST:
-            kt = kt.to(tl.float32)
-        v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
-        ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
-        valid = ok_n[None, :] & ok_m[:, None]
-        if PACK > 1:
-            valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
-        s = tl.dot(q, kt, input_precision=DOT_PRECISION) * qk_scale
-        s = tl.where(valid, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
-        p = tl.math.exp2(s - m_safe[:, None])
-        if SINGLE_TILE:
-            l_i = tl.sum(p, 1)
-            acc = tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
-        else:
-            alpha = tl.math.exp2(m_i - m_safe)
-            l_i = l_i * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + tl.dot(_operand(p, V, UPCAST), v, input_precision=DOT_PRECISION)
-        m_i = m_new
+    # The key-tile step reads K, V and the mask of batch element pid_b; each call names its tile size.
+    if SINGLE_TILE:
+        # One key tile covers the whole sequence (and every packed sequence): no rescaling loop.
+        m_i, l_i, acc = _fwd_key_tile(
+            q, m_i, l_i, acc, z_m, ok_m, 0, z0, pid_b, K, V, MASK, offs_d, ok_d,
+            stride_kb, stride_ko, stride_kh, stride_kl, stride_kd, stride_vb, stride_vo, stride_vh, stride_vl,
+            stride_vd, stride_mb, stride_mo, stride_ml, n_seq, n_heads, seq_len, qk_scale, has_mask,
+            SEQ_BLOCK, PACK, BLOCK_N, True, DOT_PRECISION, UPCAST,
+        )  # fmt: skip
+    else:
+        keys_full = (seq_len // BLOCK_N) * BLOCK_N
+        for start_n in range(0, keys_full, BLOCK_N):
+            m_i, l_i, acc = _fwd_key_tile(
+                q, m_i, l_i, acc, z_m, ok_m, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+                stride_kb, stride_ko, stride_kh, stride_kl, stride_kd, stride_vb, stride_vo, stride_vh, stride_vl,
+                stride_vd, stride_mb, stride_mo, stride_ml, n_seq, n_heads, seq_len, qk_scale, has_mask,
+                SEQ_BLOCK, PACK, BLOCK_N, False, DOT_PRECISION, UPCAST,
+            )  # fmt: skip
+        for start_n in range(keys_full, seq_len, TAIL_N):  # the last seq_len % BLOCK_N keys, in short tiles
+            m_i, l_i, acc = _fwd_key_tile(
+                q, m_i, l_i, acc, z_m, ok_m, start_n, z0, pid_b, K, V, MASK, offs_d, ok_d,
+                stride_kb, stride_ko, stride_kh, stride_kl, stride_kd, stride_vb, stride_vo, stride_vh, stride_vl,
+                stride_vd, stride_mb, stride_mo, stride_ml, n_seq, n_heads, seq_len, qk_scale, has_mask,
+                SEQ_BLOCK, PACK, TAIL_N, False, DOT_PRECISION, UPCAST,
+            )  # fmt: skip
 
     empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)
     out = acc / tl.where(empty, 1.0, l_i)[:, None]

@@ -596,8 +596,9 @@ def version_header() -> str:
         f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
         f"on a GPU: {slower}\n"
         f"attention head-dim buckets (head dims -> padded BLOCK_D): {buckets}\n"
-        f"useful MMA % = useful / executed tensor-core FLOPs of the launch (tile padding and the off-diagonal blocks "
-        f"of packed tiles are waste), at the length, head dim and sequence count in brackets"
+        f"useful MMA % = useful / executed tensor-core FLOPs of the kernel's pass, its full-tile and tail launches "
+        f"together (tile padding and the off-diagonal blocks of packed tiles are waste), at the length, head dim and "
+        f"sequence count in brackets"
     )
 
 
