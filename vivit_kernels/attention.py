@@ -258,12 +258,22 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _pack(seq_len: int, n_seq: int, tile: int) -> tuple[int, int]:
-    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile. The tile is always
-    full (slots past n_seq are masked), so the configuration depends on the length bucket only: every configuration
-    a launch can take is one vivit_kernels.report compiles."""
-    seq_block = max(16, _next_pow2(seq_len))
-    return seq_block, max(1, tile // seq_block)
+def _pack(seq_len: int) -> tuple[int, int, int]:
+    """(SEQ_BLOCK, PACK, BLOCK) for sequences that fit one tile: next_pow2(seq_len) slots per sequence, packed into
+    the smallest tile tl.dot accepts that holds one (16 rows; 32 or 64 for longer sequences). A sequence of 8 then
+    shares a 16 x 16 score tile with one other (50 % of the MMA work is its own), 16 or 32 fill theirs (100 %); the
+    old 64-slot tiles did 6.25 % / 25 % / 50 %. The configuration depends on the length bucket only (slots past n_seq
+    are masked): every configuration a launch can take is one vivit_kernels.report compiles."""
+    seq_block = _next_pow2(seq_len)
+    block = max(16, seq_block)
+    return seq_block, block // seq_block, block
+
+
+def _packed_warps(block: int, double: bool) -> int:
+    """Warps of a one-tile program: one per 16 rows (a warp owns whole 16-row MMA blocks), two where `double` (fp32
+    operands; the backward at padded head dim 128), the per-warp share of the 64-row tiles that compiled without
+    spills, so registers per thread stay where they were while a 16-row tile needs no idle warps."""
+    return max(1, block // 16) * (2 if double else 1)
 
 
 def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
@@ -271,11 +281,10 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     the registers: 8 warps). A handful of values, so recompilation stays bounded."""
     block_d = max(32, _next_pow2(head_dim))
     num_warps = 8 if itemsize > 2 else 4
-    if seq_len <= 32:  # temporal attention: pack several sequences into one 64-row tile, block-diagonal
-        seq_block, pack = _pack(seq_len, n_seq, 64)
-        block = seq_block * pack
+    if seq_len <= 32:  # temporal attention: whole sequences in one 16- or 32-row tile, block-diagonal when packed
+        seq_block, pack, block = _pack(seq_len)
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=num_warps, num_stages=1)  # fmt: skip
+                    num_warps=_packed_warps(block, itemsize > 2), num_stages=1)  # fmt: skip
     if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
@@ -291,9 +300,9 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     block_d = max(32, _next_pow2(head_dim))
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
-            seq_block, pack = _pack(seq_len, n_seq, 32)
-            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=4,
-                        num_stages=1)  # fmt: skip
+            seq_block, pack, block = _pack(seq_len)
+            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
+                        num_warps=_packed_warps(block, True), num_stages=1)  # fmt: skip
         return dict(
             BLOCK_D=block_d,
             dq=dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=2),
@@ -301,9 +310,9 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
         )
     num_warps = 8 if block_d > 64 else 4
     if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
-        seq_block, pack = _pack(seq_len, n_seq, 64)
-        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=num_warps,
-                    num_stages=1)  # fmt: skip
+        seq_block, pack, block = _pack(seq_len)
+        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
+                    num_warps=_packed_warps(block, block_d > 64), num_stages=1)  # fmt: skip
     # dK/dV loops over 32-row query tiles: 64 spills on sm_80 at head dim 64 even with 8 warps; dQ at padded head dim
     # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
     return dict(
@@ -511,13 +520,14 @@ torch.library.register_autograd("vivit_kernels::attention_fwd", _backward, setup
 # ----------------------------------------------------------------------------------------------------------------------
 # ViViT-B/16x2 (T'=16 frames of S=196 patches, 12 heads) and ViViT-H-like head dim 80; one representative length per
 # kept configuration: the configuration `_fwd_config` / `_bwd_config` picks for it.
+_TEMPORAL_LENGTHS = tuple((f"temporal T'={n}", n) for n in (1, 2, 4, 8, 16, 32))  # one per SEQ_BLOCK of _pack
 _AOT_LENGTHS = {
-    "fwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=100", 100),
-            ("spatial S=197 / joint", 197)),
-    "bwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
-}  # fmt: skip
-# The buckets these lengths stand for: forward <= 16, 17-32 (packed tiles), 33-64, 65-128 (one key tile), > 128
-# (online softmax); backward <= 16, 17-32, 33-64 (one tile; fp32: <= 16, 17-32) and longer (dq + dkdv).
+    "fwd": (*_TEMPORAL_LENGTHS, ("spatial S=49", 49), ("spatial S=100", 100), ("spatial S=197 / joint", 197)),
+    "bwd": (*_TEMPORAL_LENGTHS, ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
+}
+# The buckets these lengths stand for: forward 1, 2, 3-4, 5-8, 9-16, 17-32 (packed tiles of 16 or 32 rows), 33-64,
+# 65-128 (one key tile), > 128 (online softmax); backward the same six up to 32, 33-64 (one tile; fp32: none) and
+# longer (dq + dkdv).
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
