@@ -18,12 +18,13 @@ its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
 
 Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
 power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 and 128):
-  forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
-                      one key tile: no online-softmax loop (temporal attention, T' <= 32).
+  forward  L <= 32    whole sequences of next_pow2(L) slots in the smallest tile tl.dot accepts (16 rows, 32 for
+                      L > 16): several per tile for L <= 8 (block-diagonal mask), one key tile, no online-softmax
+                      loop (temporal attention, T' <= 32). One warp per 16 rows (two for fp32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
            L > 128    128 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
   backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
-                      in one launch (5 tile matmuls, nothing recomputed).
+                      in one launch (5 tile matmuls, nothing recomputed); the same 16-, 32- (or 64-) row tiles.
            L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
                       loop over query tiles): each program owns its output, so no atomics and a deterministic result.
   fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
@@ -35,18 +36,25 @@ are upcast to fp32 through a constexpr (the interpreter's bf16 dot is broken); o
 Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplementedError with backend="triton").
 
 Measured on an H200 (bench/first_light.py, bf16, head dim 64; BENCHMARKS.md): forward against SDPA, temporal (8
-frames) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s; joint (3137 tokens) 0.35-0.64x; forward +
+frames, with the former 64-row packed tiles) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s; joint (3137 tokens) 0.35-0.64x; forward +
 backward slower than SDPA on every axis, so `auto` takes only temporal attention without gradients
 (_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
 Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s), ViViT-B,
 bf16, head dim 64, batch 8.
-  temporal T'=16: a 64-row tile holds 4 sequences, so 4/16 of the tile's matmul work is useful (the block
-    diagonal). Per sequence the kernel moves 4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O) and computes 262 kFLOP, 32
-    FLOP/byte against a ridge of ~295: memory-bound, tensor-core time ~11 % of the 46 us it takes to move the
-    155 MB of 18,816 sequences at peak bandwidth. The modeled ceiling is therefore the HBM roofline; the 60 %-of-HBM
-    goal needs enough bytes in flight, and the compiled forward (sm_90: 78 registers, 24 KiB shared memory, 6
-    programs per SM) keeps ~144 KiB of tiles in flight per SM, well above the ~25 KiB Little's law asks for at
-    3.35 TB/s over 132 SMs with ~1 us of memory latency.
+  temporal T'=16: one sequence fills a 16-row tile, so all of its matmul work is useful (T'=8: two sequences
+    share a 16 x 16 tile, 50 %; the former 64-row tiles did 25 % and 6.25 %). Per sequence the kernel moves
+    4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O, each element once) and computes 65.5 kFLOP, 8 FLOP/byte against a ridge of
+    ~295: memory-bound, tensor-core time ~3 % of the 46 us it takes to move the 155 MB of 18,816 sequences at peak
+    bandwidth. The modeled ceiling is therefore the HBM roofline; the 60 %-of-HBM goal needs enough bytes in flight:
+    the compiled forward (sm_90: 64 registers, 6 KiB shared memory, one warp, 32 programs per SM, the hardware's
+    cap on resident programs) holds 32 x 6 KiB = 192 KiB of Q, K, V tiles per SM (the 64-row tiles: 5 x 24 KiB),
+    well above the ~25 KiB Little's law asks for at 3.35 TB/s over 132 SMs with ~1 us of memory latency. The cost:
+    four times the programs (18,816 instead of 4,704), each with its own index math and a shorter contiguous run per
+    token row (one head's 128 B instead of four heads' 512 B; still whole 128-B lines). Not measured on a GPU yet.
+    For T' <= 4 the tensor cores stay (a CUDA-core broadcast-multiply path was considered and not built): at T'=4,
+    head dim 64, the executed MMA work, 16 kFLOP per sequence at 25 % useful, takes ~0.02 ns at 989 TFLOP/s, while
+    the 4 kFLOP of useful work on CUDA cores (~67 TFLOP/s fp32) would take ~0.06 ns, against ~0.6 ns to move the
+    sequence's 2 KiB (MODELED): either path is memory-bound, and the CUDA-core one computes slower.
   spatial S=196/197: 128 x 64 tiles pad 197 rows and keys to 256, so 59 % of the computed FLOPs are useful: 200
     useful TFLOP/s forward needs ~340 raw TFLOP/s, the tutorial-style Triton rate at 512 tokens, so the goal is at
     the edge of what this tiling allows. The tiled backward also recomputes q k^T and dO v^T in both kernels (7 tile
