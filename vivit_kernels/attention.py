@@ -36,8 +36,9 @@ are upcast to fp32 through a constexpr (the interpreter's bf16 dot is broken); o
 Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplementedError with backend="triton").
 
 Measured on an H200 (bench/first_light.py, bf16, head dim 64; BENCHMARKS.md): forward against SDPA, temporal (8
-frames, with the former 64-row packed tiles) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s; joint (3137 tokens) 0.35-0.64x; forward +
-backward slower than SDPA on every axis, so `auto` takes only temporal attention without gradients
+frames, with the former 64-row packed tiles) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s;
+joint (3137 tokens) 0.35-0.64x; forward + backward slower than SDPA on every axis, so `auto` takes only temporal
+attention without gradients
 (_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
 Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s), ViViT-B,
 bf16, head dim 64, batch 8.
