@@ -38,8 +38,7 @@ Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplem
 Measured on an H200 (bench/first_light.py, bf16, head dim 64; BENCHMARKS.md): forward against SDPA, temporal (8
 frames, with the former 64-row packed tiles) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s;
 joint (3137 tokens) 0.35-0.64x; forward + backward slower than SDPA on every axis, so `auto` takes only temporal
-attention without gradients
-(_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
+attention without gradients (_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
 Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s), ViViT-B,
 bf16, head dim 64, batch 8.
   temporal T'=16: one sequence fills a 16-row tile, so all of its matmul work is useful (T'=8: two sequences
