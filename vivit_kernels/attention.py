@@ -27,8 +27,8 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
                       in one launch (5 tile matmuls, nothing recomputed); the same 16-, 32- (or 64-) row tiles.
            L > 64     dQ kernel (query tile, loop over key tiles; also writes delta) then dK/dV kernel (key tile,
                       loop over query tiles): each program owns its output, so no atomics and a deterministic result.
-  fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
-  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
+  fp32 inputs use 8-warp forward tiles (temporal: 2 warps per 16 rows), a one-tile bucket up to 64 keys, 64 x 32
+  loop tiles and half-size backward tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86).
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
