@@ -267,17 +267,34 @@ def test_useful_fraction_hand_counts():
     # fp32 keeps its tiles, no tails: 64 x 32 forward tiles pad 197 to 256 rows and 224 keys.
     fwd32 = attn._fwd_config(197, 12, 64, 4)
     assert attn.mma_flops("fwd", fwd32, 197, 64, 12)[1] == 4 * 12 * 256 * 224 * 64
-    # Temporal T=8: sequences padded to 16 slots, 4 packed into a 64 x 64 block-diagonal tile, 2352 sequences
-    # (588 tiles): each tile does 64 x 64 x 64 per dot for 4 x 8 x 8 x 64 real products.
+    # Temporal T'=8: 8 slots per sequence, 2 sequences per 16 x 16 tile, 2352 sequences (1176 programs): each program
+    # does 16 x 16 x 64 per dot (2 dots) for 2 x 8 x 8 x 64 real products: 50 % (the 64-slot tiles did 6.25 %).
     t8 = attn._fwd_config(8, 2352, 64, 2)
-    assert (t8["SEQ_BLOCK"], t8["PACK"], t8["BLOCK_M"], t8["BLOCK_N"]) == (16, 4, 64, 64)
-    assert attn.mma_flops("fwd", t8, 8, 64, 2352) == (4 * 2352 * 8 * 8 * 64, 4 * 588 * 64 * 64 * 64)
-    assert attn.useful_fraction("fwd", t8, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)  # 6.25 %
-    t8_bwd = attn._bwd_config(8, 2352, 64, 2)
-    assert attn.useful_fraction("bwd_tile", t8_bwd, 8, 64, 2352) == pytest.approx(4 * 8 * 8 / 64**2)
-    # A partial last packed tile is waste too: 5 sequences of 16 need 2 tiles of 4.
-    t16 = attn._fwd_config(16, 5, 64, 2)
-    assert attn.useful_fraction("fwd", t16, 16, 64, 5) == pytest.approx(5 * 16 * 16 / (2 * 64 * 64))
+    assert (t8["SEQ_BLOCK"], t8["PACK"], t8["BLOCK_M"], t8["BLOCK_N"]) == (8, 2, 16, 16)
+    assert attn.mma_flops("fwd", t8, 8, 64, 2352) == (4 * 2352 * 8 * 8 * 64, 4 * 1176 * 16 * 16 * 64)
+    assert attn.useful_fraction("fwd", t8, 8, 64, 2352) == pytest.approx(2 * 8 * 8 / 16**2)  # 50 %
+    # The packed backward: 5 dots per program, same tile; fp32 takes the same 16-row tile (with twice the warps).
+    for itemsize in (2, 4):
+        t8_bwd = attn._bwd_config(8, 2352, 64, itemsize)
+        assert attn.mma_flops("bwd_tile", t8_bwd, 8, 64, 2352) == (10 * 2352 * 8 * 8 * 64, 10 * 1176 * 16 * 16 * 64)
+    # T'=16 and T'=32 fill their 16- and 32-row tiles: every product is real (at head dim 64).
+    for T, block in ((16, 16), (32, 32)):
+        cfg = attn._fwd_config(T, 2352, 64, 2)
+        assert attn.mma_flops("fwd", cfg, T, 64, 2352) == (4 * 2352 * T * T * 64, 4 * 2352 * block * block * 64)
+        bwd = attn._bwd_config(T, 2352, 64, 2)
+        assert attn.mma_flops("bwd_tile", bwd, T, 64, 2352) == (10 * 2352 * T * T * 64, 10 * 2352 * block**2 * 64)
+    # T'=3: 4 slots, 4 sequences per 16 x 16 tile (588 programs): 4 x 3 x 3 of 256 products.
+    t3 = attn._fwd_config(3, 2352, 64, 2)
+    assert attn.mma_flops("fwd", t3, 3, 64, 2352) == (4 * 2352 * 3 * 3 * 64, 4 * 588 * 16 * 16 * 64)
+    # T'=1: 16 one-token sequences per 16 x 16 tile: only the diagonal, 16 / 256.
+    t1 = attn._fwd_config(1, 2352, 64, 2)
+    assert attn.useful_fraction("fwd", t1, 1, 64, 2352) == pytest.approx(16 / 256)
+    # Head dim 80 pads to 128 even in a full tile.
+    t16_80 = attn._fwd_config(16, 2352, 80, 2)
+    assert attn.useful_fraction("fwd", t16_80, 16, 80, 2352) == pytest.approx(80 / 128)
+    # A partial last packed tile is waste too: 5 sequences of 8 need 3 tiles of 2.
+    t8_5 = attn._fwd_config(8, 5, 64, 2)
+    assert attn.mma_flops("fwd", t8_5, 8, 64, 5) == (4 * 5 * 8 * 8 * 64, 4 * 3 * 16 * 16 * 64)
     with pytest.raises(ValueError, match="kernel must be one of"):
         attn.mma_flops("bwd", fwd, 197, 64, 12)
 

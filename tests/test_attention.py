@@ -6,6 +6,7 @@ of the dtype's rounding noise (see `_assert_close`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,11 +97,87 @@ def test_spatial(S, D, dtype):
     _check_triton((1, 2, S, 2, D), "spatial", dtype)
 
 
-@pytest.mark.parametrize("T", [1, 2, 8, 16, 17])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+# Temporal lengths: every packed slot width (1, 2, 4, 8, 16, 32 slots per sequence), lengths that leave slots empty
+# (3, 5, 13, 17, 31) and the full ones. 3 x 3 = 9 sequences per batch element fill no tile evenly: PACK 2, 4, 8 and 16
+# all end in a partly filled tile.
+TEMPORAL_LENGTHS = [1, 2, 3, 5, 8, 13, 16, 17, 31, 32]
+TEMPORAL_HEAD_DIM = {1: 32, 2: 80, 3: 64, 5: 40, 8: 64, 13: 80, 16: 64, 17: 80, 31: 32, 32: 64}
+
+
+@pytest.mark.parametrize("T", TEMPORAL_LENGTHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_temporal(T, dtype):
-    D = {1: 32, 2: 80, 8: 64, 16: 64, 17: 80}[T]
-    _check_triton((2, T, 3, 2, D), "temporal", dtype)
+    _check_triton((2, T, 3, 3, TEMPORAL_HEAD_DIM[T]), "temporal", dtype)
+
+
+@pytest.mark.parametrize("T", TEMPORAL_LENGTHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_temporal_key_mask_per_length(T, dtype):
+    """Clip 0 keeps every frame, clip 1 the first ceil(T / 2), clip 2 none (its rows and gradients are zeros)."""
+    mask = torch.ones(3, T, dtype=torch.bool)
+    mask[1, (T + 1) // 2 :] = False
+    mask[2] = False
+    out, grads = _check_triton((3, T, 3, 3, TEMPORAL_HEAD_DIM[T]), "temporal", dtype, key_mask=mask)
+    assert (out[2] == 0).all()
+    assert all((g[2] == 0).all() for g in grads)
+
+
+class _AccessCounter:
+    """Counts, per byte address, the elements the interpreter's loads and stores touch (masked-off lanes excluded)."""
+
+    def __init__(self, monkeypatch):
+        from triton.runtime import interpreter
+
+        builder = interpreter.interpreter_builder
+        self.loads, self.stores = [], []
+        real_load, real_store = builder.create_masked_load, builder.create_masked_store
+
+        def load(ptrs, mask, *args):
+            self.loads.append(ptrs.data[np.broadcast_to(mask.data, ptrs.data.shape)].copy())
+            return real_load(ptrs, mask, *args)
+
+        def store(ptrs, value, mask, *args):
+            self.stores.append(ptrs.data[np.broadcast_to(mask.data, ptrs.data.shape)].copy())
+            return real_store(ptrs, value, mask, *args)
+
+        monkeypatch.setattr(builder, "create_masked_load", load)
+        monkeypatch.setattr(builder, "create_masked_store", store)
+
+    @staticmethod
+    def per_element(accesses, t: torch.Tensor) -> np.ndarray:
+        """How often each element of contiguous `t` was accessed, in t's element order."""
+        addresses = np.concatenate(accesses) if accesses else np.zeros(0, dtype=np.uint64)
+        offsets = addresses.astype(np.int64) - t.data_ptr()
+        inside = offsets[(offsets >= 0) & (offsets < t.numel() * t.element_size())]
+        return np.bincount(inside // t.element_size(), minlength=t.numel())
+
+
+@pytest.mark.parametrize("T, dtype", [(1, torch.float16), (3, torch.float32), (8, torch.bfloat16),
+                                      (13, torch.float16), (32, torch.float32)])  # fmt: skip
+def test_temporal_moves_each_element_once(monkeypatch, T, dtype):
+    """The forward reads each element of q, k, v once and writes each output and log-sum-exp element once; the packed
+    backward reads q, k, v, o, dO and the log-sum-exp once and writes dq, dk, dv once: one program owns each token
+    however many sequences share its tile, and the head-dim padding (40 -> 64) is never touched. 9 sequences per
+    batch element leave the last tile partly filled."""
+    shape = (2, T, 3, 3, 40)
+    q, k, v, do = (torch.randn(shape, dtype=dtype) for _ in range(4))
+    counter = _AccessCounter(monkeypatch)
+    out, lse = attn_mod.attention_fwd(q, k, v, None, "temporal", 0.3)
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        counts = counter.per_element(counter.loads, t)
+        assert (counts == 1).all(), f"forward reads {name} elements {sorted(set(counts.tolist()))} times"
+    for name, t in (("out", out), ("lse", lse)):
+        counts = counter.per_element(counter.stores, t)
+        assert (counts == 1).all(), f"forward writes {name} elements {sorted(set(counts.tolist()))} times"
+    counter.loads.clear()
+    counter.stores.clear()
+    dq, dk, dv = attn_mod.attention_bwd(do, q, k, v, out, lse, None, "temporal", 0.3)
+    for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("dO", do), ("lse", lse)):
+        counts = counter.per_element(counter.loads, t)
+        assert (counts == 1).all(), f"backward reads {name} elements {sorted(set(counts.tolist()))} times"
+    for name, t in (("dq", dq), ("dk", dk), ("dv", dv)):
+        counts = counter.per_element(counter.stores, t)
+        assert (counts == 1).all(), f"backward writes {name} elements {sorted(set(counts.tolist()))} times"
 
 
 @pytest.mark.parametrize("cls", [False, True])
@@ -193,6 +270,9 @@ def test_tail_launches_write_every_element(monkeypatch, length):
         ("joint", (2, 19, 2, 32), "fused"),
         ("spatial", (1, 2, 49, 2, 64), "fused"),
         ("temporal", (1, 8, 5, 2, 64), "fused"),
+        ("temporal", (1, 3, 3, 3, 32), "fused"),  # 4-slot sequences, 4 per 16-row tile, the last one partly filled
+        ("temporal", (1, 13, 3, 3, 64), "fused"),
+        ("temporal", (1, 31, 2, 3, 32), "fused"),
         ("spatial", (1, 2, 13, 3, 32), "heads_first"),
         ("temporal", (1, 16, 3, 3, 32), "heads_first"),
         ("spatial", (1, 2, 197, 2, 64), "half_heads"),
@@ -263,7 +343,8 @@ def test_poisoned_buffers_every_element_written(monkeypatch, axis, shape, mask):
 @pytest.mark.parametrize(
     "axis, shape",
     [
-        ("temporal", (2, 16, 3, 2, 64)),  # packed tiles, single-tile backward
+        ("temporal", (2, 16, 3, 2, 64)),  # one sequence per 16-row tile, single-tile backward
+        ("temporal", (2, 5, 3, 3, 64)),  # 8-slot sequences, 2 per 16-row tile, block-diagonal
         ("temporal", (1, 17, 2, 2, 80)),  # 32-slot sequences, head dim padded to 128
         ("spatial", (1, 2, 49, 2, 64)),  # one 64-key tile
         ("joint", (1, 150, 1, 32)),  # online softmax, dq + dkdv backward
@@ -322,8 +403,15 @@ def test_block_heuristics_bounded():
     """Tile configurations come from a handful of length buckets, not from every length."""
     fwd = {repr(attn_mod._fwd_config(L, 24, 64)) for L in range(1, 4000)}
     bwd = {repr(attn_mod._bwd_config(L, 24, 64)) for L in range(1, 4000)}
-    assert len(fwd) <= 6 and len(bwd) <= 4
-    assert attn_mod._fwd_config(16, 24, 64)["PACK"] == 4  # temporal T'=16: four sequences per 64-row tile
+    assert len(fwd) <= 9 and len(bwd) <= 8  # six packed slot widths (1..32) in both, plus the longer buckets
+    # The smallest tile tl.dot accepts (16 rows) holds 16 // next_pow2(T') sequences; T' = 17..32 take 32 rows.
+    shapes = {T: attn_mod._fwd_config(T, 24, 64) for T in (1, 3, 8, 16, 17, 32)}
+    got = {T: (c["SEQ_BLOCK"], c["PACK"], c["BLOCK_M"], c["BLOCK_N"]) for T, c in shapes.items()}
+    assert got == {1: (1, 16, 16, 16), 3: (4, 4, 16, 16), 8: (8, 2, 16, 16), 16: (16, 1, 16, 16),
+                   17: (32, 1, 32, 32), 32: (32, 1, 32, 32)}  # fmt: skip
+    for itemsize in (2, 4):
+        bwd8 = attn_mod._bwd_config(8, 24, 64, itemsize)
+        assert (bwd8["SEQ_BLOCK"], bwd8["PACK"], bwd8["BLOCK"]) == (8, 2, 16)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -18,12 +18,13 @@ its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
 
 Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
 power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 and 128):
-  forward  L <= 32    several sequences packed into one 64-row tile (16 or 32 slots each), block-diagonal mask,
-                      one key tile: no online-softmax loop (temporal attention, T' <= 32).
+  forward  L <= 32    whole sequences of next_pow2(L) slots in the smallest tile tl.dot accepts (16 rows, 32 for
+                      L > 16): several per tile for L <= 8 (block-diagonal mask), one key tile, no online-softmax
+                      loop (temporal attention, T' <= 32). One warp per 16 rows (two for fp32).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
            L > 128    64 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
   backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
-                      in one launch (5 tile matmuls, nothing recomputed).
+                      in one launch (5 tile matmuls, nothing recomputed); the same 16-, 32- (or 64-) row tiles.
            L > 64     dQ kernel (64-row query tile, loop over 64-key tiles; also writes delta) then dK/dV kernel
                       (64-key tile, loop over 32-row query tiles): each program owns its output, so no atomics and a
                       deterministic result.
@@ -33,7 +34,7 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
   ones, through the same @triton.jit step (_fwd_key_tile, _dq_key_tile, _dkdv_query_tile). ViViT-B spatial attention
   (197 = 3 x 64 + 5 tokens) executes 208 x 208 per sequence in every kernel instead of 256 x 256 (forward and dQ) and
   224 x 256 (dK/dV). 16 is the smallest tile a tensor-core dot takes (an mma's rows; k = 16 for 16-bit operands).
-  fp32 inputs use 8-warp forward tiles, a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
+  fp32 inputs use 8-warp forward tiles (temporal: 2 warps per 16 rows), a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
   tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86), without tails.
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
@@ -42,18 +43,25 @@ are upcast to fp32 through a constexpr (the interpreter's bf16 dot is broken); o
 Not implemented in the kernel: attention dropout (dropout_p > 0 raises NotImplementedError with backend="triton").
 
 Measured on an H200 (bench/first_light.py, bf16, head dim 64; BENCHMARKS.md): forward against SDPA, temporal (8
-frames) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s; joint (3137 tokens) 0.35-0.64x; forward +
-backward slower than SDPA on every axis, so `auto` takes only temporal attention without gradients
-(_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
+frames, with the former 64-row packed tiles) 4.1-4.3x faster; spatial (197 tokens) 0.21-0.61x at 33-96 TFLOP/s;
+joint (3137 tokens) 0.35-0.64x; forward + backward slower than SDPA on every axis, so `auto` takes only temporal
+attention without gradients (_utils.SLOWER_THAN_EAGER). The model below predicted more than that.
 Modeled efficiency (MODELED from tile shapes and H100 spec-sheet peaks, ~990 TFLOP/s bf16, 3.35 TB/s), ViViT-B,
 bf16, head dim 64, batch 8.
-  temporal T'=16: a 64-row tile holds 4 sequences, so 4/16 of the tile's matmul work is useful (the block
-    diagonal). Per sequence the kernel moves 4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O) and computes 262 kFLOP, 32
-    FLOP/byte against a ridge of ~295: memory-bound, tensor-core time ~11 % of the 46 us it takes to move the
-    155 MB of 18,816 sequences at peak bandwidth. The modeled ceiling is therefore the HBM roofline; the 60 %-of-HBM
-    goal needs enough bytes in flight, and the compiled forward (sm_90: 78 registers, 24 KiB shared memory, 6
-    programs per SM) keeps ~144 KiB of tiles in flight per SM, well above the ~25 KiB Little's law asks for at
-    3.35 TB/s over 132 SMs with ~1 us of memory latency.
+  temporal T'=16: one sequence fills a 16-row tile, so all of its matmul work is useful (T'=8: two sequences
+    share a 16 x 16 tile, 50 %; the former 64-row tiles did 25 % and 6.25 %). Per sequence the kernel moves
+    4 x 16 x 64 x 2 B = 8 KiB (Q, K, V, O, each element once) and computes 65.5 kFLOP, 8 FLOP/byte against a ridge of
+    ~295: memory-bound, tensor-core time ~3 % of the 46 us it takes to move the 155 MB of 18,816 sequences at peak
+    bandwidth. The modeled ceiling is therefore the HBM roofline; the 60 %-of-HBM goal needs enough bytes in flight:
+    the compiled forward (sm_90: 64 registers, 6 KiB shared memory, one warp, 32 programs per SM, the hardware's
+    cap on resident programs) holds 32 x 6 KiB = 192 KiB of Q, K, V tiles per SM (the 64-row tiles: 5 x 24 KiB),
+    well above the ~25 KiB Little's law asks for at 3.35 TB/s over 132 SMs with ~1 us of memory latency. The cost:
+    four times the programs (18,816 instead of 4,704), each with its own index math and a shorter contiguous run per
+    token row (one head's 128 B instead of four heads' 512 B; still whole 128-B lines). Not measured on a GPU yet.
+    For T' <= 4 the tensor cores stay (a CUDA-core broadcast-multiply path was considered and not built): at T'=4,
+    head dim 64, the executed MMA work, 16 kFLOP per sequence at 25 % useful, takes ~0.02 ns at 989 TFLOP/s, while
+    the 4 kFLOP of useful work on CUDA cores (~67 TFLOP/s fp32) would take ~0.06 ns, against ~0.6 ns to move the
+    sequence's 2 KiB (MODELED): either path is memory-bound, and the CUDA-core one computes slower.
   spatial S=196/197: full and tail tiles pad 197 rows and keys to 208, so 89.7 % of the computed FLOPs are useful
     (59 % with the earlier 128 x 64 tiles, which padded to 256): 200 useful TFLOP/s forward needs ~223 raw TFLOP/s,
     though the 16-row tail tiles run at a lower MMA rate than full ones. The tiled backward also recomputes q k^T and
@@ -265,12 +273,22 @@ def _next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
-def _pack(seq_len: int, n_seq: int, tile: int) -> tuple[int, int]:
-    """(SEQ_BLOCK, PACK): slots per sequence and sequences per tile for sequences that fit one tile. The tile is always
-    full (slots past n_seq are masked), so the configuration depends on the length bucket only: every configuration
-    a launch can take is one vivit_kernels.report compiles."""
-    seq_block = max(16, _next_pow2(seq_len))
-    return seq_block, max(1, tile // seq_block)
+def _pack(seq_len: int) -> tuple[int, int, int]:
+    """(SEQ_BLOCK, PACK, BLOCK) for sequences that fit one tile: next_pow2(seq_len) slots per sequence, packed into
+    the smallest tile tl.dot accepts that holds one (16 rows; 32 or 64 for longer sequences). A sequence of 8 then
+    shares a 16 x 16 score tile with one other (50 % of the MMA work is its own), 16 or 32 fill theirs (100 %); the
+    old 64-slot tiles did 6.25 % / 25 % / 50 %. The configuration depends on the length bucket only (slots past n_seq
+    are masked): every configuration a launch can take is one vivit_kernels.report compiles."""
+    seq_block = _next_pow2(seq_len)
+    block = max(16, seq_block)
+    return seq_block, block // seq_block, block
+
+
+def _packed_warps(block: int, double: bool) -> int:
+    """Warps of a one-tile program: one per 16 rows (a warp owns whole 16-row MMA blocks), two where `double` (fp32
+    operands; the backward at padded head dim 128), the per-warp share of the 64-row tiles that compiled without
+    spills, so registers per thread stay where they were while a 16-row tile needs no idle warps."""
+    return max(1, block // 16) * (2 if double else 1)
 
 
 def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
@@ -278,11 +296,10 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     the registers: 8 warps). A handful of values, so recompilation stays bounded."""
     block_d = max(32, _next_pow2(head_dim))
     num_warps = 8 if itemsize > 2 else 4
-    if seq_len <= 32:  # temporal attention: pack several sequences into one 64-row tile, block-diagonal
-        seq_block, pack = _pack(seq_len, n_seq, 64)
-        block = seq_block * pack
+    if seq_len <= 32:  # temporal attention: whole sequences in one 16- or 32-row tile, block-diagonal when packed
+        seq_block, pack, block = _pack(seq_len)
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=num_warps, num_stages=1)  # fmt: skip
+                    num_warps=_packed_warps(block, itemsize > 2), num_stages=1)  # fmt: skip
     if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
@@ -300,9 +317,9 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     block_d = max(32, _next_pow2(head_dim))
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
-            seq_block, pack = _pack(seq_len, n_seq, 32)
-            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=4,
-                        num_stages=1)  # fmt: skip
+            seq_block, pack, block = _pack(seq_len)
+            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
+                        num_warps=_packed_warps(block, True), num_stages=1)  # fmt: skip
         return dict(
             BLOCK_D=block_d,
             dq=dict(BLOCK_M=32, BLOCK_N=32, TAIL_M=32, TAIL_N=32, num_warps=4, num_stages=2),
@@ -310,9 +327,9 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
         )
     num_warps = 8 if block_d > 64 else 4
     if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
-        seq_block, pack = _pack(seq_len, n_seq, 64)
-        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=seq_block * pack, BLOCK_D=block_d, num_warps=num_warps,
-                    num_stages=1)  # fmt: skip
+        seq_block, pack, block = _pack(seq_len)
+        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
+                    num_warps=_packed_warps(block, block_d > 64), num_stages=1)  # fmt: skip
     # dK/dV loops over 32-row query tiles: 64 spills on sm_80 at head dim 64 even with 8 warps; dQ at padded head dim
     # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
     # Both end in 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208 in each kernel. A 16-key dK/dV
@@ -570,13 +587,14 @@ torch.library.register_autograd("vivit_kernels::attention_fwd", _backward, setup
 # ----------------------------------------------------------------------------------------------------------------------
 # ViViT-B/16x2 (T'=16 frames of S=196 patches, 12 heads) and ViViT-H-like head dim 80; one representative length per
 # kept configuration: the configuration `_fwd_config` / `_bwd_config` picks for it.
+_TEMPORAL_LENGTHS = tuple((f"temporal T'={n}", n) for n in (1, 2, 4, 8, 16, 32))  # one per SEQ_BLOCK of _pack
 _AOT_LENGTHS = {
-    "fwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=100", 100),
-            ("spatial S=197 / joint", 197)),
-    "bwd": (("temporal T'=16", 16), ("temporal T'=32", 32), ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
-}  # fmt: skip
-# The buckets these lengths stand for: forward <= 16, 17-32 (packed tiles), 33-64, 65-128 (one key tile), > 128
-# (online softmax); backward <= 16, 17-32, 33-64 (one tile; fp32: <= 16, 17-32) and longer (dq + dkdv).
+    "fwd": (*_TEMPORAL_LENGTHS, ("spatial S=49", 49), ("spatial S=100", 100), ("spatial S=197 / joint", 197)),
+    "bwd": (*_TEMPORAL_LENGTHS, ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
+}
+# The buckets these lengths stand for: forward 1, 2, 3-4, 5-8, 9-16, 17-32 (packed tiles of 16 or 32 rows), 33-64,
+# 65-128 (one key tile), > 128 (online softmax); backward the same six up to 32, 33-64 (one tile; fp32: none) and
+# longer (dq + dkdv).
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
