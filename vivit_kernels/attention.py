@@ -34,8 +34,9 @@ power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 an
   ones, through the same @triton.jit step (_fwd_key_tile, _dq_key_tile, _dkdv_query_tile). ViViT-B spatial attention
   (197 = 3 x 64 + 5 tokens) executes 208 x 208 per sequence in every kernel instead of 256 x 256 (forward and dQ) and
   224 x 256 (dK/dV). 16 is the smallest tile a tensor-core dot takes (an mma's rows; k = 16 for 16-bit operands).
-  fp32 inputs use 8-warp forward tiles (temporal: 2 warps per 16 rows), a one-tile bucket up to 64 keys, 64 x 32 loop tiles and half-size backward
-  tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86), without tails.
+  fp32 inputs use 8-warp forward tiles (temporal: 2 warps per 16 rows), a one-tile bucket up to 64 keys, 64 x 32
+  loop tiles and half-size backward tiles (the 16-bit ones spill on sm_80 or exceed the 99 KiB of sm_86), without
+  tails.
 Numerics: q k^T and p v accumulate in fp32; p is cast to the input dtype for the p v product (FlashAttention's
 choice); statistics (max, sum, log-sum-exp in base 2) are fp32. fp32 inputs use ieee dots at
 torch.get_float32_matmul_precision() == "highest" and tf32 otherwise. Under TRITON_INTERPRET=1, bf16 dot operands
