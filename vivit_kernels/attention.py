@@ -287,7 +287,7 @@ def _pack(seq_len: int) -> tuple[int, int, int]:
 
 def _packed_warps(block: int, double: bool) -> int:
     """Warps of a one-tile program: one per 16 rows (a warp owns whole 16-row MMA blocks), two where `double` (fp32
-    operands; the backward at padded head dim 128), the per-warp share of the 64-row tiles that compiled without
+    operands; padded head dim 128), the per-warp share of the 64-row tiles that compiled without
     spills, so registers per thread stay where they were while a 16-row tile needs no idle warps."""
     return max(1, block // 16) * (2 if double else 1)
 
@@ -299,8 +299,9 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: whole sequences in one 16- or 32-row tile, block-diagonal when packed
         seq_block, pack, block = _pack(seq_len)
+        # Two warps per 16 rows at padded head dim 128 too: one warp spills on sm_90 at T'=4 (PACK=4).
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=_packed_warps(block, itemsize > 2), num_stages=1)  # fmt: skip
+                    num_warps=_packed_warps(block, itemsize > 2 or block_d > 64), num_stages=1)  # fmt: skip
     if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
         return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
