@@ -292,46 +292,66 @@ def _packed_warps(block: int, double: bool) -> int:
     return max(1, block // 16) * (2 if double else 1)
 
 
+# Head-dim buckets of every attention kernel: (smallest head dim, largest head dim, BLOCK_D, TAIL_D). A head dim runs
+# as one power-of-two chunk of BLOCK_D columns, or as BLOCK_D + TAIL_D where that pads less: 80 (ViViT-H) runs as
+# 64 + 16 and 96 as 64 + 32, where one chunk would pad both to 128. TAIL_D is 16 or more (a dot's k).
+HEAD_DIM_BUCKETS = ((1, 32, 32, 0), (33, 64, 64, 0), (65, 80, 64, 16), (81, 96, 64, 32), (97, 128, 128, 0))
+
+
+def _head_dim_blocks(head_dim: int) -> tuple[int, int]:
+    """(BLOCK_D, TAIL_D) of head dim `head_dim` (HEAD_DIM_BUCKETS)."""
+    for low, high, block_d, tail_d in HEAD_DIM_BUCKETS:
+        if low <= head_dim <= high:
+            return block_d, tail_d
+    raise ValueError(f"head_dim must be in 1..{HEAD_DIM_BUCKETS[-1][1]}, got {head_dim}")
+
+
 def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
-    """Tile sizes from the sequence length bucket, the padded head dim and the element size (fp32 tiles need twice
-    the registers: 8 warps). A handful of values, so recompilation stays bounded."""
-    block_d = max(32, _next_pow2(head_dim))
+    """Tile sizes from the sequence length bucket, the head-dim bucket and the element size (fp32 tiles need twice
+    the registers: 8 warps). A handful of values, so recompilation stays bounded. Head dims past 64 (two chunks, or
+    one of 128) take the tiles checked at padded head dim 128, which hold the most registers."""
+    block_d, tail_d = _head_dim_blocks(head_dim)
+    wide = block_d + tail_d > 64
     num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: whole sequences in one 16- or 32-row tile, block-diagonal when packed
         seq_block, pack, block = _pack(seq_len)
         # Two warps per 16 rows at padded head dim 128 too: one warp spills on sm_90 at T'=4 (PACK=4).
-        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=_packed_warps(block, itemsize > 2 or block_d > 64), num_stages=1)  # fmt: skip
+        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d, TAIL_D=tail_d,
+                    SINGLE_TILE=True, num_warps=_packed_warps(block, itemsize > 2 or wide), num_stages=1)  # fmt: skip
     if seq_len <= (128 if itemsize <= 2 else 64):  # one key tile holds the sequence: no online-softmax loop
         block_n = _next_pow2(seq_len)
-        return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, SINGLE_TILE=True,
-                    num_warps=num_warps, num_stages=1)  # fmt: skip
+        return dict(SEQ_BLOCK=block_n, PACK=1, BLOCK_M=64, BLOCK_N=block_n, BLOCK_D=block_d, TAIL_D=tail_d,
+                    SINGLE_TILE=True, num_warps=num_warps, num_stages=1)  # fmt: skip
     if itemsize > 2:  # fp32: 64 x 32 tiles (single-stage at padded head dim 128) fit 99 KiB (sm_86) of shared memory
         return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=32, TAIL_M=64, TAIL_N=32, BLOCK_D=block_d,
-                    SINGLE_TILE=False, num_warps=4, num_stages=1 if block_d > 64 else 2)  # fmt: skip
+                    TAIL_D=tail_d, SINGLE_TILE=False, num_warps=4, num_stages=1 if wide else 2)  # fmt: skip
     # 64 x 64 tiles, then 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208, not 256 x 256.
     # 8 warps: 4 spill at padded head dim 128 on sm_80/86 and sit at 255 registers at 64; the 16-row tail takes 4.
     return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=64, TAIL_M=TAIL, TAIL_N=TAIL, BLOCK_D=block_d,
-                SINGLE_TILE=False, num_warps=8, num_stages=2, tail_warps=4)  # fmt: skip
+                TAIL_D=tail_d, SINGLE_TILE=False, num_warps=8, num_stages=2, tail_warps=4)  # fmt: skip
 
 
 def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
-    block_d = max(32, _next_pow2(head_dim))
+    """The backward's tiles: one-tile (packed) programs for short sequences, else a dq and a dkdv part (each with
+    BLOCK_D and TAIL_D of the head-dim bucket, as `_pass_config` hands them to the launch)."""
+    block_d, tail_d = _head_dim_blocks(head_dim)
+    wide = block_d + tail_d > 64
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
             seq_block, pack, block = _pack(seq_len)
-            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
+            return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d, TAIL_D=tail_d,
                         num_warps=_packed_warps(block, True), num_stages=1)  # fmt: skip
         return dict(
             BLOCK_D=block_d,
+            TAIL_D=tail_d,
             dq=dict(BLOCK_M=32, BLOCK_N=32, TAIL_M=32, TAIL_N=32, num_warps=4, num_stages=2),
             dkdv=dict(BLOCK_M=16, BLOCK_N=32, TAIL_M=16, TAIL_N=32, num_warps=4, num_stages=2),
         )
-    num_warps = 8 if block_d > 64 else 4
+    num_warps = 8 if wide else 4
     if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
         seq_block, pack, block = _pack(seq_len)
-        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d,
-                    num_warps=_packed_warps(block, block_d > 64), num_stages=1)  # fmt: skip
+        return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d, TAIL_D=tail_d,
+                    num_warps=_packed_warps(block, wide), num_stages=1)  # fmt: skip
     # dK/dV loops over 32-row query tiles: 64 spills on sm_80 at head dim 64 even with 8 warps; dQ at padded head dim
     # 128 loops over 32-key tiles with 4 warps (8 warps get capped at 128 registers and spill). Checked by aot_specs.
     # Both end in 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208 in each kernel. A 16-key dK/dV
@@ -339,9 +359,15 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     tails = dict(TAIL_M=TAIL, TAIL_N=TAIL, tail_warps=4)
     return dict(
         BLOCK_D=block_d,
-        dq=dict(BLOCK_M=64, BLOCK_N=32 if block_d > 64 else 64, num_warps=4, num_stages=2, **tails),
+        TAIL_D=tail_d,
+        dq=dict(BLOCK_M=64, BLOCK_N=32 if wide else 64, num_warps=4, num_stages=2, **tails),
         dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2, **tails),
     )
+
+
+def _pass_config(cfg: dict, part: str) -> dict:
+    """The tiles of backward pass `part` ("dq" or "dkdv") of a two-pass _bwd_config, with the head-dim chunks."""
+    return dict(cfg[part], BLOCK_D=cfg["BLOCK_D"], TAIL_D=cfg["TAIL_D"])
 
 
 # Tail tiles: the smallest tile a tensor-core dot takes (an mma's 16 rows, and k = 16 for 16-bit operands), so a
@@ -390,24 +416,23 @@ def _kernel_tiles(part: str, cfg: dict) -> list[tuple[dict, dict]]:
     return [launch[3:] for launch in _launches(part, cfg, cfg[_GRID_AXIS[part][0]] + 1)]
 
 
-# Padded head-dim buckets (BLOCK_D) of every attention kernel: (smallest head dim, largest head dim, BLOCK_D).
-HEAD_DIM_BUCKETS = ((1, 32, 32), (33, 64, 64), (65, 128, 128))
-# tl.dot calls per (query tile, key tile) pair of each kernel; every one multiplies BLOCK_M x BLOCK_N x BLOCK_D.
+# tl.dot calls per (query tile, key tile) pair of each kernel; every one multiplies BLOCK_M x BLOCK_N x the padded
+# head dim (BLOCK_D + TAIL_D, as one or two dots).
 _DOTS_PER_TILE = {"fwd": 2, "bwd_tile": 5, "dq": 3, "dkdv": 4}
 
 
 def mma_flops(kernel: str, cfg: dict, seq_len: int, head_dim: int, n_seq: int) -> tuple[int, int]:
     """(useful, executed) tensor-core FLOPs of one pass of `kernel` ("fwd", "bwd_tile", "dq" or "dkdv": its full-tile
-    and tail launches together) with tile configuration `cfg` (_fwd_config, _bwd_config or its dq / dkdv part, with
-    BLOCK_D) on n_seq sequences of seq_len tokens at head dim head_dim. Executed counts every tile the grids multiply,
-    padding and the off-diagonal blocks of packed tiles included; useful counts the same dots on the real
-    seq_len x seq_len x head_dim products only."""
+    and tail launches together) with tile configuration `cfg` (_fwd_config, _bwd_config or its _pass_config) on n_seq
+    sequences of seq_len tokens at head dim head_dim. Executed counts every tile the grids multiply, padding (of the
+    length, and of the head dim to BLOCK_D + TAIL_D) and the off-diagonal blocks of packed tiles included; useful
+    counts the same dots on the real seq_len x seq_len x head_dim products only."""
     if kernel not in _DOTS_PER_TILE:
         raise ValueError(f"kernel must be one of {sorted(_DOTS_PER_TILE)}, got {kernel!r}")
     if min(seq_len, head_dim, n_seq) < 1:
         raise ValueError(f"seq_len, head_dim and n_seq must be >= 1, got {seq_len}, {head_dim}, {n_seq}")
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
-    block_d = cfg["BLOCK_D"]
+    block_d = cfg["BLOCK_D"] + cfg["TAIL_D"]
     if kernel == "bwd_tile":  # one program per tile of PACK whole sequences
         block = cfg["BLOCK"]
         area = cdiv(n_seq, cfg["PACK"]) * block * block
@@ -505,14 +530,14 @@ def _launch_bwd(do, q, k, v, out, lse, key_mask, axis: str, scale: float):
         return dq, dk, dv
     delta = _empty(lse.shape, torch.float32, q.device)
     # dQ first, full query tiles then the tail: it also writes delta = rowsum(dO * O), which dK/dV reads for every row.
-    for row_start, row_end, tile, tiles, meta in _launches("dq", dict(cfg["dq"], BLOCK_D=cfg["BLOCK_D"]), L):
+    for row_start, row_end, tile, tiles, meta in _launches("dq", _pass_config(cfg, "dq"), L):
         _attention_bwd_dq_kernel[(triton.cdiv(row_end - row_start, tile) * n_seq, B)](
             Q=q, K=k, V=v, O=out, DO=do, DQ=dq, LSE=lse, DELTA=delta, MASK=mask,
             stride_ob=so[0], stride_oo=so[1], stride_oh=so[2], stride_ol=so[3], stride_od=so[4],
             row_start=row_start, row_end=row_end, **common, **tiles, **meta,
         )  # fmt: skip
     # dK/dV: full key tiles, then the tail.
-    for row_start, row_end, tile, tiles, meta in _launches("dkdv", dict(cfg["dkdv"], BLOCK_D=cfg["BLOCK_D"]), L):
+    for row_start, row_end, tile, tiles, meta in _launches("dkdv", _pass_config(cfg, "dkdv"), L):
         _attention_bwd_dkdv_kernel[(triton.cdiv(row_end - row_start, tile) * n_seq, B)](
             Q=q, K=k, V=v, DO=do, DK=dk, DV=dv, LSE=lse, DELTA=delta, MASK=mask,
             row_start=row_start, row_end=row_end, **common, **tiles, **meta,
@@ -634,9 +659,9 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
 # fp32 at torch.get_float32_matmul_precision() == "highest" (ieee FMA dots, no tensor cores, spills of kilobytes at
 # these tiles) is strict-only: auto leaves it to eager, and its rows are not compiled (patch_embed's document the case).
 _AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"))
-_AOT_HEAD_DIMS = (32, 64, 128)  # the padded head-dim buckets: head dims 1-32, 33-64, 65-128
-# The head dim each bucket's useful_fraction is reported at: ViViT-B's 64, ViViT-H's 80 (padded to 128).
-_AOT_VIVIT_HEAD_DIM = {32: 32, 64: 64, 128: 80}
+_AOT_HEAD_DIMS = tuple(high for _, high, _, _ in HEAD_DIM_BUCKETS)  # one per bucket, its largest head dim
+# The head dim each bucket's useful_fraction is reported at: ViViT-B's 64, ViViT-H's 80, the bucket's top elsewhere.
+_AOT_VIVIT_HEAD_DIM = {32: 32, 64: 64, 80: 80, 96: 96, 128: 128}
 _TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -705,7 +730,7 @@ def aot_specs() -> list:
                     seq_len, head_dim, "bwd_tile")  # fmt: skip
                 continue
             for part, kernel in (("dq", _attention_bwd_dq_kernel), ("dkdv", _attention_bwd_dkdv_kernel)):
-                sub = dict(cfg[part], BLOCK_D=cfg["BLOCK_D"])
+                sub = _pass_config(cfg, part)
                 add_pass("attention_bwd", kernel, variant, has_mask, f"D{head_dim} {label} {part}", sub, seq_len,
                          head_dim, part)  # fmt: skip
     return specs
@@ -741,7 +766,7 @@ def shared_bytes_needed(dtype: torch.dtype, head_dim: int, seq_len: int) -> int:
     configuration."""
     itemsize = torch.tensor([], dtype=dtype).element_size()
     fwd = _fwd_config(seq_len, 1, head_dim, itemsize)
-    d = fwd["BLOCK_D"] * itemsize
+    d = (fwd["BLOCK_D"] + fwd["TAIL_D"]) * itemsize
     need = d * (fwd["BLOCK_M"] + max(1, fwd["num_stages"]) * 2 * fwd["BLOCK_N"])  # Q + stages x (K, V)
     bwd = _bwd_config(seq_len, 1, head_dim, itemsize)
     if "PACK" in bwd:

@@ -440,13 +440,13 @@ def _attention_executed(direction: str, seqs: int, length: int, head_dim: int, e
         if "PACK" in cfg:
             parts = [("bwd_tile", cfg)]
         else:
-            parts = [(p, dict(cfg[p], BLOCK_D=cfg["BLOCK_D"])) for p in ("dq", "dkdv")]
+            parts = [(p, attn._pass_config(cfg, p)) for p in ("dq", "dkdv")]
     flops = exps = 0
     for kernel, part in parts:
         executed = attn.mma_flops(kernel, part, length, head_dim, seqs)[1]
         flops += executed
-        # Every dot of a tile is BLOCK_M x BLOCK_N x BLOCK_D; the tile's scores are exponentiated once.
-        exps += executed // (2 * attn._DOTS_PER_TILE[kernel] * part["BLOCK_D"])
+        # Every dot of a tile is BLOCK_M x BLOCK_N x the padded head dim; the tile's scores are exponentiated once.
+        exps += executed // (2 * attn._DOTS_PER_TILE[kernel] * (part["BLOCK_D"] + part["TAIL_D"]))
     return flops, exps
 
 
@@ -590,12 +590,14 @@ def version_header() -> str:
     from vivit_kernels.attention import HEAD_DIM_BUCKETS
 
     slower = ", ".join(f"{op} ({mode})" for op, mode in sorted(SLOWER_THAN_EAGER))
-    buckets = ", ".join(f"{lo}-{hi} -> {block}" for lo, hi, block in HEAD_DIM_BUCKETS)
+    buckets = ", ".join(
+        f"{lo}-{hi} -> {block}" + (f"+{tail}" if tail else "") for lo, hi, block, tail in HEAD_DIM_BUCKETS
+    )
     return (
         f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}\n"
         f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
         f"on a GPU: {slower}\n"
-        f"attention head-dim buckets (head dims -> padded BLOCK_D): {buckets}\n"
+        f"attention head-dim buckets (head dims -> BLOCK_D[+TAIL_D] columns): {buckets}\n"
         f"useful MMA % = useful / executed tensor-core FLOPs of the kernel's pass, its full-tile and tail launches "
         f"together (tile padding and the off-diagonal blocks of packed tiles are waste), at the length, head dim and "
         f"sequence count in brackets"
