@@ -143,7 +143,7 @@ def test_attention_enumerates_every_launchable_configuration(compiled):
             assert {t for *_, t in mine} == TARGETS, prefix
     itemsizes = {2, 4}
     for itemsize, head_dim in itertools.product(itemsizes, range(1, 129)):
-        bucket = max(32, attn._next_pow2(head_dim))
+        bucket = next(high for low, high, _, _ in attn.HEAD_DIM_BUCKETS if low <= head_dim <= high)
         fwd = {repr(attn._fwd_config(L, 1, bucket, itemsize)) for _, L in attn._AOT_LENGTHS["fwd"]}
         bwd = {repr(attn._bwd_config(L, 1, bucket, itemsize)) for _, L in attn._AOT_LENGTHS["bwd"]}
         for L in (*range(1, 300), 1000, 3137, 5000):
@@ -251,15 +251,24 @@ def test_useful_fraction_hand_counts():
     assert attn.mma_flops("fwd", fwd, 145, 64, 3)[1] == 4 * 3 * 160 * 160 * 64
     assert attn.mma_flops("fwd", fwd, 193, 64, 3)[1] == 4 * 3 * 208 * 208 * 64
     assert attn.mma_flops("fwd", fwd, 192, 64, 3)[1] == 4 * 3 * 192 * 192 * 64
-    # Head dim 80 runs in the 128 bucket: a further 80 / 128.
-    fwd80 = attn._fwd_config(197, 12, 80, 2)
-    assert attn.useful_fraction("fwd", fwd80, 197, 80, 12) == pytest.approx(197**2 * 80 / (208**2 * 128))
+    # Head dim 80 (ViViT-H) runs as 64 + 16 columns: no head-dim padding. 96 runs as 64 + 32, 72 as 64 + 16 (72 / 80),
+    # 100 as one chunk of 128 (100 / 128); the head-dim chunks are the same in every pass.
+    for head_dim, padded in ((80, 80), (96, 96), (72, 80), (100, 128), (64, 64), (33, 64), (17, 32)):
+        fwd_d = attn._fwd_config(197, 12, head_dim, 2)
+        assert fwd_d["BLOCK_D"] + fwd_d["TAIL_D"] == padded, head_dim
+        assert fwd_d["TAIL_D"] in (0, 16, 32) and fwd_d["BLOCK_D"] in (32, 64, 128)
+        useful, executed = attn.mma_flops("fwd", fwd_d, 197, head_dim, 12)
+        assert (useful, executed) == (4 * 12 * 197**2 * head_dim, 4 * 12 * 208**2 * padded)
+        for length in (8, 49, 197):
+            bwd_d = attn._bwd_config(length, 12, head_dim, 2)
+            assert (bwd_d["BLOCK_D"], bwd_d["TAIL_D"]) == (fwd_d["BLOCK_D"], fwd_d["TAIL_D"])
+    with pytest.raises(ValueError, match="head_dim must be in 1..128, got 129"):
+        attn._fwd_config(197, 12, 129, 2)
     # Backward at 197: dQ with 64-row query tiles + a 16-row tail launch, over 64-key tiles + a 16-key tail (208 x
     # 208); dK/dV with 64-key tiles + a 16-key tail launch, over 32-row query tiles + a 16-row tail (6 x 32 + 16 = 208
     # queries x 208 keys). 3 and 4 dots per tile pair.
     bwd = attn._bwd_config(197, 12, 64, 2)
-    dq = dict(bwd["dq"], BLOCK_D=bwd["BLOCK_D"])
-    dkdv = dict(bwd["dkdv"], BLOCK_D=bwd["BLOCK_D"])
+    dq, dkdv = attn._pass_config(bwd, "dq"), attn._pass_config(bwd, "dkdv")
     assert attn.mma_flops("dq", dq, 197, 64, 12)[1] == 2 * 3 * 12 * 208 * 208 * 64
     assert attn.mma_flops("dkdv", dkdv, 197, 64, 12)[1] == 2 * 4 * 12 * 208 * 208 * 64
     assert attn.useful_fraction("dq", dq, 197, 64, 12) == pytest.approx(197**2 / 208**2)
@@ -289,9 +298,9 @@ def test_useful_fraction_hand_counts():
     # T'=1: 16 one-token sequences per 16 x 16 tile: only the diagonal, 16 / 256.
     t1 = attn._fwd_config(1, 2352, 64, 2)
     assert attn.useful_fraction("fwd", t1, 1, 64, 2352) == pytest.approx(16 / 256)
-    # Head dim 80 pads to 128 even in a full tile.
+    # Head dim 80 in a full tile: every product is real (it padded to 128 before, 62.5 %).
     t16_80 = attn._fwd_config(16, 2352, 80, 2)
-    assert attn.useful_fraction("fwd", t16_80, 16, 80, 2352) == pytest.approx(80 / 128)
+    assert attn.useful_fraction("fwd", t16_80, 16, 80, 2352) == 1.0
     # A partial last packed tile is waste too: 5 sequences of 8 need 3 tiles of 2.
     t8_5 = attn._fwd_config(8, 5, 64, 2)
     assert attn.mma_flops("fwd", t8_5, 8, 64, 5) == (4 * 5 * 8 * 8 * 64, 4 * 3 * 16 * 16 * 64)
@@ -321,7 +330,10 @@ def test_attention_rows_carry_useful_fraction(compiled):
         for r in mine:
             assert r["useful_fraction"] >= 0.85, _label(r)
             assert r["auto"] and not report.row_failures(r), _label(r)
-    assert "head-dim buckets" in stderr and "65-128 -> 128" in stderr
+    assert "head-dim buckets" in stderr and "65-80 -> 64+16, 81-96 -> 64+32, 97-128 -> 128" in stderr
+    # ViViT-H's head dim 80 at 197 tokens: the same 89.7 % as head dim 64 (two chunks, no head-dim padding).
+    fwd197_80 = [r for r in attention_rows if "bf16 ieee nomask D80 spatial S=197 / joint BLOCK" in r["config"]]
+    assert fwd197_80 and all(r["useful_fraction"] == pytest.approx(197**2 / 208**2, abs=1e-4) for r in fwd197_80)
 
 
 def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():
