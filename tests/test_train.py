@@ -21,7 +21,7 @@ from vivit.models.configuration import VivitConfig
 from vivit.models.modeling import VivitForVideoClassification
 from vivit.training.ema import ModelEMA
 from vivit.training.mixup import Mixup, smooth_one_hot, soft_cross_entropy
-from vivit.training.train import build_optimizer, forward_backward, parse_args, warmup_cosine
+from vivit.training.train import build_optimizer, forward_backward, main_process_threads, parse_args, warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,6 +223,41 @@ def test_short_synthetic_run_lowers_the_loss(tiny_config, tmp_path, capsys):
     assert losses[-1] < 0.85 * losses[0], losses
     assert summary["epochs"] == 6 and summary["steps"] == 6 * 16
     assert 0.0 <= summary["val_top1"] <= 1.0
+
+
+def test_main_process_threads_leave_cores_to_the_workers():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert main_process_threads(8, 2, {}, cpu)[0] == 6
+    assert main_process_threads(2, 2, {}, cpu)[0] == 1
+    assert main_process_threads(2, 8, {}, cpu)[0] == 1  # more workers than cores: still one thread
+    assert main_process_threads(1, 1, {}, cpu)[0] == 1
+    assert main_process_threads(8, 2, {"OMP_NUM_THREADS": ""}, cpu)[0] == 6  # empty: not a choice
+    # left to torch: the user's (or torchrun's) OMP_NUM_THREADS, no workers, a model on a GPU
+    assert main_process_threads(8, 2, {"OMP_NUM_THREADS": "3"}, cpu) == (None, "OMP_NUM_THREADS=3 is set")
+    assert main_process_threads(8, 0, {}, cpu) == (None, "no DataLoader workers")
+    assert main_process_threads(8, 2, {}, cuda) == (None, "the model is on cuda")
+
+
+def test_cpu_run_with_workers_sets_and_restores_main_threads(tiny_config, tmp_path, capsys, caplog, monkeypatch):
+    import vivit.training.train as train
+
+    calls = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(train, "usable_cores", lambda: 4)
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    before = torch.get_num_threads()
+    argv = _common(tiny_config, tmp_path) + ["--train-samples", "16", "--val-samples", "16", "--epochs", "1"]
+    with caplog.at_level("INFO", logger="vivit.training.train"):
+        _run(argv + ["--workers", "1", "--device", "cpu"], capsys)
+    assert calls == [3, before]  # 4 cores - 1 worker, then torch's count again when the run ends
+    assert [r.getMessage() for r in caplog.records if "intra-op" in r.getMessage()] == [
+        f"main-process intra-op threads: 3 (was {before}; usable cores 4 - DataLoader workers 1; "
+        "OMP_NUM_THREADS overrides; set back after the run)"
+    ]
+    calls.clear()
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    _run(argv + ["--workers", "1", "--device", "cpu", "--output-dir", str(tmp_path / "omp")], capsys)
+    assert calls == []
 
 
 def test_resume_continues_bit_identically(tmp_path, capsys):
