@@ -16,11 +16,11 @@ Key mask. A (B, L) token mask (joint), a (B, T) mask over frames read with a zer
 frame masks every key of that frame) or with a zero outer stride (temporal). A row with no real key returns zeros;
 its log-sum-exp is +inf so the backward gives it p = 0 and zero gradients.
 
-Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; head dims pad to the next
-power of two >= 32 with masks, e.g. 80 -> 128: three head-dim buckets, 32, 64 and 128):
+Tiles, chosen from the sequence length (a few buckets, so recompilation stays bounded; five head-dim buckets: 32, 64,
+64 + 16, 64 + 32 and 128 columns, masked past the head dim, so ViViT-H's 80 runs as two dots of 64 and 16 columns):
   forward  L <= 32    whole sequences of next_pow2(L) slots in the smallest tile tl.dot accepts (16 rows, 32 for
                       L > 16): several per tile for L <= 8 (block-diagonal mask), one key tile, no online-softmax
-                      loop (temporal attention, T' <= 32). One warp per 16 rows (two for fp32).
+                      loop (temporal attention, T' <= 32). One warp per 16 rows (two for fp32 and past head dim 64).
            L <= 128   one key tile of next_pow2(L) keys, 64-row query tiles: no online-softmax loop.
            L > 128    64 x 64 tiles, online softmax with exp2 and the scale folded into log2(e).
   backward L <= 64    one kernel per tile of whole (packed) sequences computes dQ, dK, dV and delta = rowsum(dO*O)
@@ -612,7 +612,7 @@ torch.library.register_autograd("vivit_kernels::attention_fwd", _backward, setup
 # ----------------------------------------------------------------------------------------------------------------------
 # Ahead-of-time compile specs
 # ----------------------------------------------------------------------------------------------------------------------
-# ViViT-B/16x2 (T'=16 frames of S=196 patches, 12 heads) and ViViT-H-like head dim 80; one representative length per
+# ViViT-B/16x2 (T'=16 frames of S=196 patches, 12 heads), every head-dim bucket; one representative length per
 # kept configuration: the configuration `_fwd_config` / `_bwd_config` picks for it.
 _TEMPORAL_LENGTHS = tuple((f"temporal T'={n}", n) for n in (1, 2, 4, 8, 16, 32))  # one per SEQ_BLOCK of _pack
 _AOT_LENGTHS = {
