@@ -292,15 +292,19 @@ def _packed_warps(block: int, double: bool) -> int:
     return max(1, block // 16) * (2 if double else 1)
 
 
-# Head-dim buckets of every attention kernel: (smallest head dim, largest head dim, BLOCK_D, TAIL_D). A head dim runs
-# as one power-of-two chunk of BLOCK_D columns, or as BLOCK_D + TAIL_D where that pads less: 80 (ViViT-H) runs as
-# 64 + 16 and 96 as 64 + 32, where one chunk would pad both to 128. TAIL_D is 16 or more (a dot's k).
-HEAD_DIM_BUCKETS = ((1, 32, 32, 0), (33, 64, 64, 0), (65, 80, 64, 16), (81, 96, 64, 32), (97, 128, 128, 0))
+# Head-dim buckets of the 16-bit kernels: (smallest head dim, largest head dim, BLOCK_D, TAIL_D). A head dim runs as
+# one power-of-two chunk of BLOCK_D columns, or as BLOCK_D + TAIL_D: 65-96 (ViViT-H's 80) as 64 + 32, padded to 96 as
+# FlashAttention pads it, where one chunk pads to 128. A 64 + 16 bucket for 65-80 compiled with register spills in
+# its 16-row tail tiles on sm_86/sm_90 (two and four warps), so 80 pads to 96. fp32 tiles spill with two chunks:
+# fp32 keeps one chunk of 128 past 64 (FP32_HEAD_DIM_BUCKETS).
+HEAD_DIM_BUCKETS = ((1, 32, 32, 0), (33, 64, 64, 0), (65, 96, 64, 32), (97, 128, 128, 0))
+FP32_HEAD_DIM_BUCKETS = ((1, 32, 32, 0), (33, 64, 64, 0), (65, 128, 128, 0))
 
 
-def _head_dim_blocks(head_dim: int) -> tuple[int, int]:
-    """(BLOCK_D, TAIL_D) of head dim `head_dim` (HEAD_DIM_BUCKETS)."""
-    for low, high, block_d, tail_d in HEAD_DIM_BUCKETS:
+def _head_dim_blocks(head_dim: int, itemsize: int = 2) -> tuple[int, int]:
+    """(BLOCK_D, TAIL_D) of head dim `head_dim` for elements of `itemsize` bytes (HEAD_DIM_BUCKETS, or
+    FP32_HEAD_DIM_BUCKETS for 4-byte elements)."""
+    for low, high, block_d, tail_d in FP32_HEAD_DIM_BUCKETS if itemsize > 2 else HEAD_DIM_BUCKETS:
         if low <= head_dim <= high:
             return block_d, tail_d
     raise ValueError(f"head_dim must be in 1..{HEAD_DIM_BUCKETS[-1][1]}, got {head_dim}")
@@ -310,7 +314,7 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     """Tile sizes from the sequence length bucket, the head-dim bucket and the element size (fp32 tiles need twice
     the registers: 8 warps). A handful of values, so recompilation stays bounded. Head dims past 64 (two chunks, or
     one of 128) take the tiles checked at padded head dim 128, which hold the most registers."""
-    block_d, tail_d = _head_dim_blocks(head_dim)
+    block_d, tail_d = _head_dim_blocks(head_dim, itemsize)
     wide = block_d + tail_d > 64
     num_warps = 8 if itemsize > 2 else 4
     if seq_len <= 32:  # temporal attention: whole sequences in one 16- or 32-row tile, block-diagonal when packed
@@ -328,13 +332,13 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
     # 64 x 64 tiles, then 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208, not 256 x 256.
     # 8 warps: 4 spill at padded head dim 128 on sm_80/86 and sit at 255 registers at 64; the 16-row tail takes 4.
     return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=64, TAIL_M=TAIL, TAIL_N=TAIL, BLOCK_D=block_d,
-                TAIL_D=tail_d, SINGLE_TILE=False, num_warps=8, num_stages=2, tail_warps=4)  # fmt: skip
+                TAIL_D=tail_d, SINGLE_TILE=False, num_warps=8, num_stages=1 if tail_d else 2, tail_warps=4)  # fmt: skip
 
 
 def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> dict:
     """The backward's tiles: one-tile (packed) programs for short sequences, else a dq and a dkdv part (each with
     BLOCK_D and TAIL_D of the head-dim bucket, as `_pass_config` hands them to the launch)."""
-    block_d, tail_d = _head_dim_blocks(head_dim)
+    block_d, tail_d = _head_dim_blocks(head_dim, itemsize)
     wide = block_d + tail_d > 64
     if itemsize > 2:  # fp32: half-size tiles (the 16-bit ones spill on sm_80, checked by aot_specs)
         if seq_len <= 32:
@@ -348,7 +352,7 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
             dkdv=dict(BLOCK_M=16, BLOCK_N=32, TAIL_M=16, TAIL_N=32, num_warps=4, num_stages=2),
         )
     num_warps = 8 if wide else 4
-    if seq_len <= 64:  # whole sequences in one tile: dq, dk, dv in one launch
+    if seq_len <= (32 if tail_d else 64):  # whole sequences in one tile: dq, dk, dv in one launch
         seq_block, pack, block = _pack(seq_len)
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d, TAIL_D=tail_d,
                     num_warps=_packed_warps(block, wide), num_stages=1)  # fmt: skip
@@ -361,7 +365,7 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
         BLOCK_D=block_d,
         TAIL_D=tail_d,
         dq=dict(BLOCK_M=64, BLOCK_N=32 if wide else 64, num_warps=4, num_stages=2, **tails),
-        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=2, **tails),
+        dkdv=dict(BLOCK_M=32, BLOCK_N=64, num_warps=num_warps, num_stages=1 if tail_d else 2, **tails),
     )
 
 
@@ -661,7 +665,7 @@ def _aot_signature(kernel, dtype: str, constexprs: dict) -> tuple[dict, tuple]:
 _AOT_VARIANTS = (("bf16", "ieee"), ("fp16", "ieee"), ("fp32", "tf32"))
 _AOT_HEAD_DIMS = tuple(high for _, high, _, _ in HEAD_DIM_BUCKETS)  # one per bucket, its largest head dim
 # The head dim each bucket's useful_fraction is reported at: ViViT-B's 64, ViViT-H's 80, the bucket's top elsewhere.
-_AOT_VIVIT_HEAD_DIM = {32: 32, 64: 64, 80: 80, 96: 96, 128: 128}
+_AOT_VIVIT_HEAD_DIM = {32: 32, 64: 64, 96: 80, 128: 128}
 _TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 

@@ -58,6 +58,15 @@ def _load_rows(X, rows, offs_d, stride_d, mask, UPCAST: tl.constexpr):
 
 
 @triton.jit
+def _load_cols(X, rows, offs_d, stride_d, mask, UPCAST: tl.constexpr):
+    """The transposed (BLOCK_D, slots) tile of rows `rows` of X, zeros where masked; fp32 when UPCAST."""
+    x = tl.load(X + rows[None, :] + offs_d[:, None] * stride_d, mask=mask, other=0.0)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
 def _head_dim_tail(X, rows, stride_d, ok_rows, x, head_dim, BLOCK_D: tl.constexpr, TAIL_D: tl.constexpr,
                    UPCAST: tl.constexpr):  # fmt: skip
     """(offs_d2, ok_d2, x2): the head-dim tail chunk's columns, which of them are real, and X's tile of `rows` there;
@@ -100,18 +109,19 @@ def _fwd_key_tile(
     z_n, o_n, h_n, pos_n, ok_n = _tile_tokens(start_n, z0, n_seq, seq_len, n_heads, SEQ_BLOCK, PACK, BLOCK_N)
     rows_k = _row_offsets(o_n, h_n, pos_n, stride_ko, stride_kh, stride_kl)
     rows_v = _row_offsets(o_n, h_n, pos_n, stride_vo, stride_vh, stride_vl)
-    # K is loaded transposed, (BLOCK_D, BLOCK_N), ready for q @ kt: rows are head-dim columns and vice versa.
-    kt = _load_rows(K + pid_b * stride_kb, offs_d * stride_kd, rows_k, 1, ok_d[:, None] & ok_n[None, :], UPCAST)
+    # K is loaded transposed, (BLOCK_D, BLOCK_N), ready for q @ kt.
+    kt = _load_cols(K + pid_b * stride_kb, rows_k, offs_d, stride_kd, ok_n[None, :] & ok_d[:, None], UPCAST)
     v = _load_rows(V + pid_b * stride_vb, rows_v, offs_d, stride_vd, ok_n[:, None] & ok_d[None, :], UPCAST)
-    s = tl.dot(q, kt, input_precision=DOT_PRECISION)
     if TAIL_D > 0:
-        kt2 = _load_rows(K + pid_b * stride_kb, offs_d2 * stride_kd, rows_k, 1, ok_d2[:, None] & ok_n[None, :], UPCAST)
+        kt2 = _load_cols(K + pid_b * stride_kb, rows_k, offs_d2, stride_kd, ok_n[None, :] & ok_d2[:, None], UPCAST)
         v2 = _load_rows(V + pid_b * stride_vb, rows_v, offs_d2, stride_vd, ok_n[:, None] & ok_d2[None, :], UPCAST)
-        s += tl.dot(q2, kt2, input_precision=DOT_PRECISION)
     ok_n = _key_ok(MASK, pid_b, o_n, pos_n, ok_n, stride_mb, stride_mo, stride_ml, has_mask)
     valid = ok_n[None, :] & ok_m[:, None]
     if PACK > 1:
         valid = valid & (z_m[:, None] == z_n[None, :])  # block-diagonal: a row sees its own sequence only
+    s = tl.dot(q, kt, input_precision=DOT_PRECISION)
+    if TAIL_D > 0:
+        s += tl.dot(q2, kt2, input_precision=DOT_PRECISION)
     s = tl.where(valid, s * qk_scale, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
@@ -193,12 +203,19 @@ def _attention_fwd_kernel(
             )  # fmt: skip
 
     empty = l_i == 0.0  # every key of the row is masked: output zeros, log-sum-exp +inf (so p = 0 in backward)
-    l_safe = tl.where(empty, 1.0, l_i)
-    lse = tl.where(empty, float("inf"), m_i + tl.math.log2(l_safe))
-    rows_o = pid_b * stride_ob + _row_offsets(o_m, h_m, pos_m, stride_oo, stride_oh, stride_ol)
-    out = (acc / l_safe[:, None]).to(O.dtype.element_ty)
-    tl.store(O + rows_o[:, None] + offs_d[None, :] * stride_od, out, mask=ok_m[:, None] & ok_d[None, :])
+    out = acc / tl.where(empty, 1.0, l_i)[:, None]
+    lse = tl.where(empty, float("inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
+    rows_o = _row_offsets(o_m, h_m, pos_m, stride_oo, stride_oh, stride_ol)
+    tl.store(
+        O + pid_b * stride_ob + rows_o[:, None] + offs_d[None, :] * stride_od,
+        out.to(O.dtype.element_ty),
+        mask=ok_m[:, None] & ok_d[None, :],
+    )
     if TAIL_D > 0:
-        out2 = (acc2 / l_safe[:, None]).to(O.dtype.element_ty)
-        tl.store(O + rows_o[:, None] + offs_d2[None, :] * stride_od, out2, mask=ok_m[:, None] & ok_d2[None, :])
+        out2 = acc2 / tl.where(empty, 1.0, l_i)[:, None]
+        tl.store(
+            O + pid_b * stride_ob + rows_o[:, None] + offs_d2[None, :] * stride_od,
+            out2.to(O.dtype.element_ty),
+            mask=ok_m[:, None] & ok_d2[None, :],
+        )
     tl.store(LSE + (pid_b * n_seq + z_m) * seq_len + pos_m, lse, mask=ok_m)

@@ -587,17 +587,18 @@ def version_header() -> str:
     import triton
 
     from vivit_kernels._utils import SLOWER_THAN_EAGER
-    from vivit_kernels.attention import HEAD_DIM_BUCKETS
+    from vivit_kernels.attention import FP32_HEAD_DIM_BUCKETS, HEAD_DIM_BUCKETS
 
     slower = ", ".join(f"{op} ({mode})" for op, mode in sorted(SLOWER_THAN_EAGER))
-    buckets = ", ".join(
-        f"{lo}-{hi} -> {block}" + (f"+{tail}" if tail else "") for lo, hi, block, tail in HEAD_DIM_BUCKETS
+    buckets, fp32_buckets = (
+        ", ".join(f"{lo}-{hi} -> {block}" + (f"+{tail}" if tail else "") for lo, hi, block, tail in table)
+        for table in (HEAD_DIM_BUCKETS, FP32_HEAD_DIM_BUCKETS)
     )
     return (
         f"vivit_kernels.report: triton {triton.__version__}, torch {torch.__version__}\n"
         f"auto = eligible by the compile-time rule; dispatch also leaves to eager what was measured slower than eager "
         f"on a GPU: {slower}\n"
-        f"attention head-dim buckets (head dims -> BLOCK_D[+TAIL_D] columns): {buckets}\n"
+        f"attention head-dim buckets (head dims -> BLOCK_D[+TAIL_D] columns): {buckets}; fp32: {fp32_buckets}\n"
         f"useful MMA % = useful / executed tensor-core FLOPs of the kernel's pass, its full-tile and tail launches "
         f"together (tile padding and the off-diagonal blocks of packed tiles are waste), at the length, head dim and "
         f"sequence count in brackets"
