@@ -251,16 +251,21 @@ def test_useful_fraction_hand_counts():
     assert attn.mma_flops("fwd", fwd, 145, 64, 3)[1] == 4 * 3 * 160 * 160 * 64
     assert attn.mma_flops("fwd", fwd, 193, 64, 3)[1] == 4 * 3 * 208 * 208 * 64
     assert attn.mma_flops("fwd", fwd, 192, 64, 3)[1] == 4 * 3 * 192 * 192 * 64
-    # Head dim 80 (ViViT-H) runs as 64 + 16 columns: no head-dim padding. 96 runs as 64 + 32, 72 as 64 + 16 (72 / 80),
-    # 100 as one chunk of 128 (100 / 128); the head-dim chunks are the same in every pass.
-    for head_dim, padded in ((80, 80), (96, 96), (72, 80), (100, 128), (64, 64), (33, 64), (17, 32)):
-        fwd_d = attn._fwd_config(197, 12, head_dim, 2)
+    # 16-bit head dims 65-96 (ViViT-H's 80) run as 64 + 32 columns: 80 pads to 96, not 128 (80 / 96 of the work is
+    # real instead of 80 / 128). 100 runs as one chunk of 128; fp32 keeps one chunk of 128 past 64. The head-dim
+    # chunks are the same in every pass.
+    cases = [(80, 2, 96), (96, 2, 96), (65, 2, 96), (100, 2, 128), (64, 2, 64), (33, 2, 64), (17, 2, 32)]
+    cases += [(80, 4, 128), (64, 4, 64)]
+    for head_dim, itemsize, padded in cases:
+        fwd_d = attn._fwd_config(197, 12, head_dim, itemsize)
         assert fwd_d["BLOCK_D"] + fwd_d["TAIL_D"] == padded, head_dim
-        assert fwd_d["TAIL_D"] in (0, 16, 32) and fwd_d["BLOCK_D"] in (32, 64, 128)
+        assert fwd_d["TAIL_D"] in (0, 32) and fwd_d["BLOCK_D"] in (32, 64, 128)
         useful, executed = attn.mma_flops("fwd", fwd_d, 197, head_dim, 12)
-        assert (useful, executed) == (4 * 12 * 197**2 * head_dim, 4 * 12 * 208**2 * padded)
+        assert useful == 4 * 12 * 197**2 * head_dim
+        if itemsize == 2:
+            assert executed == 4 * 12 * 208**2 * padded
         for length in (8, 49, 197):
-            bwd_d = attn._bwd_config(length, 12, head_dim, 2)
+            bwd_d = attn._bwd_config(length, 12, head_dim, itemsize)
             assert (bwd_d["BLOCK_D"], bwd_d["TAIL_D"]) == (fwd_d["BLOCK_D"], fwd_d["TAIL_D"])
     with pytest.raises(ValueError, match="head_dim must be in 1..128, got 129"):
         attn._fwd_config(197, 12, 129, 2)
@@ -298,9 +303,9 @@ def test_useful_fraction_hand_counts():
     # T'=1: 16 one-token sequences per 16 x 16 tile: only the diagonal, 16 / 256.
     t1 = attn._fwd_config(1, 2352, 64, 2)
     assert attn.useful_fraction("fwd", t1, 1, 64, 2352) == pytest.approx(16 / 256)
-    # Head dim 80 in a full tile: every product is real (it padded to 128 before, 62.5 %).
+    # Head dim 80 in a full tile: 80 / 96 (it padded to 128 before, 62.5 %).
     t16_80 = attn._fwd_config(16, 2352, 80, 2)
-    assert attn.useful_fraction("fwd", t16_80, 16, 80, 2352) == 1.0
+    assert attn.useful_fraction("fwd", t16_80, 16, 80, 2352) == pytest.approx(80 / 96)
     # A partial last packed tile is waste too: 5 sequences of 8 need 3 tiles of 2.
     t8_5 = attn._fwd_config(8, 5, 64, 2)
     assert attn.mma_flops("fwd", t8_5, 8, 64, 5) == (4 * 5 * 8 * 8 * 64, 4 * 3 * 16 * 16 * 64)
@@ -330,10 +335,11 @@ def test_attention_rows_carry_useful_fraction(compiled):
         for r in mine:
             assert r["useful_fraction"] >= 0.85, _label(r)
             assert r["auto"] and not report.row_failures(r), _label(r)
-    assert "head-dim buckets" in stderr and "65-80 -> 64+16, 81-96 -> 64+32, 97-128 -> 128" in stderr
-    # ViViT-H's head dim 80 at 197 tokens: the same 89.7 % as head dim 64 (two chunks, no head-dim padding).
-    fwd197_80 = [r for r in attention_rows if "bf16 ieee nomask D80 spatial S=197 / joint BLOCK" in r["config"]]
-    assert fwd197_80 and all(r["useful_fraction"] == pytest.approx(197**2 / 208**2, abs=1e-4) for r in fwd197_80)
+    assert "head-dim buckets" in stderr and "65-96 -> 64+32, 97-128 -> 128; fp32: " in stderr
+    # ViViT-H's head dim 80 at 197 tokens (the 65-96 bucket, reported at 80): 197^2 x 80 / (208^2 x 96) = 74.8 %.
+    fwd197_80 = [r for r in attention_rows if "bf16 ieee nomask D96 spatial S=197 / joint BLOCK" in r["config"]]
+    assert fwd197_80 and all(r["useful_at"].split()[1] == "D=80" for r in fwd197_80)
+    assert all(r["useful_fraction"] == pytest.approx(197**2 * 80 / (208**2 * 96), abs=1e-4) for r in fwd197_80)
 
 
 def test_roofline_executed_work_exp_limit_h200_and_mlp_bytes():

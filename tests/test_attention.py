@@ -89,9 +89,10 @@ def _check_triton(shape, axis, dtype, key_mask=None, layout="contiguous"):
         (49, 80, torch.float32),
         (100, 64, torch.float16),  # one 128-key tile, two query tiles
         (196, 64, torch.float32),
-        (197, 80, torch.float16),  # head dim 80 as 64 + 16 columns
-        (20, 65, torch.float32),  # 64 + 16 with one real column in the second chunk
-        (49, 96, torch.float16),  # 64 + 32
+        (197, 80, torch.float16),  # head dim 80 as 64 + 32 columns
+        (20, 65, torch.float16),  # 64 + 32 with one real column in the second chunk
+        (49, 96, torch.float16),  # 64 + 32, both full
+        (30, 80, torch.float32),  # fp32: one chunk of 128
         (257, 32, torch.float32),
     ],
 )
@@ -224,7 +225,7 @@ def _tail_mask(kind, shape, axis):
         ("spatial", (2, 1, 193, 1, 64), torch.float16, "frame", "half_heads"),
         ("joint", (2, 200, 1, 64), torch.bfloat16, "random_and_empty", "contiguous"),
         ("joint", (1, 200, 1, 40), torch.float16, "tail_keys", "heads_first"),
-        # Two head-dim chunks (64 + 16, 64 + 32) in every kernel, with tails, masks and strided views.
+        # Two head-dim chunks (64 + 32) in every kernel, with tails, masks and strided views.
         ("joint", (1, 145, 1, 80), torch.float16, "tail_keys", "fused"),
         ("spatial", (1, 1, 197, 1, 96), torch.bfloat16, None, "heads_first"),
         ("joint", (2, 129, 1, 72), torch.float16, "random_and_empty", "half_heads"),
@@ -353,7 +354,7 @@ def test_poisoned_buffers_every_element_written(monkeypatch, axis, shape, mask):
     [
         ("temporal", (2, 16, 3, 2, 64)),  # one sequence per 16-row tile, single-tile backward
         ("temporal", (2, 5, 3, 3, 64)),  # 8-slot sequences, 2 per 16-row tile, block-diagonal
-        ("temporal", (1, 17, 2, 2, 80)),  # 32-slot sequences, head dim 80 as 64 + 16
+        ("temporal", (1, 17, 2, 2, 80)),  # 32-slot sequences, head dim 80 as 64 + 32
         ("spatial", (1, 2, 49, 2, 64)),  # one 64-key tile
         ("joint", (1, 150, 1, 32)),  # online softmax, dq + dkdv backward
     ],
