@@ -331,6 +331,7 @@ def _fwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
                     TAIL_D=tail_d, SINGLE_TILE=False, num_warps=4, num_stages=1 if wide else 2)  # fmt: skip
     # 64 x 64 tiles, then 16-row / 16-key tails (_tile_runs): 197 tokens execute 208 x 208, not 256 x 256.
     # 8 warps: 4 spill at padded head dim 128 on sm_80/86 and sit at 255 registers at 64; the 16-row tail takes 4.
+    # Two head-dim chunks run single-stage: with two stages the 64 + 32 tile spilled on sm_86.
     return dict(SEQ_BLOCK=64, PACK=1, BLOCK_M=64, BLOCK_N=64, TAIL_M=TAIL, TAIL_N=TAIL, BLOCK_D=block_d,
                 TAIL_D=tail_d, SINGLE_TILE=False, num_warps=8, num_stages=1 if tail_d else 2, tail_warps=4)  # fmt: skip
 
@@ -352,7 +353,9 @@ def _bwd_config(seq_len: int, n_seq: int, head_dim: int, itemsize: int = 2) -> d
             dkdv=dict(BLOCK_M=16, BLOCK_N=32, TAIL_M=16, TAIL_N=32, num_warps=4, num_stages=2),
         )
     num_warps = 8 if wide else 4
-    if seq_len <= (32 if tail_d else 64):  # whole sequences in one tile: dq, dk, dv in one launch
+    # Whole sequences in one tile: dq, dk, dv in one launch. Two head-dim chunks stop at 32: the 64-row tile spilled
+    # on sm_80 with 64 + 32 columns. Two-chunk dK/dV tiles are single-stage (two stages spilled on sm_80/86).
+    if seq_len <= (32 if tail_d else 64):
         seq_block, pack, block = _pack(seq_len)
         return dict(SEQ_BLOCK=seq_block, PACK=pack, BLOCK=block, BLOCK_D=block_d, TAIL_D=tail_d,
                     num_warps=_packed_warps(block, wide), num_stages=1)  # fmt: skip
@@ -624,8 +627,8 @@ _AOT_LENGTHS = {
     "bwd": (*_TEMPORAL_LENGTHS, ("spatial S=49", 49), ("spatial S=197 / joint", 197)),
 }
 # The buckets these lengths stand for: forward 1, 2, 3-4, 5-8, 9-16, 17-32 (packed tiles of 16 or 32 rows), 33-64,
-# 65-128 (one key tile), > 128 (online softmax); backward the same six up to 32, 33-64 (one tile; fp32: none) and
-# longer (dq + dkdv).
+# 65-128 (one key tile), > 128 (online softmax); backward the same six up to 32, 33-64 (one tile; none for fp32 and
+# for 64 + 32 columns) and longer (dq + dkdv).
 _AOT_SEQUENCES = 196 * 12  # sequences per batch element for temporal attention; every length packs fully
 
 
