@@ -126,15 +126,16 @@ def _fwd_key_tile(
     m_new = tl.maximum(m_i, tl.max(s, 1))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows without a key so far stay at p = 0
     p = tl.math.exp2(s - m_safe[:, None])
-    pv = _operand(p, V, UPCAST)
     if SINGLE_TILE:
         l_i = tl.sum(p, 1)
+        pv = _operand(p, V, UPCAST)
         acc = tl.dot(pv, v, input_precision=DOT_PRECISION)
         if TAIL_D > 0:
             acc2 = tl.dot(pv, v2, input_precision=DOT_PRECISION)
     else:
         alpha = tl.math.exp2(m_i - m_safe)
         l_i = l_i * alpha + tl.sum(p, 1)
+        pv = _operand(p, V, UPCAST)
         acc = acc * alpha[:, None] + tl.dot(pv, v, input_precision=DOT_PRECISION)
         if TAIL_D > 0:
             acc2 = acc2 * alpha[:, None] + tl.dot(pv, v2, input_precision=DOT_PRECISION)
