@@ -254,17 +254,24 @@ def test_tail_launches_cover_every_row():
             assert attn_mod._padded(L, block, 16) == -(-L // 16) * 16, (L, block)
 
 
-@pytest.mark.parametrize("length", [145, 197])
-def test_tail_launches_write_every_element(monkeypatch, length):
-    """NaN-filled buffers: the tail launches must write the last rows of out, lse, delta, dq, dk and dv."""
+@pytest.fixture
+def poisoned_buffers(monkeypatch):
+    """Every buffer the launchers allocate starts NaN-filled; the list of them, to check each was written."""
     allocated = []
 
-    def poisoned(shape_, dtype, device):
-        t = torch.full(shape_, float("nan"), dtype=dtype, device=device)
+    def poisoned(shape, dtype, device):
+        t = torch.full(shape, float("nan"), dtype=dtype, device=device)
         allocated.append(t)
         return t
 
     monkeypatch.setattr(attn_mod, "_empty", poisoned)
+    return allocated
+
+
+@pytest.mark.parametrize("length", [145, 197])
+def test_tail_launches_write_every_element(poisoned_buffers, length):
+    """NaN-filled buffers: the tail launches must write the last rows of out, lse, delta, dq, dk and dv."""
+    allocated = poisoned_buffers
     _check_triton((1, length, 2, 40), "joint", torch.float16)
     assert len(allocated) == 6  # out, lse, dq, dk, dv, delta
     for t in allocated:
@@ -332,16 +339,9 @@ def test_joint_key_mask_long_with_empty_tile():
         ("temporal", (1, 5, 3, 2, 96), None),
     ],
 )
-def test_poisoned_buffers_every_element_written(monkeypatch, axis, shape, mask):
+def test_poisoned_buffers_every_element_written(poisoned_buffers, axis, shape, mask):
     """Launcher buffers start as NaN: every output, gradient and log-sum-exp element must be written."""
-    allocated = []
-
-    def poisoned(shape_, dtype, device):
-        t = torch.full(shape_, float("nan"), dtype=dtype, device=device)
-        allocated.append(t)
-        return t
-
-    monkeypatch.setattr(attn_mod, "_empty", poisoned)
+    allocated = poisoned_buffers
     key_mask = None if mask is None else torch.tensor(mask)
     _check_triton(shape, axis, torch.float32, key_mask=key_mask)
     assert len(allocated) >= 5  # out, lse, dq, dk, dv (+ delta on the tiled path)
