@@ -330,20 +330,22 @@ def test_joint_key_mask_long_with_empty_tile():
 
 
 @pytest.mark.parametrize(
-    "axis, shape, mask",
+    "axis, shape, mask, dtype",
     [
-        ("temporal", (2, 17, 3, 2, 80), [[True] * 17, [True] * 5 + [False] * 12]),
-        ("spatial", (1, 2, 197, 2, 64), [[True, False]]),
-        ("joint", (1, 150, 1, 32), None),
-        ("joint", (1, 150, 1, 80), None),  # the second head-dim chunk of every output and gradient
-        ("temporal", (1, 5, 3, 2, 96), None),
+        ("temporal", (2, 17, 3, 2, 80), [[True] * 17, [True] * 5 + [False] * 12], torch.float32),
+        ("spatial", (1, 2, 197, 2, 64), [[True, False]], torch.float32),
+        ("joint", (1, 150, 1, 32), None, torch.float32),
+        # The second head-dim chunk (16-bit, 64 + 32 columns) of every output and gradient: dq + dkdv, one tile.
+        ("joint", (1, 150, 1, 80), None, torch.float16),
+        ("temporal", (2, 17, 3, 2, 80), [[True] * 17, [True] * 5 + [False] * 12], torch.float16),
+        ("temporal", (1, 5, 3, 2, 96), None, torch.bfloat16),
     ],
 )
-def test_poisoned_buffers_every_element_written(poisoned_buffers, axis, shape, mask):
+def test_poisoned_buffers_every_element_written(poisoned_buffers, axis, shape, mask, dtype):
     """Launcher buffers start as NaN: every output, gradient and log-sum-exp element must be written."""
     allocated = poisoned_buffers
     key_mask = None if mask is None else torch.tensor(mask)
-    _check_triton(shape, axis, torch.float32, key_mask=key_mask)
+    _check_triton(shape, axis, dtype, key_mask=key_mask)
     assert len(allocated) >= 5  # out, lse, dq, dk, dv (+ delta on the tiled path)
     for t in allocated:
         assert not torch.isnan(t).any()
