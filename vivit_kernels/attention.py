@@ -295,7 +295,7 @@ def _packed_warps(block: int, double: bool) -> int:
 # Head-dim buckets of the 16-bit kernels: (smallest head dim, largest head dim, BLOCK_D, TAIL_D). A head dim runs as
 # one power-of-two chunk of BLOCK_D columns, or as BLOCK_D + TAIL_D: 65-96 (ViViT-H's 80) as 64 + 32, padded to 96 as
 # FlashAttention pads it, where one chunk pads to 128. 64 + 16 (no padding at 80) compiles without spills but its
-# 16-column accumulators need layouts of their own: 225-255 registers in every tail tile (64 + 32: 80-150), so no
+# 16-column accumulators need layouts of their own: 225-255 registers in every tail tile (64 + 32: 80-147), so no
 # margin and half the resident tiles; a GPU measurement has to show it pays first. fp32 tiles spill with two
 # chunks: fp32 keeps one chunk of 128 past 64 (FP32_HEAD_DIM_BUCKETS).
 HEAD_DIM_BUCKETS = ((1, 32, 32, 0), (33, 64, 64, 0), (65, 96, 64, 32), (97, 128, 128, 0))
