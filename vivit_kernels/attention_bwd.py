@@ -1,7 +1,7 @@
 """Triton backward kernels of vivit_kernels.attention: deterministic (every program owns the rows it writes, no
 atomics).
 
-Addressing and head-dim chunks (BLOCK_D, then TAIL_D where the head dim is not a power of two) as in
+Addressing and head-dim chunks (BLOCK_D, then TAIL_D for 16-bit head dims 65-96) as in
 vivit_kernels.attention_fwd. Sequences that fit one tile take `_attention_bwd_tile_kernel` (dQ, dK, dV
 and delta in one launch); longer ones take `_attention_bwd_dq_kernel` (which also writes delta = rowsum(dO * O)) and
 then `_attention_bwd_dkdv_kernel`, each launched once over the full tiles and once over the tail in short tiles.
