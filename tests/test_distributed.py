@@ -38,6 +38,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _join_within(context, seconds: float, what: str) -> None:
+    """Joins spawned ranks (raising what a rank raised); a rank still running after `seconds` fails the test, so a
+    stalled rendezvous cannot hang the suite."""
+    deadline = time.monotonic() + seconds
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"{what}: still running after {seconds} s")
+
+
 def _batch():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(6, 4, 3, 16, 16, generator=g)
@@ -65,7 +76,10 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_ddp_two_processes_give_the_gradients_of_the_combined_batch(tmp_path):
     out = tmp_path / "grads.pt"
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True, start_method="spawn")
+    context = mp.start_processes(
+        _ddp_worker, args=(2, _free_port(), str(out)), nprocs=2, join=False, start_method="spawn"
+    )
+    _join_within(context, 300, "the two DDP ranks")
     torch.manual_seed(0)
     model = VivitForVideoClassification(VivitConfig(**TWO_BLOCKS, num_labels=8))
     x, t = _batch()
@@ -107,12 +121,8 @@ def test_a_failed_checkpoint_write_on_rank_0_ends_every_rank_with_one_line(tmp_p
     out = tmp_path / "run"
     args = (2, _free_port(), str(config), str(out))
     context = mp.start_processes(_full_disk_worker, args=args, nprocs=2, join=False, start_method="spawn")
-    deadline = time.monotonic() + 120  # without the shared outcome rank 1 would wait for the process-group timeout
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail("a rank still runs 120 s after rank 0's checkpoint write failed")
+    # Without the shared outcome rank 1 would wait for the process-group timeout.
+    _join_within(context, 120, "a rank after rank 0's checkpoint write failed")
     expected = f"vivit train: error: {out}/checkpoint-1.partial/model.safetensors: No space left on device"
     for rank in (0, 1):
         result = json.loads((out / f"rank{rank}.json").read_text())
